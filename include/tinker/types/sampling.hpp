@@ -1,0 +1,124 @@
+// Sampling requests and results (protocol.md §7.7, §7.8, §9; protocol-delta.md §3).
+#pragma once
+
+#include <tinker/types/model_input.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace tinker {
+
+/// Stop condition: one stop string, several stop strings, or stop token ids.
+using stop_condition = std::variant<std::string, std::vector<std::string>, std::vector<token_id>>;
+
+/// `{"max_tokens"?, "seed"?, "stop"?, "temperature", "top_k", "top_p"}` with the SDK's defaults.
+struct sampling_params {
+  std::optional<std::int32_t> max_tokens;
+  std::optional<std::uint64_t> seed;  ///< any 64-bit value; the server folds it into its own range
+  std::optional<stop_condition> stop;
+  double temperature = 1.0;
+  std::int32_t top_k = -1;  ///< -1 = unlimited
+  double top_p = 1.0;       ///< 1.0 = disabled
+
+  friend bool operator==(const sampling_params&, const sampling_params&) = default;
+};
+
+/// The asample request. The 0.25 client addresses a sampling session (`sampling_session_id` +
+/// `seq_id`); `base_model` / `model_path` are the legacy per-request addressing.
+struct sample_request {
+  std::int32_t num_samples = 1;
+  model_input prompt;
+  tinker::sampling_params sampling_params;
+  std::optional<std::string> base_model;
+  std::optional<std::string> model_path;
+  std::optional<std::string> sampling_session_id;
+  std::optional<std::int64_t> seq_id;
+  std::optional<bool> prompt_logprobs;
+  std::int32_t topk_prompt_logprobs = 0;
+
+  friend bool operator==(const sample_request&, const sample_request&) = default;
+};
+
+enum class stop_reason { stop, length };
+
+constexpr std::string_view to_string(stop_reason r) noexcept { return r == stop_reason::stop ? "stop" : "length"; }
+
+/// One generated sequence.
+struct sampled_sequence {
+  tinker::stop_reason stop_reason = tinker::stop_reason::length;
+  std::vector<token_id> tokens;
+  std::optional<std::vector<float>> logprobs;  ///< one per token when produced
+  std::optional<std::string> sequence_id;      ///< from the future handle's sample_sequence_ids (newer servers)
+
+  friend bool operator==(const sampled_sequence&, const sampled_sequence&) = default;
+};
+
+/// A `length x k` matrix of (token id, logprob) pairs, row-major, as the protobuf wire carries it.
+/// Unused slots hold the sentinel (token 0, logprob -99999); a row whose first slot is the sentinel
+/// was not computed (the JSON wire writes null for it).
+struct topk_logprobs {
+  static constexpr float sentinel_logprob = -99999.0f;
+
+  std::uint32_t k = 0;
+  std::uint32_t length = 0;
+  std::vector<token_id> token_ids;
+  std::vector<float> logprobs;
+
+  static bool is_sentinel(token_id t, float lp) noexcept { return t == 0 && lp == sentinel_logprob; }
+
+  /// Whether row i was computed.
+  bool row_present(std::size_t i) const noexcept {
+    return k > 0 && !is_sentinel(token_ids[i * k], logprobs[i * k]);
+  }
+
+  /// Number of entries in row i once trailing sentinel slots are trimmed (0 if not computed).
+  std::size_t row_size(std::size_t i) const noexcept {
+    std::size_t n = k;
+    while (n > 0 && is_sentinel(token_ids[i * k + n - 1], logprobs[i * k + n - 1])) --n;
+    return row_present(i) ? n : 0;
+  }
+
+  /// Row i as (token id, logprob) pairs, trimmed; empty if not computed.
+  std::vector<std::pair<token_id, float>> row(std::size_t i) const {
+    std::vector<std::pair<token_id, float>> out;
+    const auto n = row_size(i);
+    out.reserve(n);
+    for (std::size_t j = 0; j < n; ++j) out.emplace_back(token_ids[i * k + j], logprobs[i * k + j]);
+    return out;
+  }
+
+  friend bool operator==(const topk_logprobs&, const topk_logprobs&) = default;
+};
+
+/// The result of a sample. `prompt_logprobs` has one entry per prompt token with NaN where the
+/// logprob was not computed (always position 0); the JSON wire writes null there.
+struct sample_response {
+  std::vector<sampled_sequence> sequences;
+  std::optional<std::vector<float>> prompt_logprobs;
+  std::optional<topk_logprobs> topk_prompt_logprobs;
+  std::int32_t prompt_cache_hit_tokens = 0;
+
+  /// NaN-aware equality (NaN marks "not computed" and must compare equal to itself).
+  friend bool operator==(const sample_response& a, const sample_response& b) {
+    if (a.sequences != b.sequences || a.topk_prompt_logprobs != b.topk_prompt_logprobs ||
+        a.prompt_cache_hit_tokens != b.prompt_cache_hit_tokens ||
+        a.prompt_logprobs.has_value() != b.prompt_logprobs.has_value())
+      return false;
+    if (!a.prompt_logprobs) return true;
+    const auto& x = *a.prompt_logprobs;
+    const auto& y = *b.prompt_logprobs;
+    if (x.size() != y.size()) return false;
+    for (std::size_t i = 0; i < x.size(); ++i)
+      if (!(x[i] == y[i] || (std::isnan(x[i]) && std::isnan(y[i])))) return false;
+    return true;
+  }
+};
+
+}  // namespace tinker
