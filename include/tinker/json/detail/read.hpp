@@ -1,0 +1,203 @@
+// Reading protocol types out of boost::json values with errors that name the type and the field.
+//
+// read_as<T>(value) converts one value; object_reader reads fields of one object and prefixes any
+// error with its type name and field, so a deep mistake surfaces as
+// "cannot decode sample_response: field 'sequences[2].tokens[5]': expected an integer, got string".
+#pragma once
+
+#include <tinker/error.hpp>
+
+#include <tinker/json/detail/traits.hpp>
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <boost/json/value_to.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace tinker::json::detail {
+
+inline const char* kind_name(const boost::json::value& v) noexcept {
+  switch (v.kind()) {
+    case boost::json::kind::null: return "null";
+    case boost::json::kind::bool_: return "boolean";
+    case boost::json::kind::int64:
+    case boost::json::kind::uint64: return "integer";
+    case boost::json::kind::double_: return "number";
+    case boost::json::kind::string: return "string";
+    case boost::json::kind::array: return "array";
+    case boost::json::kind::object: return "object";
+  }
+  return "value";
+}
+
+[[noreturn]] inline void type_mismatch(const char* expected, const boost::json::value& got) {
+  throw protocol_error("", "", std::string("expected ") + expected + ", got " + kind_name(got));
+}
+
+/// Integers accept 1 and 1.0 (but not 1.5) within T's range.
+template <class T>
+T read_integer(const boost::json::value& v) {
+  auto out_of_range = [&](auto x) -> T {
+    throw protocol_error("", "", "integer " + std::to_string(x) + " out of range");
+  };
+  if (v.is_int64()) {
+    const auto x = v.get_int64();
+    if constexpr (std::is_signed_v<T>) {
+      if (x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max()) return out_of_range(x);
+    } else {
+      if (x < 0 || static_cast<std::uint64_t>(x) > std::numeric_limits<T>::max()) return out_of_range(x);
+    }
+    return static_cast<T>(x);
+  }
+  if (v.is_uint64()) {
+    const auto x = v.get_uint64();
+    if (x > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return out_of_range(x);
+    return static_cast<T>(x);
+  }
+  if (v.is_double()) {
+    const double d = v.get_double();
+    if (std::trunc(d) != d) throw protocol_error("", "", "expected an integer, got " + std::to_string(d));
+    if (d < static_cast<double>(std::numeric_limits<T>::min()) || d > static_cast<double>(std::numeric_limits<T>::max()))
+      return out_of_range(d);
+    return static_cast<T>(d);
+  }
+  type_mismatch("an integer", v);
+}
+
+template <class T>
+T read_as(const boost::json::value& v);
+
+template <class T>
+T read_as(const boost::json::value& v) {
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!v.is_bool()) type_mismatch("a boolean", v);
+    return v.get_bool();
+  } else if constexpr (std::is_integral_v<T>) {
+    return read_integer<T>(v);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (v.is_double()) return static_cast<T>(v.get_double());
+    if (v.is_int64()) return static_cast<T>(v.get_int64());
+    if (v.is_uint64()) return static_cast<T>(v.get_uint64());
+    type_mismatch("a number", v);
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (!v.is_string()) type_mismatch("a string", v);
+    return std::string(v.get_string());
+  } else if constexpr (is_optional<T>::value) {
+    if (v.is_null()) return std::nullopt;
+    return read_as<typename T::value_type>(v);
+  } else if constexpr (is_vector<T>::value) {
+    if (!v.is_array()) type_mismatch("an array", v);
+    const auto& a = v.get_array();
+    T out;
+    out.reserve(a.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      try {
+        out.push_back(read_as<typename T::value_type>(a[i]));
+      } catch (const protocol_error& e) {
+        throw e.nested_in("", "[" + std::to_string(i) + "]");
+      }
+    }
+    return out;
+  } else if constexpr (is_string_map<T>::value) {
+    if (!v.is_object()) type_mismatch("an object", v);
+    T out;
+    for (const auto& kv : v.get_object()) {
+      try {
+        out.emplace(std::string(kv.key()), read_as<typename T::mapped_type>(kv.value()));
+      } catch (const protocol_error& e) {
+        throw e.nested_in("", "[" + std::string(kv.key()) + "]");
+      }
+    }
+    return out;
+  } else if constexpr (std::is_same_v<T, boost::json::object>) {
+    if (!v.is_object()) type_mismatch("an object", v);
+    return v.get_object();
+  } else if constexpr (std::is_same_v<T, boost::json::value>) {
+    return v;
+  } else {
+    return boost::json::value_to<T>(v);  // a protocol type: its tag_invoke uses object_reader
+  }
+}
+
+/// Reads the fields of one JSON object on behalf of protocol type `type_name`.
+/// Unknown keys are ignored (servers add fields); missing required keys and wrong types throw.
+class object_reader {
+public:
+  object_reader(const boost::json::value& v, const char* type_name) : type_name_(type_name) {
+    if (!v.is_object())
+      throw protocol_error(type_name_, "", std::string("expected a JSON object, got ") + kind_name(v));
+    object_ = &v.get_object();
+  }
+
+  bool has(std::string_view key) const { return object_->contains(key); }
+
+  const boost::json::object& object() const noexcept { return *object_; }
+
+  /// A required field; null counts as missing.
+  template <class T>
+  T required(std::string_view key) const {
+    const auto* v = object_->if_contains(key);
+    if (!v || v->is_null()) throw protocol_error(type_name_, std::string(key), "missing required field");
+    return convert<T>(*v, key);
+  }
+
+  /// A required array field, by reference (no copy of large arrays).
+  const boost::json::array& required_array(std::string_view key) const {
+    const auto* v = object_->if_contains(key);
+    if (!v || v->is_null()) throw protocol_error(type_name_, std::string(key), "missing required field");
+    if (!v->is_array()) throw protocol_error(type_name_, std::string(key), std::string("expected an array, got ") + kind_name(*v));
+    return v->get_array();
+  }
+
+  /// An optional field: absent or null -> nullopt.
+  template <class T>
+  std::optional<T> optional(std::string_view key) const {
+    const auto* v = object_->if_contains(key);
+    if (!v || v->is_null()) return std::nullopt;
+    return convert<T>(*v, key);
+  }
+
+  /// A field with a default: absent or null -> `fallback`.
+  template <class T>
+  T optional_or(std::string_view key, T fallback) const {
+    auto v = optional<T>(key);
+    return v ? std::move(*v) : std::move(fallback);
+  }
+
+  /// Fails with `problem` reported at `key`.
+  [[noreturn]] void fail(std::string_view key, std::string problem) const {
+    throw protocol_error(type_name_, std::string(key), std::move(problem));
+  }
+
+private:
+  template <class T>
+  T convert(const boost::json::value& v, std::string_view key) const {
+    try {
+      return read_as<T>(v);
+    } catch (const protocol_error& e) {
+      throw e.nested_in(type_name_, key);
+    }
+  }
+
+  const char* type_name_;
+  const boost::json::object* object_ = nullptr;
+};
+
+/// Reads an enumeration written as a string, through `parse` (returns std::optional<E>).
+template <class E, class Parse>
+E read_enum(const boost::json::value& v, const char* what, Parse parse) {
+  if (!v.is_string()) type_mismatch("a string", v);
+  if (auto e = parse(std::string_view(v.get_string()))) return *e;
+  throw protocol_error("", "", std::string("unknown ") + what + " '" + std::string(v.get_string()) + "'");
+}
+
+}  // namespace tinker::json::detail
