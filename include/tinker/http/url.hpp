@@ -1,0 +1,120 @@
+// The base URL of a Tinker server: scheme, host, port and an optional path prefix
+// ("https://tinker.thinkingmachines.dev/services/tinker-prod"). Endpoint paths are appended to the
+// prefix (protocol.md §1.1), so a deployment behind a path-routing proxy keeps working.
+#pragma once
+
+#include <tinker/error.hpp>
+
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace tinker::http {
+
+struct url {
+  std::string scheme;       ///< "http" or "https" (lower case)
+  std::string host;         ///< host name or IP literal; IPv6 without brackets ("::1")
+  std::uint16_t port = 0;   ///< explicit, or 80 / 443 by scheme
+  std::string path_prefix;  ///< "" or "/services/tinker-prod" (never a trailing '/')
+
+  /// Parses `http[s]://host[:port][/prefix]`. IPv6 literals go in brackets. User info, query
+  /// strings, fragments and other schemes are rejected with tinker::invalid_argument naming the URL.
+  static url parse(std::string_view text) {
+    auto fail = [&](std::string_view why) -> url {
+      throw tinker::invalid_argument("invalid base URL '" + std::string(text) + "': " + std::string(why));
+    };
+    url u;
+    const auto sep = text.find("://");
+    if (sep == std::string_view::npos) return fail("expected http://host[:port][/path] or https://...");
+    for (char c : text.substr(0, sep)) u.scheme += ascii_lower(c);
+    if (u.scheme != "http" && u.scheme != "https") return fail("the scheme must be http or https");
+    std::string_view rest = text.substr(sep + 3);
+    for (char c : rest)
+      if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+        return fail("it contains whitespace or control characters");
+    if (rest.find_first_of("?#") != std::string_view::npos) return fail("a query string or fragment is not allowed");
+
+    const auto slash = rest.find('/');
+    std::string_view authority = rest.substr(0, slash);
+    std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+    if (authority.find('@') != std::string_view::npos) return fail("user info (user@host) is not supported");
+
+    std::string_view host, port_text;
+    if (!authority.empty() && authority.front() == '[') {
+      const auto close = authority.find(']');
+      if (close == std::string_view::npos) return fail("unterminated IPv6 literal");
+      host = authority.substr(1, close - 1);
+      if (host.empty() || host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos)
+        return fail("malformed IPv6 literal");
+      auto after = authority.substr(close + 1);
+      if (!after.empty()) {
+        if (after.front() != ':') return fail("unexpected characters after the IPv6 literal");
+        port_text = after.substr(1);
+        if (port_text.empty()) return fail("empty port");
+      }
+    } else {
+      const auto colon = authority.rfind(':');
+      host = authority.substr(0, colon);
+      if (colon != std::string_view::npos) {
+        port_text = authority.substr(colon + 1);
+        if (port_text.empty()) return fail("empty port");
+      }
+      if (host.find(':') != std::string_view::npos)
+        return fail("IPv6 literals must be written in brackets, e.g. http://[::1]:8000");
+      for (char c : host)
+        if (!(is_alnum(c) || c == '-' || c == '.' || c == '_')) return fail("the host contains an invalid character");
+    }
+    if (host.empty()) return fail("the host is empty");
+    for (char c : host) u.host += ascii_lower(c);
+
+    if (!port_text.empty()) {
+      unsigned value = 0;
+      auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+      if (ec != std::errc() || end != port_text.data() + port_text.size() || value == 0 || value > 65535)
+        return fail("the port must be a number in 1..65535");
+      u.port = static_cast<std::uint16_t>(value);
+    } else {
+      u.port = u.scheme == "https" ? 443 : 80;
+    }
+
+    while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+    u.path_prefix = std::string(path);
+    return u;
+  }
+
+  bool is_tls() const noexcept { return scheme == "https"; }
+
+  /// The request target for an endpoint: prefix + path ("/api/v1/x?y=1"); a missing leading '/'
+  /// on the endpoint is supplied.
+  std::string target(std::string_view endpoint_path) const {
+    std::string out;
+    out.reserve(path_prefix.size() + endpoint_path.size() + 1);
+    out += path_prefix;
+    if (endpoint_path.empty() || endpoint_path.front() != '/') out += '/';
+    out += endpoint_path;
+    return out;
+  }
+
+  /// The Host header value: the port only when it is not the scheme's default; IPv6 in brackets.
+  std::string host_header() const {
+    std::string out = authority_host();
+    if (port != (is_tls() ? 443 : 80)) out += ":" + std::to_string(port);
+    return out;
+  }
+
+  /// "host:port" for messages ("[::1]:8000" for IPv6).
+  std::string host_port() const { return authority_host() + ":" + std::to_string(port); }
+
+  /// The URL back as text, without a trailing slash.
+  std::string str() const { return scheme + "://" + host_header() + path_prefix; }
+
+ private:
+  std::string authority_host() const { return host.find(':') != std::string::npos ? "[" + host + "]" : host; }
+  static char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+  static bool is_alnum(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  }
+};
+
+}  // namespace tinker::http
