@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,6 +46,11 @@ struct request {
   std::string target;
   /// Moved into the transport and written from where it lies; never copied.
   std::string body;
+  /// Written instead of `body` when set: lets a caller that may resend the same bytes (retries)
+  /// keep one copy for all attempts.
+  std::shared_ptr<const std::string> shared_body;
+
+  const std::string& payload() const noexcept { return shared_body ? *shared_body : body; }
   /// Extra headers, e.g. X-API-Key, Content-Type, Accept. The transport adds Host, Content-Length,
   /// Accept-Encoding (when accept_gzip and not given) and User-Agent (when not given). Values are
   /// never put into error messages (the API key travels here).

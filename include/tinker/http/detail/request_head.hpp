@@ -110,9 +110,9 @@ inline std::string build_request_head(const request& req, const url& base, bool 
   // Methods that carry a body always state its length (0 included: some servers answer 411 otherwise).
   const bool body_method =
       req.method == bhttp::verb::post || req.method == bhttp::verb::put || req.method == bhttp::verb::patch;
-  if (!req.body.empty() || body_method) {
+  if (!req.payload().empty() || body_method) {
     char digits[24];
-    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, req.body.size());
+    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, req.payload().size());
     (void)ec;
     head += "Content-Length: ";
     head.append(digits, end);

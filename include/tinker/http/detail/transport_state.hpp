@@ -108,10 +108,10 @@ class transport_state : public std::enable_shared_from_this<transport_state> {
       connection& conn = held.conn();
       exchange_result r;
       if (conn.is_tls())
-        r = co_await run_exchange(conn.tls(), conn, head, req.body, deadline, head_method,
+        r = co_await run_exchange(conn.tls(), conn, head, req.payload(), deadline, head_method,
                                   self->options_.max_response_body);
       else
-        r = co_await run_exchange(conn.plain(), conn, head, req.body, deadline, head_method,
+        r = co_await run_exchange(conn.plain(), conn, head, req.payload(), deadline, head_method,
                                   self->options_.max_response_body);
       if (r.ec) {
         if (reused && attempt == 0 && r.nothing_received && is_stale_connection_error(r.ec) && !self->stopped_) {
