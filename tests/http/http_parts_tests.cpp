@@ -269,7 +269,7 @@ TEST_CASE("server: keep-alive details on the wire") {
   }());
 }
 
-TEST_CASE("server: stop closes connections and cancels handlers; start reports bind failures") {
+TEST_CASE("server: stop closes connections and cancels handlers, start reports bind failures") {
   asio::io_context io;
   test_server srv(io);
   auto t = http::transport(io.get_executor(), http::url::parse(srv.base_url()), {});

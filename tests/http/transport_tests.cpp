@@ -127,7 +127,7 @@ TEST_CASE("transport: headers it adds, target prefix, and what it never leaks") 
   }
 }
 
-TEST_CASE("transport: a lane at its cap queues the rest; they reuse the connections") {
+TEST_CASE("transport: a lane at its cap queues the rest, they reuse the connections") {
   asio::io_context io;
   test_server srv(io);
   constexpr std::size_t cap = 4, extra = 6;
@@ -404,7 +404,7 @@ TEST_CASE("transport: connection refused -> api_connection_error naming the phas
   CHECK(t.open_connections(lane::train) == 0);
 }
 
-TEST_CASE("transport: a reply slower than the deadline -> api_timeout_error; the connection is closed") {
+TEST_CASE("transport: a reply slower than the deadline -> api_timeout_error, the connection is closed") {
   asio::io_context io;
   test_server srv(io);
   auto t = make_transport(io, srv.base_url());

@@ -100,9 +100,13 @@ inline std::size_t chunk_length(const model_input_chunk& c) {
   return std::visit(visitor{}, c);
 }
 
-/// An ordered list of chunks.
+/// An ordered list of chunks. (Not an aggregate, so a temporary inside a co_await expression is
+/// safe on GCC 12; see sampling_params.)
 struct model_input {
   std::vector<model_input_chunk> chunks;
+
+  model_input() = default;
+  explicit model_input(std::vector<model_input_chunk> c) : chunks(std::move(c)) {}
 
   /// A single encoded_text chunk holding `tokens`.
   static model_input from_ints(std::vector<token_id> tokens) {

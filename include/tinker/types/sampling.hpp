@@ -19,6 +19,13 @@ namespace tinker {
 using stop_condition = std::variant<std::string, std::vector<std::string>, std::vector<token_id>>;
 
 /// `{"max_tokens"?, "seed"?, "stop"?, "temperature", "top_k", "top_p"}` with the SDK's defaults.
+///
+/// Build it with the with_* setters, which also work on a temporary right inside a call:
+///
+///   co_await sampler.sample(prompt, 4, tinker::sampling_params(32).with_temperature(0.7).with_stop("\n"));
+///
+/// (It is deliberately not an aggregate: GCC 12 destroys aggregate temporaries that appear in a
+/// co_await expression twice, which would double-free an engaged `stop`.)
 struct sampling_params {
   std::optional<std::int32_t> max_tokens;
   std::optional<std::uint64_t> seed;  ///< any 64-bit value; the server folds it into its own range
@@ -26,6 +33,31 @@ struct sampling_params {
   double temperature = 1.0;
   std::int32_t top_k = -1;  ///< -1 = unlimited
   double top_p = 1.0;       ///< 1.0 = disabled
+
+  sampling_params() = default;
+  /// The common case: how many tokens at most.
+  explicit sampling_params(std::int32_t max_new_tokens) : max_tokens(max_new_tokens) {}
+
+#define TINKER_SAMPLING_SETTER(name, type, field)                   \
+  sampling_params& name(type v) & {                                 \
+    field = std::move(v);                                           \
+    return *this;                                                   \
+  }                                                                 \
+  sampling_params&& name(type v) && {                               \
+    field = std::move(v);                                           \
+    return std::move(*this);                                        \
+  }
+  TINKER_SAMPLING_SETTER(with_max_tokens, std::int32_t, max_tokens)
+  TINKER_SAMPLING_SETTER(with_seed, std::uint64_t, seed)
+  TINKER_SAMPLING_SETTER(with_stop, stop_condition, stop)
+  TINKER_SAMPLING_SETTER(with_temperature, double, temperature)
+  TINKER_SAMPLING_SETTER(with_top_k, std::int32_t, top_k)
+  TINKER_SAMPLING_SETTER(with_top_p, double, top_p)
+#undef TINKER_SAMPLING_SETTER
+
+  /// One stop string (a plain string literal would otherwise be ambiguous among the stop forms).
+  sampling_params& with_stop(const char* text) & { return with_stop(stop_condition(std::string(text))); }
+  sampling_params&& with_stop(const char* text) && { return std::move(with_stop(stop_condition(std::string(text)))); }
 
   friend bool operator==(const sampling_params&, const sampling_params&) = default;
 };

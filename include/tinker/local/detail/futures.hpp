@@ -1,0 +1,165 @@
+// The local engine's server-side futures: every submitted request becomes an entry that a
+// compute task completes and that retrieve_future long-polls. Also the per-sampler completion
+// logs behind batched polling (POST /api/v1/retrieve_futures).
+//
+// Single-threaded: everything here runs on the engine's I/O executor.
+#pragma once
+
+#include <tinker/types.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/value.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace tinker::local::detail {
+
+namespace asio = boost::asio;
+
+/// What kind of request a future belongs to: decides the X-Tinker-Request-Type a poll may carry
+/// and whether the result may travel as protobuf.
+enum class request_type {
+  create_model,
+  load_weights,
+  forward,
+  forward_backward,
+  optim_step,
+  save_weights,
+  save_weights_for_sampler,
+  sample,
+  unload_model
+};
+
+using future_result = std::variant<std::monostate, forward_backward_output, sample_response, boost::json::value>;
+
+/// Wakes every coroutine waiting on it; a steady_timer per waiter used as a one-shot signal.
+class waiter_list {
+public:
+  /// Waits until notify_all() or `deadline`, whichever comes first.
+  asio::awaitable<void> wait_until(asio::any_io_executor ex, std::chrono::steady_clock::time_point deadline) {
+    asio::steady_timer timer(ex, deadline);
+    // Deregisters even when the waiting coroutine is destroyed rather than resumed.
+    struct registration {
+      std::vector<asio::steady_timer*>& list;
+      asio::steady_timer* timer;
+      ~registration() { std::erase(list, timer); }
+    } reg{waiters_, &timer};
+    waiters_.push_back(&timer);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+
+  void notify_all() {
+    for (auto* t : waiters_) t->cancel();
+  }
+
+  std::size_t size() const noexcept { return waiters_.size(); }
+
+private:
+  std::vector<asio::steady_timer*> waiters_;
+};
+
+struct future_entry {
+  enum class status { pending, done, failed };
+
+  std::string id;
+  std::string owner;
+  request_type type = request_type::create_model;
+  std::optional<std::string> sampler_id;  ///< sample futures: which sampler's completion log to report to
+  std::int64_t cloned_sampler_id = 0;
+
+  status state = status::pending;
+  future_result result;
+  request_failed_response failure;
+  int polls = 0;  ///< retrieve_future calls seen (fault injection answers try_again to the first N)
+  std::chrono::steady_clock::time_point finished_at{};
+  waiter_list waiters;
+
+  bool finished() const noexcept { return state != status::pending; }
+};
+
+/// One completion log per (sampler, cloned sampler): what batched polling reports.
+struct completion_log {
+  struct event {
+    std::int64_t cursor;
+    future_completion completion;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::deque<event> events;
+  std::int64_t last_cursor = 0;
+  waiter_list waiters;
+};
+
+class future_table {
+public:
+  std::shared_ptr<future_entry> create(std::string id, std::string owner, request_type type) {
+    auto e = std::make_shared<future_entry>();
+    e->id = std::move(id);
+    e->owner = std::move(owner);
+    e->type = type;
+    entries_.emplace(e->id, e);
+    return e;
+  }
+
+  std::shared_ptr<future_entry> find(const std::string& id) const {
+    auto it = entries_.find(id);
+    return it == entries_.end() ? nullptr : it->second;
+  }
+
+  void complete(future_entry& e, future_result result) {
+    if (e.finished()) return;
+    e.state = future_entry::status::done;
+    e.result = std::move(result);
+    finish(e);
+  }
+
+  void fail(future_entry& e, std::string message, error_category category) {
+    if (e.finished()) return;
+    e.state = future_entry::status::failed;
+    e.failure = request_failed_response{std::move(message), category};
+    finish(e);
+  }
+
+  completion_log& log_for(const std::string& sampler_id, std::int64_t cloned) { return logs_[{sampler_id, cloned}]; }
+
+  /// Forgets futures finished before `cutoff` and completion events older than it.
+  void purge(std::chrono::steady_clock::time_point cutoff) {
+    std::erase_if(entries_, [&](const auto& kv) {
+      return kv.second->finished() && kv.second->finished_at < cutoff && kv.second->waiters.size() == 0;
+    });
+    for (auto& [key, log] : logs_)
+      while (!log.events.empty() && log.events.front().at < cutoff) log.events.pop_front();
+  }
+
+  std::size_t size() const noexcept { return entries_.size(); }
+
+private:
+  void finish(future_entry& e) {
+    e.finished_at = std::chrono::steady_clock::now();
+    e.waiters.notify_all();
+    if (e.sampler_id) {
+      auto& log = log_for(*e.sampler_id, e.cloned_sampler_id);
+      future_completion c;
+      c.state = e.state == future_entry::status::done ? completion_state::finished : completion_state::failed;
+      c.request_id = e.id;
+      log.events.push_back({++log.last_cursor, std::move(c), e.finished_at});
+      log.waiters.notify_all();
+    }
+  }
+
+  std::unordered_map<std::string, std::shared_ptr<future_entry>> entries_;
+  std::map<std::pair<std::string, std::int64_t>, completion_log> logs_;
+};
+
+}  // namespace tinker::local::detail

@@ -1,0 +1,109 @@
+// Local engine endpoints: client configuration, telemetry, capabilities and sessions.
+#pragma once
+
+#include <tinker/local/detail/engine_impl.hpp>
+
+namespace tinker::local::detail {
+
+inline http_response engine_impl::handle_client_config(request_context& ctx) {
+  (void)decode_json_body<client_config_request>(ctx);
+  client_config_response c;
+  c.sample_use_retrieve_futures = options_.offer_batched_polling;
+  c.fwdbwd_max_chunk_len = options_.fwdbwd_max_chunk_len;
+  c.fwdbwd_max_chunk_bytes_count = options_.fwdbwd_max_chunk_bytes;
+  return json_response(ctx, 200, boost::json::value_from(c));
+}
+
+inline http_response engine_impl::handle_telemetry(request_context& ctx) {
+  (void)decode_json_body<telemetry_send_request>(ctx);  // checked, then dropped
+  return json_response(ctx, 200, boost::json::value_from(telemetry_response{}));
+}
+
+inline http_response engine_impl::handle_capabilities(request_context& ctx) {
+  get_server_capabilities_response resp;
+  auto describe = [](const std::string& name, const base_model& m) {
+    return supported_model{name, m.spec().max_context_length, true, true};
+  };
+  for (const auto& [name, model] : base_models_) resp.supported_models.push_back(describe(name, *model));
+  for (const auto& [alias, target] : options_.model_aliases) resp.supported_models.push_back(describe(alias, *base_models_.at(target)));
+  return json_response(ctx, 200, boost::json::value_from(resp));
+}
+
+inline http_response engine_impl::handle_create_session(request_context& ctx) {
+  auto req = decode_json_body<create_session_request>(ctx);
+  session_state s;
+  s.record.id = ids_.uuid();
+  s.record.owner = ctx.tenant;
+  s.record.tags = std::move(req.tags);
+  s.record.user_metadata = std::move(req.user_metadata);
+  s.record.project_id = std::move(req.project_id);
+  s.record.sdk_version = std::move(req.sdk_version);
+  s.record.created = now_ts();
+  s.last_heartbeat = options_.clock();
+  store_.save(s.record);
+  const auto id = s.record.id;
+  sessions_.emplace(id, std::move(s));
+  create_session_response resp;
+  resp.session_id = id;
+  return json_response(ctx, 200, boost::json::value_from(resp));
+}
+
+inline http_response engine_impl::handle_heartbeat(request_context& ctx) {
+  const auto req = decode_json_body<session_heartbeat_request>(ctx);
+  session_of(ctx, req.session_id).last_heartbeat = options_.clock();
+  return json_response(ctx, 200, boost::json::value_from(session_heartbeat_response{}));
+}
+
+inline http_response engine_impl::handle_finish_session(request_context& ctx) {
+  auto& s = session_of(ctx, ctx.target.api_segment(1));
+  s.finished = true;
+  for (const auto& run_id : s.record.training_run_ids) unload_model(run_id, "session finished");
+  boost::json::object resp{{"session_id", s.record.id}, {"finished_at", format_timestamp(now_ts())}};
+  if (!ctx.request.body().empty()) {
+    auto body = json::parse(ctx.request.body(), "finish_session_request");
+    if (body.is_object() && body.as_object().contains("reason")) resp["reason"] = body.as_object()["reason"];
+  }
+  return json_response(ctx, 200, resp);
+}
+
+inline http_response engine_impl::handle_create_sampling_session(request_context& ctx) {
+  const auto req = decode_json_body<create_sampling_session_request>(ctx);
+  auto& session = session_of(ctx, req.session_id);
+  if (req.base_model.has_value() == req.model_path.has_value())
+    throw http_error(400, "give exactly one of base_model and model_path");
+  const auto id = req.session_id + ":sample:" + std::to_string(req.sampling_session_seq_id);
+  if (auto it = samplers_.find(id); it != samplers_.end()) {
+    // An identical retry gets the same sampler; a different request reusing the seq id is an error.
+    if (it->second.record.model_path == req.model_path &&
+        (!req.base_model || it->second.record.base_model == *req.base_model))
+      return json_response(ctx, 200, boost::json::value_from(create_sampling_session_response{id}));
+    throw http_error(400, "sampling_session_seq_id " + std::to_string(req.sampling_session_seq_id) +
+                              " was already used for a different sampler");
+  }
+  sampler_state s;
+  s.record.id = id;
+  s.record.owner = ctx.tenant;
+  s.record.session_id = req.session_id;
+  s.record.created = now_ts();
+  if (req.model_path) {
+    const auto path = tinker_path::parse(*req.model_path);
+    const auto& c = readable_checkpoint(ctx.tenant, path);
+    const auto& run = runs_.at(c.run_id);
+    s.record.base_model = run.base_model;
+    s.record.engine_model = run.engine_model;
+    s.record.model_path = path.str();
+    s.needs_weights = true;
+  } else {
+    auto [engine_name, base] = resolve_base_model(*req.base_model);
+    s.record.base_model = *req.base_model;
+    s.record.engine_model = engine_name;
+  }
+  s.base = base_models_.at(s.record.engine_model);
+  store_.save(s.record);
+  session.record.sampler_ids.push_back(id);
+  store_.save(session.record);
+  samplers_.emplace(id, std::move(s));
+  return json_response(ctx, 200, boost::json::value_from(create_sampling_session_response{id}));
+}
+
+}  // namespace tinker::local::detail

@@ -1,0 +1,166 @@
+// The local engine's data directory: metadata as small JSON files, checkpoint contents as the
+// files a PEFT adapter ships with. Every write goes to a temporary file first and is renamed
+// into place, so a crash never leaves a half-written record behind.
+//
+//   <root>/engine.json                         epoch counter and URL-signing secret
+//   <root>/sessions/<session>.json
+//   <root>/samplers/<sampler>.json
+//   <root>/runs/<run>/run.json
+//   <root>/runs/<run>/<weights|sampler_weights>/<name>/checkpoint.json + adapter files
+#pragma once
+
+#include <tinker/json/serialize.hpp>
+#include <tinker/local/detail/crypto.hpp>
+#include <tinker/local/detail/records.hpp>
+
+#include <boost/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace tinker::local::detail {
+
+/// A named file's contents.
+using named_file = std::pair<std::string, std::string>;
+
+class store {
+public:
+  explicit store(std::filesystem::path root) : root_(std::move(root)) {
+    for (auto dir : {"sessions", "samplers", "runs"}) std::filesystem::create_directories(root_ / dir);
+    const auto meta = root_ / "engine.json";
+    boost::json::object state;
+    if (std::filesystem::exists(meta)) state = read_json(meta).as_object();
+    epoch_ = (state.contains("epoch") ? static_cast<std::uint64_t>(state["epoch"].to_number<std::int64_t>()) : 0) + 1;
+    secret_ = state.contains("secret") ? std::string(state["secret"].as_string()) : random_hex(32);
+    write_json(meta, boost::json::object{{"epoch", epoch_}, {"secret", secret_}, {"format", 1}});
+  }
+
+  const std::filesystem::path& root() const noexcept { return root_; }
+  /// This start's epoch (1 for a new directory, then 2, 3, ...).
+  std::uint64_t epoch() const noexcept { return epoch_; }
+  /// Secret for signing download URLs; stable across restarts so issued URLs stay valid.
+  const std::string& secret() const noexcept { return secret_; }
+
+  void save(const session_record& s) { write_json(root_ / "sessions" / (s.id + ".json"), to_json_value(s)); }
+  void save(const sampler_record& s) { write_json(root_ / "samplers" / (s.id + ".json"), to_json_value(s)); }
+  void save(const run_record& r) { write_json(run_dir(r.id) / "run.json", to_json_value(r)); }
+  void save(const checkpoint_record& c) { write_json(checkpoint_dir(c) / "checkpoint.json", to_json_value(c)); }
+
+  /// Writes a checkpoint's files and then its record (the record last: a checkpoint is visible
+  /// after a restart only once its files are complete). Returns the total size of the files.
+  std::int64_t write_checkpoint(checkpoint_record c, const std::vector<named_file>& files) {
+    const auto dir = checkpoint_dir(c);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    std::filesystem::create_directories(dir);
+    std::int64_t size = 0;
+    for (const auto& [name, contents] : files) {
+      write_file(dir / name, contents);
+      size += static_cast<std::int64_t>(contents.size());
+    }
+    c.size_bytes = size;
+    save(c);
+    return size;
+  }
+
+  /// Reads one file of a checkpoint; nullopt when absent.
+  std::optional<std::string> read_checkpoint_file(const checkpoint_record& c, const std::string& name) const {
+    const auto p = checkpoint_dir(c) / name;
+    if (!std::filesystem::exists(p)) return std::nullopt;
+    return read_file(p);
+  }
+
+  void remove(const checkpoint_record& c) {
+    std::error_code ec;
+    std::filesystem::remove_all(checkpoint_dir(c), ec);
+  }
+
+  std::vector<session_record> load_sessions() const { return load_all<session_record>(root_ / "sessions", session_from_json); }
+  std::vector<sampler_record> load_samplers() const { return load_all<sampler_record>(root_ / "samplers", sampler_from_json); }
+
+  /// Every run, each with its checkpoints. Unreadable records are skipped (and reported through `warn`).
+  std::vector<std::pair<run_record, std::vector<checkpoint_record>>> load_runs(
+      const std::function<void(const std::string&)>& warn = {}) const {
+    std::vector<std::pair<run_record, std::vector<checkpoint_record>>> out;
+    for (const auto& entry : std::filesystem::directory_iterator(root_ / "runs")) {
+      try {
+        auto run = run_from_json(read_json(entry.path() / "run.json"));
+        std::vector<checkpoint_record> checkpoints;
+        for (auto kind : {"weights", "sampler_weights"}) {
+          const auto dir = entry.path() / kind;
+          if (!std::filesystem::exists(dir)) continue;
+          for (const auto& c : std::filesystem::directory_iterator(dir)) {
+            if (!std::filesystem::exists(c.path() / "checkpoint.json")) continue;  // incomplete write
+            checkpoints.push_back(checkpoint_from_json(read_json(c.path() / "checkpoint.json")));
+          }
+        }
+        out.emplace_back(std::move(run), std::move(checkpoints));
+      } catch (const std::exception& e) {
+        if (warn) warn("skipping unreadable run " + entry.path().string() + ": " + e.what());
+      }
+    }
+    return out;
+  }
+
+private:
+  std::filesystem::path run_dir(const std::string& run_id) const {
+    auto dir = root_ / "runs" / run_id;
+    std::filesystem::create_directories(dir);
+    return dir;
+  }
+  std::filesystem::path checkpoint_dir(const checkpoint_record& c) const {
+    return root_ / "runs" / c.run_id / std::string(to_string(c.kind)) / c.name;
+  }
+
+  template <class Record, class Parse>
+  static std::vector<Record> load_all(const std::filesystem::path& dir, Parse parse) {
+    std::vector<Record> out;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      if (entry.path().extension() != ".json") continue;
+      try {
+        out.push_back(parse(read_json(entry.path())));
+      } catch (const std::exception&) {
+        // a damaged record is skipped rather than taking the whole engine down
+      }
+    }
+    return out;
+  }
+
+  static std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + p.string());
+    std::ostringstream s;
+    s << in.rdbuf();
+    return std::move(s).str();
+  }
+
+  static boost::json::value read_json(const std::filesystem::path& p) {
+    return json::parse(read_file(p), p.filename().string());
+  }
+
+  static void write_file(const std::filesystem::path& p, std::string_view contents) {
+    auto tmp = p;
+    tmp += ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      if (!out) throw std::runtime_error("cannot write " + tmp.string());
+      out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+      if (!out) throw std::runtime_error("cannot write " + tmp.string());
+    }
+    std::filesystem::rename(tmp, p);
+  }
+
+  static void write_json(const std::filesystem::path& p, const boost::json::value& v) { write_file(p, json::dump(v)); }
+
+  std::filesystem::path root_;
+  std::uint64_t epoch_ = 1;
+  std::string secret_;
+};
+
+}  // namespace tinker::local::detail

@@ -1,0 +1,77 @@
+// Options of the local engine (tinker::local::engine) and its server executable.
+#pragma once
+
+#include <tinker/local/faults.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tinker::local {
+
+struct engine_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;  ///< 0 = pick a free port (see engine::port())
+
+  /// Where runs, checkpoints, sessions and samplers persist across restarts. Empty = a fresh
+  /// temporary directory, removed when the engine is destroyed.
+  std::string data_dir;
+
+  /// Accepted API keys; each key is a separate tenant. Empty = open mode: any key of the form
+  /// `tml-...` is accepted (and is still its own tenant).
+  std::vector<std::string> api_keys;
+
+  /// Extra model names mapped onto the engine's own models (e.g. "Qwen/Qwen3-8B" -> "tinker-local/byte-lm-tiny").
+  std::map<std::string, std::string> model_aliases;
+
+  /// How long retrieve_future holds a request that is not ready before answering try_again
+  /// (below the SDK's 45 s per-poll timeout).
+  std::chrono::milliseconds long_poll_hold{25'000};
+  /// Sessions without a heartbeat for this long expire and their models unload.
+  std::chrono::milliseconds session_timeout{300'000};
+  /// How long finished futures stay retrievable.
+  std::chrono::milliseconds future_retention{900'000};
+  /// How often expiry (sessions, TTLs, futures) is checked.
+  std::chrono::milliseconds maintenance_interval{5'000};
+  /// Lifetime of signed archive download URLs.
+  std::chrono::milliseconds download_url_lifetime{900'000};
+
+  std::size_t max_body_bytes = 64u << 20;
+  /// Compute threads (training and sampling run there, never on the I/O thread). 0 = hardware threads.
+  std::size_t compute_threads = 0;
+  /// Sample requests on the same weights processed together in one compute task.
+  std::size_t sample_batch_size = 64;
+  /// Sample requests pending (accepted, not finished) beyond which asample answers 429.
+  std::size_t max_pending_samples = 100'000;
+  /// Chunk limits advertised to clients through client/config (forward_backward batches above
+  /// them are split by the client).
+  std::int64_t fwdbwd_max_chunk_len = 1024;
+  std::int64_t fwdbwd_max_chunk_bytes = 5'000'000;
+  /// Accept protobuf forward_backward bodies; false answers them 415 (like servers that only speak
+  /// the legacy JSON), so clients' fallback can be tested.
+  bool accept_protobuf_requests = true;
+  /// Offer batched completion polling (POST /api/v1/retrieve_futures) to clients through client/config.
+  bool offer_batched_polling = true;
+
+  /// Serve HTTPS with this certificate chain and key (PEM files).
+  std::optional<std::string> tls_cert_file;
+  std::optional<std::string> tls_key_file;
+
+  fault_options faults;
+
+  /// Seed of everything random the engine chooses (ids, default sampling seeds, LoRA seeds).
+  std::uint64_t seed = 0x7417'6b65'7200'0001ull;
+
+  /// Receives warnings (unreadable records at start-up, ...). Never sees API keys.
+  std::function<void(const std::string&)> log;
+
+  /// Wall clock used for expiry (sessions, TTLs, URLs). Tests advance it by hand; default = system clock.
+  std::function<std::chrono::system_clock::time_point()> clock;
+};
+
+}  // namespace tinker::local
