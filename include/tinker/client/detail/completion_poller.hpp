@@ -1,0 +1,140 @@
+// Batched completion polling (POST /api/v1/retrieve_futures, offered by newer servers through
+// client/config's sample_use_retrieve_futures): one long-poll per sampler reports which of its
+// samples finished, so thousands of samples in flight need one waiting connection, not thousands.
+// A finished sample's payload is then fetched with one ordinary retrieve_future.
+#pragma once
+
+#include <tinker/client/detail/client_core.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <deque>
+#include <exception>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace tinker::detail {
+
+class completion_poller : public std::enable_shared_from_this<completion_poller> {
+public:
+  completion_poller(std::shared_ptr<client_core> core, std::string sampler_id)
+      : core_(std::move(core)), sampler_id_(std::move(sampler_id)) {}
+
+  /// Waits until the server reports `request_id` finished or failed (either way its outcome is then
+  /// fetched with retrieve_future). Throws if batched polling itself fails for good.
+  asio::awaitable<void> wait(const std::string& request_id) {
+    if (early_.erase(request_id)) co_return;
+    asio::steady_timer timer(core_->executor(), std::chrono::steady_clock::time_point::max());
+    auto& w = waiting_[request_id];
+    w.timer = &timer;
+    struct deregister {
+      completion_poller* self;
+      const std::string& id;
+      ~deregister() { self->waiting_.erase(id); }
+    } guard{this, request_id};
+    ensure_running();
+    while (!w.done && !fatal_) {
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (!w.done && !fatal_) {
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none) throw boost::system::system_error(asio::error::operation_aborted);
+      }
+    }
+    if (!w.done && fatal_) std::rethrow_exception(fatal_);
+  }
+
+  std::size_t waiting() const noexcept { return waiting_.size(); }
+
+private:
+  struct waiter {
+    asio::steady_timer* timer = nullptr;
+    bool done = false;
+  };
+
+  void ensure_running() {
+    if (running_) return;
+    running_ = true;
+    asio::co_spawn(core_->executor(), loop(shared_from_this()), asio::detached);
+  }
+
+  /// Polls while anyone waits; idles otherwise.
+  static asio::awaitable<void> loop(std::shared_ptr<completion_poller> self) {
+    int failures = 0;
+    while (!self->waiting_.empty() && !self->fatal_) {
+      retrieve_futures_request req;
+      req.target.sampling_session_id = self->sampler_id_;
+      req.prev_cursor = self->cursor_;
+      call_spec spec;
+      spec.path = "/api/v1/retrieve_futures";
+      spec.body = json::to_json(req);
+      spec.lane = http::lane::poll;
+      spec.retry = false;
+      spec.timeout = self->core_->options().polling.poll_timeout;
+      try {
+        auto resp = co_await self->core_->call_json<retrieve_futures_response>(std::move(spec));
+        failures = 0;
+        self->cursor_ = resp.cursor;  // the server's word: a restarted server counts from its own start
+        for (const auto& c : resp.completions) self->complete(c.request_id);
+      } catch (const api_status_error& e) {
+        if (!retryable_status(static_cast<unsigned>(e.status())) && e.status() != 400) {
+          self->fail_all(std::current_exception());
+          break;
+        }
+        ++failures;
+      } catch (const api_connection_error&) {
+        ++failures;
+      } catch (const std::exception&) {
+        self->fail_all(std::current_exception());
+        break;
+      }
+      // After a failed batch poll the server may have restarted and forgotten our requests: the
+      // waiters fall back to their own retrieve_future, which long-polls, or answers 410 Gone so
+      // the sample is resubmitted. Nobody waits for a completion that will never be reported.
+      if (failures > 0) self->release_all();
+      if (failures > 0) co_await self->core_->sleep(seconds_d(std::min(1 << std::min(failures - 1, 4), 10)));
+    }
+    self->running_ = false;
+    if (!self->waiting_.empty() && !self->fatal_) self->ensure_running();
+  }
+
+  void complete(const std::string& request_id) {
+    auto it = waiting_.find(request_id);
+    if (it == waiting_.end()) {
+      // Finished before its waiter registered (the submission's answer was still on its way).
+      early_.insert(request_id);
+      if (early_.size() > 100'000) early_.clear();
+      return;
+    }
+    it->second.done = true;
+    it->second.timer->cancel();
+  }
+
+  void release_all() {
+    for (auto& [id, w] : waiting_) {
+      w.done = true;
+      w.timer->cancel();
+    }
+  }
+
+  void fail_all(std::exception_ptr e) {
+    fatal_ = std::move(e);
+    for (auto& [id, w] : waiting_) w.timer->cancel();
+  }
+
+  std::shared_ptr<client_core> core_;
+  std::string sampler_id_;
+  std::unordered_map<std::string, waiter> waiting_;
+  std::unordered_set<std::string> early_;
+  std::int64_t cursor_ = 0;
+  bool running_ = false;
+  std::exception_ptr fatal_;
+};
+
+}  // namespace tinker::detail

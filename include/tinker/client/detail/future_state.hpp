@@ -1,0 +1,104 @@
+// The shared state behind an api_future: a one-shot result slot that coroutines can await, plus
+// the cancellation signal of the task producing it (its poll loop). Single-threaded: used only on
+// the client's executor.
+#pragma once
+
+#include <tinker/error.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tinker::detail {
+
+namespace asio = boost::asio;
+
+template <class T>
+class future_state {
+public:
+  explicit future_state(asio::any_io_executor ex) : executor_(std::move(ex)) {}
+
+  const asio::any_io_executor& executor() const noexcept { return executor_; }
+
+  bool ready() const noexcept { return value_.has_value() || error_ != nullptr; }
+
+  void set_value(T v) {
+    if (ready()) return;
+    value_.emplace(std::move(v));
+    wake();
+  }
+
+  void set_exception(std::exception_ptr e) {
+    if (ready()) return;
+    error_ = std::move(e);
+    wake();
+  }
+
+  /// The producer's cancellation slot (its poll loop binds to this).
+  asio::cancellation_slot producer_slot() { return producer_cancel_.slot(); }
+
+  /// Stops the producer (its in-flight request is cancelled, its connection released).
+  void cancel_producer() { producer_cancel_.emit(asio::cancellation_type::terminal); }
+
+  /// Waits until ready (or `deadline`). Returns false on timeout. Throws
+  /// boost::system::system_error(operation_aborted) when the awaiting coroutine is cancelled.
+  asio::awaitable<bool> wait_until(std::chrono::steady_clock::time_point deadline) {
+    while (!ready()) {
+      if (std::chrono::steady_clock::now() >= deadline) co_return false;
+      asio::steady_timer timer(executor_, deadline);
+      struct registration {
+        std::vector<asio::steady_timer*>& list;
+        asio::steady_timer* timer;
+        ~registration() { std::erase(list, timer); }
+      } reg{waiters_, &timer};
+      waiters_.push_back(&timer);
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (!ready()) {
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none)
+          throw boost::system::system_error(asio::error::operation_aborted);
+      }
+    }
+    co_return true;
+  }
+
+  /// Takes the value (once), or rethrows the failure (every time).
+  T take() {
+    if (error_) std::rethrow_exception(error_);
+    if (!value_) throw tinker::invalid_argument("api_future: the result was already taken by an earlier result()");
+    T v = std::move(*value_);
+    value_.reset();
+    taken_ = true;
+    return v;
+  }
+
+  bool taken() const noexcept { return taken_; }
+
+private:
+  void wake() {
+    for (auto* t : waiters_) t->cancel();
+  }
+
+  asio::any_io_executor executor_;
+  std::optional<T> value_;
+  std::exception_ptr error_;
+  bool taken_ = false;
+  std::vector<asio::steady_timer*> waiters_;
+  asio::cancellation_signal producer_cancel_;
+};
+
+}  // namespace tinker::detail

@@ -1,0 +1,193 @@
+// The decision logic of polling one server-side future (protocol.md §5.3-§5.4), free of I/O:
+// the driver sends a retrieve_future request, feeds the outcome in, and does what comes back.
+// Differences from the SDK, on purpose: "retry immediately" answers (408, 5xx, bad 400s and
+// try_again that came back too fast) get a small growing delay, so an outage or a server that does
+// not long-poll never becomes a tight loop.
+#pragma once
+
+#include <tinker/client/detail/backoff.hpp>
+#include <tinker/client/detail/status_error.hpp>
+#include <tinker/error.hpp>
+#include <tinker/json/future.hpp>
+#include <tinker/json/serialize.hpp>
+#include <tinker/types/future.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tinker::detail {
+
+struct poll_policy {
+  /// Smallest delay before re-polling after an answer that says "try again now" (408, 5xx, 400).
+  seconds_d min_retry_delay{0.05};
+  /// Cap of the growing delay after consecutive 5xx / 400 answers.
+  seconds_d max_fast_retry_delay{2.0};
+  /// A try_again answer faster than this means the server did not hold the poll.
+  seconds_d min_hold{0.05};
+  /// Cap of the 429 / connection-error backoff: min(2^n, cap) seconds.
+  seconds_d max_backoff{30.0};
+  /// Spurious-400 retries per future.
+  int bad_request_budget = 3;
+  /// How long 402 (billing) answers are waited out.
+  seconds_d billing_pause_limit{3600.0};
+};
+
+/// What to do after one poll.
+struct poll_decision {
+  enum class kind {
+    done_protobuf,   ///< `payload` is the protobuf result
+    done_json,       ///< `json` is the result object
+    failed,          ///< the future failed: `failure`
+    fetch_payload,   ///< complete_metadata: poll again with allow_metadata_only = false
+    poll_again,      ///< after `delay`
+    resubmit,        ///< 410: the future is gone; submit the original request again
+    error,           ///< give up with `error`
+  };
+  kind what = kind::poll_again;
+  seconds_d delay{0};
+  std::string payload;
+  boost::json::value json;
+  request_failed_response failure;
+  std::exception_ptr error;
+  /// Set when the answer reported the queue state (try_again, 408).
+  std::optional<try_again_response> queue;
+};
+
+class poll_fsm {
+public:
+  explicit poll_fsm(poll_policy policy = {}) : policy_(policy), bad_requests_left_(policy.bad_request_budget) {}
+
+  /// An HTTP answer to a poll that took `elapsed`.
+  poll_decision on_response(unsigned status, std::string_view content_type, std::string body, seconds_d elapsed,
+                            std::optional<seconds_d> retry_after = std::nullopt, std::string_view path = "/api/v1/retrieve_future") {
+    poll_decision d;
+    if (status == 429) {
+      d.delay = retry_after ? *retry_after : exponential();
+      ++backoff_exponent_;
+      return d;
+    }
+    backoff_exponent_ = 0;
+    if (status == 402) {
+      const auto now = std::chrono::steady_clock::now();
+      if (!billing_since_) billing_since_ = now;
+      if (now - *billing_since_ < policy_.billing_pause_limit) {
+        d.delay = seconds_d(5);
+        return d;
+      }
+      return error(make_status_error("POST", path, status, std::move(body)));
+    }
+    billing_since_.reset();
+    if (status == 200) return on_ok(content_type, std::move(body), elapsed, path);
+    if (status == 408) {
+      // Legacy try_again: the body may carry the queue state like a try_again answer.
+      boost::system::error_code ec;
+      auto v = boost::json::parse(body, ec);
+      if (!ec && v.is_object()) {
+        bad_requests_left_ = policy_.bad_request_budget;
+        try {
+          d.queue = boost::json::value_to<try_again_response>(v);
+        } catch (const std::exception&) {
+        }
+      }
+      d.delay = fast_poll_delay(elapsed);
+      return d;
+    }
+    if (status >= 500) {
+      d.delay = growing_delay();
+      return d;
+    }
+    if (status == 400 && bad_requests_left_ > 0) {
+      --bad_requests_left_;
+      d.delay = growing_delay();
+      return d;
+    }
+    if (status == 410) {
+      d.what = poll_decision::kind::resubmit;
+      d.error = make_status_error("POST", path, status, std::move(body));
+      return d;
+    }
+    return error(make_status_error("POST", path, status, std::move(body)));
+  }
+
+  /// No answer (connection failure or timeout): back off exponentially.
+  poll_decision on_transport_error(std::exception_ptr /*why*/) {
+    poll_decision d;
+    d.delay = exponential();
+    ++backoff_exponent_;
+    return d;
+  }
+
+private:
+  poll_decision on_ok(std::string_view content_type, std::string body, seconds_d elapsed, std::string_view path) {
+    poll_decision d;
+    if (content_type.find("application/x-protobuf") != std::string_view::npos) {
+      fast_streak_ = 0;
+      d.what = poll_decision::kind::done_protobuf;
+      d.payload = std::move(body);
+      return d;
+    }
+    try {
+      auto answer = json::classify_retrieve_answer(json::parse(body, "retrieve_future answer"));
+      if (auto* t = std::get_if<try_again_response>(&answer)) {
+        d.queue = std::move(*t);
+        d.delay = fast_poll_delay(elapsed);
+        return d;
+      }
+      fast_streak_ = 0;
+      if (std::get_if<complete_metadata_response>(&answer)) {
+        d.what = poll_decision::kind::fetch_payload;
+        return d;
+      }
+      if (auto* f = std::get_if<request_failed_response>(&answer)) {
+        d.what = poll_decision::kind::failed;
+        d.failure = std::move(*f);
+        return d;
+      }
+      d.what = poll_decision::kind::done_json;
+      d.json = std::move(std::get<boost::json::value>(answer));
+      return d;
+    } catch (const protocol_error& e) {
+      return error(std::make_exception_ptr(
+          api_response_validation_error("POST " + std::string(path) + " answered 200 with an invalid body: " + e.what())));
+    }
+  }
+
+  poll_decision error(std::exception_ptr e) {
+    poll_decision d;
+    d.what = poll_decision::kind::error;
+    d.error = std::move(e);
+    return d;
+  }
+
+  seconds_d exponential() const {
+    return std::min(seconds_d(std::pow(2.0, std::min(backoff_exponent_, 16))), policy_.max_backoff);
+  }
+
+  /// 5xx / 400: min_retry_delay, doubling per consecutive answer, capped.
+  seconds_d growing_delay() {
+    const auto d = std::min(policy_.min_retry_delay * std::pow(2.0, std::min(fast_streak_, 16)), policy_.max_fast_retry_delay);
+    ++fast_streak_;
+    return d;
+  }
+
+  /// A held poll re-polls at once; one that came back too fast waits a growing delay.
+  seconds_d fast_poll_delay(seconds_d elapsed) {
+    if (elapsed >= policy_.min_hold) {
+      fast_streak_ = 0;
+      return seconds_d(0);
+    }
+    return growing_delay();
+  }
+
+  poll_policy policy_;
+  int backoff_exponent_ = 0;
+  int bad_requests_left_;
+  int fast_streak_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> billing_since_;
+};
+
+}  // namespace tinker::detail

@@ -1,0 +1,46 @@
+// Turning a non-2xx answer into the matching exception (protocol.md §1.6).
+#pragma once
+
+#include <tinker/error.hpp>
+
+#include <exception>
+#include <string>
+#include <string_view>
+
+namespace tinker::detail {
+
+/// The server's error text: a JSON body is kept as it is (the protocol does not fix its shape),
+/// long bodies are cut.
+inline std::string describe_body(std::string_view body) {
+  constexpr std::size_t max = 2000;
+  if (body.empty()) return "(empty body)";
+  if (body.size() <= max) return std::string(body);
+  return std::string(body.substr(0, max)) + "... (" + std::to_string(body.size()) + " bytes)";
+}
+
+/// The exception for an HTTP status, e.g. not_found_error for 404, with a message naming the call.
+inline std::exception_ptr make_status_error(std::string_view method, std::string_view path, unsigned status,
+                                            std::string body) {
+  const auto what = std::string(method) + " " + std::string(path) + " failed with HTTP " + std::to_string(status) + ": " +
+                    describe_body(body);
+  const int s = static_cast<int>(status);
+  switch (status) {
+    case 400: return std::make_exception_ptr(bad_request_error(s, std::move(body), what));
+    case 401: return std::make_exception_ptr(authentication_error(s, std::move(body), what));
+    case 403: return std::make_exception_ptr(permission_denied_error(s, std::move(body), what));
+    case 404: return std::make_exception_ptr(not_found_error(s, std::move(body), what));
+    case 409: return std::make_exception_ptr(conflict_error(s, std::move(body), what));
+    case 422: return std::make_exception_ptr(unprocessable_entity_error(s, std::move(body), what));
+    case 429: return std::make_exception_ptr(rate_limit_error(s, std::move(body), what));
+    default:
+      if (status >= 500) return std::make_exception_ptr(internal_server_error(s, std::move(body), what));
+      return std::make_exception_ptr(api_status_error(s, std::move(body), what));
+  }
+}
+
+/// Whether the generic retry layer retries this status: 408, 409, 429 and 5xx (as the SDK does).
+constexpr bool retryable_status(unsigned status) noexcept {
+  return status == 408 || status == 409 || status == 429 || status >= 500;
+}
+
+}  // namespace tinker::detail

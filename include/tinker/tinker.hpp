@@ -1,0 +1,18 @@
+// tinker-cpp: everything a client program needs.
+#pragma once
+
+#include <tinker/byte_tokenizer.hpp>
+#include <tinker/client/api_future.hpp>
+#include <tinker/client/client_stats.hpp>
+#include <tinker/client/download.hpp>
+#include <tinker/client/options.hpp>
+#include <tinker/client/rest_client.hpp>
+#include <tinker/client/sampling_client.hpp>
+#include <tinker/client/service_client.hpp>
+#include <tinker/client/training_client.hpp>
+#include <tinker/error.hpp>
+#include <tinker/json.hpp>
+#include <tinker/proto.hpp>
+#include <tinker/tinker_path.hpp>
+#include <tinker/types.hpp>
+#include <tinker/version.hpp>

@@ -1,0 +1,703 @@
+// The client library against the local engine, in-process, over real loopback sockets: training
+// and RL loops that learn, concurrency, ordering, chunking, custom losses, exact resume, sampler
+// immutability, the REST surface, cancellation, TLS, JSON and protobuf, retries and back-pressure
+// under injected faults, and user errors caught before sending.
+#include "common/run_coro.hpp"
+#include "common/test_certs.hpp"
+
+#include <tinker/local/engine.hpp>
+#include <tinker/tinker.hpp>
+
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <numeric>
+#include <set>
+
+using namespace tinker;
+using tinker::test::run_coro;
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr const char* tiny_model = "tinker-local/byte-lm-tiny";
+
+local::engine_options engine_opts() {
+  local::engine_options o;
+  o.long_poll_hold = std::chrono::milliseconds(2000);
+  o.compute_threads = 2;
+  return o;
+}
+
+/// A local engine plus an io_context and a service_client pointed at it. Log lines are kept.
+struct client_fixture {
+  local::embedded_engine engine;
+  asio::io_context io;
+  std::shared_ptr<std::vector<std::string>> log_lines = std::make_shared<std::vector<std::string>>();
+  service_client service;
+
+  explicit client_fixture(local::engine_options eo = engine_opts(), std::function<void(client_options&)> tweak = {})
+      : engine(std::move(eo)), service(io.get_executor(), make_options(tweak)) {}
+
+  client_options make_options(const std::function<void(client_options&)>& tweak) {
+    client_options o;
+    o.base_url = engine.base_url();
+    o.api_key = "tml-client-test-key";
+    o.log = [lines = log_lines](log_level level, std::string_view line) {
+      lines->push_back(std::string(to_string(level)) + ": " + std::string(line));
+    };
+    if (tweak) tweak(o);
+    return o;
+  }
+};
+
+datum text_datum(const std::string& text) {
+  byte_tokenizer tok;
+  auto tokens = tok.encode(text, true);
+  datum d;
+  d.model_input = model_input::from_ints(std::vector<token_id>(tokens.begin(), tokens.end() - 1));
+  d.loss_fn_inputs.emplace("target_tokens", tensor_data(std::vector<std::int64_t>(tokens.begin() + 1, tokens.end())));
+  d.loss_fn_inputs.emplace("weights", tensor_data(std::vector<float>(tokens.size() - 1, 1.0f)));
+  return d;
+}
+
+double loss_of(const forward_backward_output& out) { return out.metrics.at("loss:sum"); }
+
+/// A one-datum batch. (GCC 12 miscompiles braced initializer lists inside co_await expressions,
+/// "array used as initializer", so batches are built outside them.)
+std::vector<datum> one(datum d) {
+  std::vector<datum> v;
+  v.push_back(std::move(d));
+  return v;
+}
+
+model_input tokens(std::initializer_list<token_id> t) { return model_input::from_ints(std::vector<token_id>(t)); }
+
+/// A directory removed at the end of the test.
+struct temp_dir {
+  std::filesystem::path path;
+  temp_dir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "tinker-client-test-XXXXXX").string();
+    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+    path = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+std::string what_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
+}  // namespace
+
+TEST_SUITE("client") {
+
+TEST_CASE("an SFT loop: forward_backward and optim_step queued back to back, the loss falls") {
+  client_fixture f;
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 8});
+    CHECK(training.model_id().find(":train:0") != std::string::npos);
+    const std::vector<datum> batch{text_datum("a stitch in time saves nine"), text_datum("look before you leap")};
+    std::vector<double> losses;
+    for (int step = 0; step < 30; ++step) {
+      auto fwd = co_await training.forward_backward(batch, loss_fn_type::cross_entropy);
+      auto opt = co_await training.optim_step({.learning_rate = 0.05});
+      losses.push_back(loss_of(co_await fwd.result()));
+      (void)co_await opt.result();
+    }
+    CHECK(losses.back() < 0.5 * losses.front());
+    auto tok = co_await training.get_tokenizer();
+    CHECK(tok.decode(tok.encode("round trip")) == "round trip");
+  }());
+}
+
+TEST_CASE("an RL loop: sampling, importance-sampling updates, the reward rises") {
+  client_fixture f;
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 8, .seed = 7});
+    const model_input prompt = model_input::from_ints({byte_tokenizer::bos_token});
+    auto reward = [](const std::vector<token_id>& tokens) {
+      double lower = 0;
+      for (auto t : tokens) lower += (t >= 'a' && t <= 'z');
+      return tokens.empty() ? 0.0 : lower / static_cast<double>(tokens.size());
+    };
+    std::vector<double> mean_rewards;
+    for (int iteration = 0; iteration < 25; ++iteration) {
+      auto sampler = co_await training.save_weights_and_get_sampling_client();
+      auto resp = co_await sampler.sample(prompt, 16, sampling_params(8).with_seed(static_cast<std::uint64_t>(iteration)));
+      std::vector<double> rewards;
+      for (const auto& s : resp.sequences) rewards.push_back(reward(s.tokens));
+      const double mean = std::accumulate(rewards.begin(), rewards.end(), 0.0) / static_cast<double>(rewards.size());
+      mean_rewards.push_back(mean);
+      std::vector<datum> batch;
+      for (std::size_t i = 0; i < resp.sequences.size(); ++i) {
+        const auto& s = resp.sequences[i];
+        if (s.tokens.empty()) continue;
+        std::vector<token_id> input{byte_tokenizer::bos_token};
+        input.insert(input.end(), s.tokens.begin(), s.tokens.end() - 1);
+        datum d;
+        d.model_input = model_input::from_ints(std::move(input));
+        d.loss_fn_inputs.emplace("target_tokens", tensor_data(std::vector<std::int64_t>(s.tokens.begin(), s.tokens.end())));
+        d.loss_fn_inputs.emplace("logprobs", tensor_data(*s.logprobs));
+        d.loss_fn_inputs.emplace("advantages",
+                                 tensor_data(std::vector<float>(s.tokens.size(), static_cast<float>(rewards[i] - mean))));
+        batch.push_back(std::move(d));
+      }
+      auto fwd = co_await training.forward_backward(batch, loss_fn_type::importance_sampling);
+      auto opt = co_await training.optim_step({.learning_rate = 0.02});
+      (void)co_await fwd.result();
+      (void)co_await opt.result();
+    }
+    const double early = (mean_rewards[0] + mean_rewards[1] + mean_rewards[2]) / 3;
+    const double late = (mean_rewards[22] + mean_rewards[23] + mean_rewards[24]) / 3;
+    CAPTURE(early);
+    CAPTURE(late);
+    CHECK(late > early + 0.2);
+  }());
+}
+
+TEST_CASE("1000 concurrent samples across 4 training clients on one thread") {
+  client_fixture f;
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    std::vector<sampling_client> samplers;
+    for (int i = 0; i < 4; ++i) {
+      auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4, .seed = i});
+      samplers.push_back(co_await training.save_weights_and_get_sampling_client());
+    }
+    std::vector<api_future<sample_response>> futures;
+    for (int i = 0; i < 1000; ++i)
+      futures.push_back(samplers[static_cast<std::size_t>(i % 4)].submit_sample(
+          model_input::from_ints({byte_tokenizer::bos_token, 'A' + i % 26}), 2, sampling_params(4).with_seed(static_cast<std::uint64_t>(i))));
+    std::size_t sequences = 0;
+    for (auto& fut : futures) {
+      auto resp = co_await fut.result();
+      CHECK(resp.sequences.size() == 2);
+      sequences += resp.sequences.size();
+      for (const auto& s : resp.sequences) CHECK(s.sequence_id.has_value());
+    }
+    CHECK(sequences == 2000);
+  }());
+  CHECK(f.engine.request_count("asample") == 1000);
+}
+
+TEST_CASE("seq_id order holds when results are awaited out of order and callers interleave") {
+  client_fixture f;
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+    const std::vector<datum> batch{text_datum("order order order")};
+    auto before = co_await training.forward(batch, loss_fn_type::cross_entropy);
+    auto during = co_await training.forward_backward(batch, loss_fn_type::cross_entropy);
+    auto step = co_await training.optim_step({.learning_rate = 0.1});
+    auto after = co_await training.forward(batch, loss_fn_type::cross_entropy);
+    // Awaited in reverse.
+    const auto l_after = loss_of(co_await after.result());
+    (void)co_await step.result();
+    const auto l_during = loss_of(co_await during.result());
+    const auto l_before = loss_of(co_await before.result());
+    CHECK(l_before == l_during);
+    CHECK(l_after < l_before);
+
+    // Two coroutines calling at once: calls keep their call order (submission happens in order).
+    std::vector<std::string> order;
+    auto caller = [&](std::string name) -> asio::awaitable<void> {
+      auto fut = co_await training.forward(batch, loss_fn_type::cross_entropy);
+      order.push_back(name);
+      (void)co_await fut.result();
+    };
+    using namespace asio::experimental::awaitable_operators;
+    co_await (caller("first") && caller("second") && caller("third"));
+    CHECK(order == std::vector<std::string>{"first", "second", "third"});
+  }());
+}
+
+TEST_CASE("big batches are chunked, posted concurrently, and merged in order") {
+  auto eo = engine_opts();
+  eo.fwdbwd_max_chunk_len = 2;
+  client_fixture f(eo);
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+    std::vector<datum> batch;
+    for (int i = 0; i < 5; ++i) batch.push_back(text_datum("datum number " + std::to_string(i) + std::string(i, '!')));
+    auto fut = co_await training.forward(batch, loss_fn_type::cross_entropy);
+    CHECK(fut.request_ids().size() == 3);
+    auto merged = co_await fut.result();
+    REQUIRE(merged.loss_fn_outputs.size() == 5);
+    double sum = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      auto single = co_await (co_await training.forward(one(batch[i]), loss_fn_type::cross_entropy)).result();
+      CHECK(single.loss_fn_outputs[0].at("logprobs") == merged.loss_fn_outputs[i].at("logprobs"));
+      sum += loss_of(single);
+    }
+    CHECK(std::abs(loss_of(merged) - sum) < 1e-3);
+  }());
+  CHECK(f.engine.request_count("forward_backward") == 3 + 5);
+}
+
+TEST_CASE("forward_backward_custom with the cross-entropy gradient equals the built-in loss") {
+  client_fixture f;
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    auto builtin = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4, .seed = 5});
+    auto custom = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4, .seed = 5});
+    const std::vector<datum> batch{text_datum("custom losses are losses too"), text_datum("yes")};
+    const custom_loss_fn ce_loss = [](std::span<const datum> data, std::span<const std::vector<float>> logprobs) {
+      custom_loss_result r;
+      for (std::size_t i = 0; i < data.size(); ++i) {
+        auto w = data[i].loss_fn_inputs.at("weights").to_dense<float>();
+        std::vector<float> grad(logprobs[i].size());
+        for (std::size_t j = 0; j < grad.size(); ++j) {
+          r.loss -= w[j] * logprobs[i][j];
+          grad[j] = -w[j];
+        }
+        r.logprob_gradients.push_back(std::move(grad));
+      }
+      r.metrics["custom_loss"] = r.loss;
+      return r;
+    };
+    for (int step = 0; step < 3; ++step) {
+      auto a = co_await builtin.forward_backward(batch, loss_fn_type::cross_entropy);
+      auto b = co_await custom.forward_backward_custom(batch, ce_loss);
+      auto a_out = co_await a.result();
+      auto b_out = co_await b.result();
+      CHECK(std::abs(b_out.metrics.at("custom_loss") - loss_of(a_out)) < 1e-3);
+      (void)co_await (co_await builtin.optim_step({.learning_rate = 0.05})).result();
+      (void)co_await (co_await custom.optim_step({.learning_rate = 0.05})).result();
+    }
+    auto a = loss_of(co_await (co_await builtin.forward(batch, loss_fn_type::cross_entropy)).result());
+    auto b = loss_of(co_await (co_await custom.forward(batch, loss_fn_type::cross_entropy)).result());
+    CHECK(a == b);
+    // A loss function that throws: the error reaches the caller and the model keeps working.
+    custom_loss_fn broken = [](auto, auto) -> custom_loss_result { throw std::runtime_error("my loss is broken"); };
+    auto bad = co_await custom.forward_backward_custom(batch, broken);
+    CHECK_THROWS_WITH_AS(co_await bad.result(), "my loss is broken", std::runtime_error);
+    CHECK(loss_of(co_await (co_await custom.forward(batch, loss_fn_type::cross_entropy)).result()) == b);
+  }());
+}
+
+TEST_CASE("save_state and create_training_client_from_state_with_optimizer resume exactly") {
+  client_fixture f;
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+    const std::vector<datum> batch{text_datum("exact resume")};
+    for (int i = 0; i < 2; ++i) {
+      (void)co_await (co_await training.forward_backward(batch, loss_fn_type::cross_entropy)).result();
+      (void)co_await (co_await training.optim_step({.learning_rate = 0.05})).result();
+    }
+    auto saved = co_await (co_await training.save_state("step-2")).result();
+    CHECK(saved.path == "tinker://" + training.model_id() + "/weights/step-2");
+    (void)co_await (co_await training.forward_backward(batch, loss_fn_type::cross_entropy)).result();
+    (void)co_await (co_await training.optim_step({.learning_rate = 0.05})).result();
+    const auto expected = loss_of(co_await (co_await training.forward(batch, loss_fn_type::cross_entropy)).result());
+
+    auto resumed = co_await f.service.create_training_client_from_state_with_optimizer(saved.path);
+    (void)co_await (co_await resumed.forward_backward(batch, loss_fn_type::cross_entropy)).result();
+    (void)co_await (co_await resumed.optim_step({.learning_rate = 0.05})).result();
+    CHECK(loss_of(co_await (co_await resumed.forward(batch, loss_fn_type::cross_entropy)).result()) == expected);
+    auto weights_only = co_await f.service.create_training_client_from_state(saved.path);
+    CHECK((co_await weights_only.get_info()).lora_rank == 4);
+  }());
+}
+
+TEST_CASE("a sampler checkpoint is immutable, base-model samplers work, compute_logprobs") {
+  client_fixture f;
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+    auto saved = co_await (co_await training.save_weights_for_sampler("frozen")).result();
+    REQUIRE(saved.path);
+    auto sampler = co_await f.service.create_sampling_client(*saved.path);
+    const auto prompt = model_input::from_ints(byte_tokenizer{}.encode("Hi", true));
+    auto first = co_await sampler.sample(prompt, 2, sampling_params(10).with_seed(3));
+    for (int i = 0; i < 5; ++i) {
+      (void)co_await (co_await training.forward_backward(one(text_datum("zzzzzzzz")), loss_fn_type::cross_entropy)).result();
+      (void)co_await (co_await training.optim_step({.learning_rate = 0.2})).result();
+    }
+    auto again = co_await sampler.sample(prompt, 2, sampling_params(10).with_seed(3));
+    CHECK(again.sequences[0].tokens == first.sequences[0].tokens);
+    CHECK(again.sequences[1].tokens == first.sequences[1].tokens);
+    CHECK(co_await sampler.get_base_model() == tiny_model);
+    auto base = co_await f.service.create_base_model_sampling_client(tiny_model);
+    auto lps = co_await base.compute_logprobs(prompt);
+    CHECK(lps.size() == prompt.length());
+    CHECK(std::isnan(lps[0]));
+    CHECK(lps[1] < 0);
+    const std::vector<token_id> ok{'o', 'k'};
+    CHECK((co_await base.get_tokenizer()).decode(ok) == "ok");
+  }());
+}
+
+TEST_CASE("every REST call") {
+  client_fixture f;
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+    auto state = co_await (co_await training.save_state("rest-state")).result();
+    auto sampler_ckpt = *(co_await (co_await training.save_weights_for_sampler("rest-sampler")).result()).path;
+    auto rest = f.service.create_rest_client();
+
+    auto runs = co_await rest.list_training_runs();
+    REQUIRE(runs.training_runs.size() == 1);
+    CHECK(runs.cursor.total_count == 1);
+    CHECK((co_await rest.get_training_run(training.model_id())).training_run_id == training.model_id());
+    CHECK((co_await rest.get_training_run_by_tinker_path(state.path)).training_run_id == training.model_id());
+    auto info = co_await rest.get_weights_info_by_tinker_path(state.path);
+    CHECK(info.base_model == tiny_model);
+    CHECK(info.lora_rank == 4);
+    CHECK((co_await rest.list_checkpoints(training.model_id())).checkpoints.size() == 2);
+    auto mine = co_await rest.list_user_checkpoints(1, 0);
+    CHECK(mine.checkpoints.size() == 1);
+    CHECK(mine.cursor->total_count == 2);
+    co_await rest.publish_checkpoint_from_tinker_path(state.path);
+    CHECK((co_await rest.list_checkpoints(training.model_id())).checkpoints[0].is_public != 
+          (co_await rest.list_checkpoints(training.model_id())).checkpoints[1].is_public);
+    co_await rest.unpublish_checkpoint_from_tinker_path(state.path);
+    co_await rest.set_checkpoint_ttl_from_tinker_path(state.path, 3600);
+    bool expiring = false;
+    for (const auto& c : (co_await rest.list_checkpoints(training.model_id())).checkpoints) expiring |= c.expires_at.has_value();
+    CHECK(expiring);
+    co_await rest.set_checkpoint_ttl_from_tinker_path(state.path, std::nullopt);
+    for (const auto& c : (co_await rest.list_checkpoints(training.model_id())).checkpoints) CHECK_FALSE(c.expires_at);
+    auto url = co_await rest.get_checkpoint_archive_url_from_tinker_path(state.path);
+    CHECK(url.url.find("/downloads/") != std::string::npos);
+    CHECK(url.expires > now_timestamp());
+    auto url2 = co_await rest.get_checkpoint_archive_url(training.model_id(), "weights/rest-state");
+    CHECK(url2.url.find("rest-state") != std::string::npos);
+    auto sessions = co_await rest.list_sessions();
+    REQUIRE(sessions.sessions.size() == 1);
+    auto session = co_await rest.get_session(sessions.sessions[0]);
+    CHECK(session.training_run_ids == std::vector<std::string>{training.model_id()});
+    auto sampler = co_await training.create_sampling_client(sampler_ckpt);
+    CHECK((co_await rest.get_sampler(sampler.sampler_id())).model_path == sampler_ckpt);
+    co_await rest.delete_checkpoint_from_tinker_path(sampler_ckpt);
+    co_await rest.delete_checkpoint(training.model_id(), "weights/rest-state");
+    CHECK((co_await rest.list_checkpoints(training.model_id())).checkpoints.empty());
+    CHECK_THROWS_AS(co_await rest.get_weights_info_by_tinker_path(state.path), not_found_error);
+  }());
+}
+
+TEST_CASE("cancelling a coroutine mid-poll stops the poll and releases its connection") {
+  client_fixture f;
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+    local::fault_options slow;
+    slow.training_step_time = std::chrono::hours(1);  // the next operation never finishes in this test
+    f.engine.set_faults(slow);
+    auto fut = co_await training.forward(one(text_datum("never")), loss_fn_type::cross_entropy);
+    asio::steady_timer timer(f.io, std::chrono::milliseconds(300));
+    auto [order, e1, out, e2] = co_await asio::experimental::make_parallel_group(
+                                    asio::co_spawn(f.io, fut.result(), asio::deferred),
+                                    timer.async_wait(asio::deferred))
+                                    .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    (void)out;
+    CHECK(order[0] == 1);  // the timer won
+    CHECK(e1 != nullptr);  // the result() was cancelled ...
+    CHECK_FALSE(fut.ready());
+    f.engine.set_faults({});
+    // ... and the client keeps working.
+    auto other = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+    CHECK(!(co_await other.get_info()).model_id.empty());
+  }());
+}
+
+TEST_CASE("JSON and protobuf forward_backward give the same numbers, a 415 switches to JSON") {
+  auto eo = engine_opts();
+  eo.accept_protobuf_requests = false;
+  client_fixture json_only(eo);
+  client_fixture proto;
+  double a = 0, b = 0;
+  auto run = [](client_fixture& f, double& loss) {
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4, .seed = 11});
+      loss = loss_of(co_await (co_await training.forward_backward(one(text_datum("same bytes")), loss_fn_type::cross_entropy)).result());
+      (void)co_await (co_await training.forward(one(text_datum("same bytes")), loss_fn_type::cross_entropy)).result();
+    }());
+  };
+  run(json_only, a);
+  run(proto, b);
+  CHECK(std::abs(a - b) < 1e-4);
+  CHECK(json_only.engine.request_count("forward") == 1);  // forward-only JSON goes to the legacy route
+}
+
+TEST_CASE("retries under injected faults, back-pressure on samples, user errors are not retried") {
+  client_fixture f(engine_opts(), [](client_options& o) {
+    o.retry.initial_backoff = std::chrono::milliseconds(10);
+    o.retry.max_backoff = std::chrono::milliseconds(50);
+  });
+  local::fault_options faults;
+  faults.fraction_500 = 0.5;
+  faults.fraction_503 = 0.2;
+  faults.seed = 5;
+  faults.error_routes = {"create_session", "create_model", "get_server_capabilities", "retrieve_future"};
+  f.engine.set_faults(faults);
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    for (int i = 0; i < 10; ++i) CHECK(!(co_await f.service.get_server_capabilities()).supported_models.empty());
+    auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+    auto sampler = co_await training.save_weights_and_get_sampling_client();
+    local::fault_options pressure;
+    pressure.fraction_429 = 0.5;
+    pressure.retry_after = std::chrono::seconds(1);
+    pressure.seed = 8;
+    pressure.error_routes = {"asample"};
+    f.engine.set_faults(pressure);
+    std::vector<api_future<sample_response>> futures;
+    for (int i = 0; i < 20; ++i) futures.push_back(sampler.submit_sample(model_input::from_ints({256, 66}), 1, sampling_params(3)));
+    for (auto& fut : futures) CHECK((co_await fut.result()).sequences.size() == 1);
+    f.engine.set_faults({});
+    // A user error (400) is raised at once, not retried.
+    const auto before = f.engine.request_count("save_weights");
+    auto bad = co_await training.save_state("dup");
+    (void)co_await bad.result();
+    CHECK_THROWS_AS(co_await training.save_state("dup"), bad_request_error);
+    CHECK(f.engine.request_count("save_weights") == before + 2);
+  }());
+  CHECK(f.engine.request_count("asample") > 20);  // some were refused with 429 and resubmitted
+}
+
+TEST_CASE("user mistakes are caught before sending, naming the field and value") {
+  client_fixture f;
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+    const auto sent_before = f.engine.request_count("forward_backward");
+    CHECK_THROWS_WITH_AS(co_await training.forward_backward({}, loss_fn_type::cross_entropy),
+                         "forward_backward: data is empty (no data provided)", tinker::invalid_argument);
+    auto d = text_datum("abc");
+    d.loss_fn_inputs.at("weights") = tensor_data(std::vector<float>{1.0f});
+    CHECK_THROWS_WITH_AS(co_await training.forward_backward(one(d), loss_fn_type::cross_entropy),
+                         "forward_backward: data[0].loss_fn_inputs[weights] has 1 elements but model_input has 3 tokens",
+                         tinker::invalid_argument);
+    CHECK_THROWS_WITH_AS(co_await training.forward_backward(one(text_datum("x")), loss_fn_type::ppo),
+                         "forward_backward: data[0].loss_fn_inputs is missing 'advantages', which loss ppo needs",
+                         tinker::invalid_argument);
+    CHECK(f.engine.request_count("forward_backward") == sent_before);
+    CHECK_THROWS_WITH_AS(co_await training.optim_step({.learning_rate = -1}), "adam_params.learning_rate must be >= 0, got -1",
+                         tinker::invalid_argument);
+    CHECK_THROWS_AS(co_await training.save_state("../up"), tinker::invalid_argument);
+    CHECK_THROWS_AS(co_await training.load_state("tinker://x/sampler_weights/y"), tinker::invalid_argument);
+    CHECK_THROWS_AS(co_await training.load_state("http://x/weights/y"), tinker::invalid_argument);
+    auto sampler = co_await training.save_weights_and_get_sampling_client();
+    const auto prompt = tokens({1});
+    CHECK_THROWS_WITH_AS(co_await sampler.sample(prompt, 1, sampling_params(0)), "sampling_params.max_tokens must be > 0, got 0",
+                         tinker::invalid_argument);
+    CHECK_THROWS_AS(co_await sampler.sample(prompt, 1, {}), tinker::invalid_argument);
+    // The training client still works: the rejected calls consumed no seq_ids.
+    CHECK(std::isfinite(loss_of(co_await (co_await training.forward(one(text_datum("fine")), loss_fn_type::cross_entropy)).result())));
+  }());
+  CHECK_THROWS_AS(service_client(f.io.get_executor(), client_options{.base_url = "http://x", .api_key = "sk-nope"}),
+                  tinker::invalid_argument);
+}
+
+TEST_CASE("the API key never appears in errors or logs") {
+  const std::string key = "tml-super-secret-key-123";
+  client_fixture f(engine_opts(), [&](client_options& o) {
+    o.api_key = key;
+    o.retry.max_retries = 1;
+    o.retry.initial_backoff = std::chrono::milliseconds(1);
+  });
+  local::fault_options faults;
+  faults.fraction_500 = 1.0;
+  faults.error_routes = {"get_server_capabilities"};
+  f.engine.set_faults(faults);
+  std::vector<std::string> messages;
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    try {
+      (void)co_await f.service.get_server_capabilities();
+    } catch (const std::exception& e) {
+      messages.push_back(e.what());
+    }
+    try {
+      auto training = co_await f.service.create_lora_training_client("no/such-model");
+    } catch (const std::exception& e) {
+      messages.push_back(e.what());
+    }
+  }());
+  REQUIRE(messages.size() == 2);
+  for (const auto& m : messages) CHECK(m.find(key) == std::string::npos);
+  for (const auto& l : *f.log_lines) CHECK(l.find(key) == std::string::npos);
+}
+
+TEST_CASE("download_checkpoint_from_tinker_path streams and extracts the PEFT adapter archive") {
+  client_fixture f;
+  temp_dir dir;
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+    (void)co_await (co_await training.forward_backward(one(text_datum("download me")), loss_fn_type::cross_entropy)).result();
+    auto saved = co_await (co_await training.save_weights_for_sampler("for-download")).result();
+    auto rest = f.service.create_rest_client();
+    std::vector<download_progress> progress;
+    auto options = rest.default_download_options();
+    options.on_progress = [&](const download_progress& p) { progress.push_back(p); };
+    const auto target = dir.path / "adapter";
+    auto files = co_await rest.download_checkpoint_from_tinker_path(*saved.path, target, options);
+    std::set<std::string> names(files.begin(), files.end());
+    CHECK(names.count("adapter_config.json") == 1);
+    CHECK(names.count("adapter_model.safetensors") == 1);
+    CHECK(std::filesystem::file_size(target / "adapter_model.safetensors") > 1000);
+    REQUIRE(!progress.empty());
+    CHECK(progress.front().bytes_received == 0);
+    REQUIRE(progress.back().bytes_total.has_value());
+    CHECK(progress.back().bytes_received == *progress.back().bytes_total);
+    // The destination must not exist: a second download refuses before fetching anything.
+    CHECK_THROWS_AS(co_await rest.download_checkpoint_from_tinker_path(*saved.path, target), tinker::invalid_argument);
+    // Nothing but the finished directory is left behind (no temporaries).
+    CHECK(std::distance(std::filesystem::directory_iterator(dir.path), std::filesystem::directory_iterator()) == 1);
+    CHECK_THROWS_AS(co_await rest.download_checkpoint_from_tinker_path("tinker://nope/weights/x", dir.path / "x"), not_found_error);
+  }());
+}
+
+TEST_CASE("TLS: a CA made at test time verifies the engine, a wrong CA or a wrong host name fails clearly") {
+  test::test_pki pki;
+  const auto good = pki.issue("engine", {"localhost"}, {"127.0.0.1"});
+  const auto elsewhere = pki.issue("elsewhere", {"elsewhere.test"}, {});
+  auto tls_engine = [](const test::test_pki::server_cert& cert) {
+    auto eo = engine_opts();
+    eo.tls_cert_file = cert.cert_file;
+    eo.tls_key_file = cert.key_file;
+    return eo;
+  };
+  temp_dir dir;
+  {
+    client_fixture f(tls_engine(good), [&](client_options& o) { o.tls.ca_file = pki.ca_file(); });
+    REQUIRE(f.engine.base_url().rfind("https://", 0) == 0);
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+      auto out = co_await (co_await training.forward_backward(one(text_datum("over TLS")), loss_fn_type::cross_entropy)).result();
+      CHECK(std::isfinite(loss_of(out)));
+      auto sampler = co_await training.save_weights_and_get_sampling_client();
+      const auto prompt = tokens({256, 'a'});
+      CHECK((co_await sampler.sample(prompt, 2, sampling_params(4))).sequences.size() == 2);
+      // The archive download is https too and trusts the same CA.
+      auto state = co_await (co_await training.save_state("tls-state")).result();
+      auto files = co_await f.service.create_rest_client().download_checkpoint_from_tinker_path(state.path, dir.path / "tls");
+      CHECK(files.size() >= 2);
+    }());
+  }
+  auto failure = [&](const local::engine_options& eo, const std::string& ca_file) {
+    client_fixture f(eo, [&](client_options& o) {
+      o.tls.ca_file = ca_file;
+      o.tls.use_system_ca = false;
+      o.retry.max_retries = 0;
+    });
+    return what_of([&] {
+      run_coro(f.io, [&]() -> asio::awaitable<void> { (void)co_await f.service.get_server_capabilities(); }());
+    });
+  };
+  test::test_pki stranger;
+  const auto wrong_ca = failure(tls_engine(good), stranger.ca_file());
+  MESSAGE("wrong CA: " << wrong_ca);
+  CHECK(wrong_ca.find("could not be verified") != std::string::npos);
+  CHECK(wrong_ca.find("tls.ca_file") != std::string::npos);  // ... and says what to do about it
+  const auto wrong_host = failure(tls_engine(elsewhere), pki.ca_file());
+  MESSAGE("wrong host: " << wrong_host);
+  CHECK(wrong_host.find("not valid for the host name '127.0.0.1'") != std::string::npos);
+}
+
+TEST_CASE("gzip: big answers arrive compressed and are inflated, accept_gzip = false turns it off") {
+  std::vector<double> losses;
+  for (const bool gzip : {true, false}) {
+    client_fixture f(engine_opts(), [&](client_options& o) {
+      o.accept_gzip = gzip;
+      o.forward_backward_format = wire_format::json;  // JSON results: the big, compressible kind
+    });
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4, .seed = 3});
+      auto out = co_await (co_await training.forward(one(text_datum(std::string(300, 'z'))), loss_fn_type::cross_entropy)).result();
+      REQUIRE(out.loss_fn_outputs.size() == 1);
+      CHECK(out.loss_fn_outputs[0].at("logprobs").element_count() >= 300);
+      losses.push_back(loss_of(out));
+    }());
+    if (gzip)
+      CHECK(f.service.stats().gzip_responses > 0);
+    else
+      CHECK(f.service.stats().gzip_responses == 0);
+  }
+  CHECK(losses[0] == losses[1]);
+}
+
+TEST_CASE("heartbeats keep the session alive, a client without them loses its model, close() stops them") {
+  auto eo = engine_opts();
+  eo.session_timeout = std::chrono::milliseconds(600);
+  eo.maintenance_interval = std::chrono::milliseconds(50);
+  client_fixture f(eo, [](client_options& o) { o.heartbeat_interval = std::chrono::milliseconds(100); });
+  asio::io_context silent_io;  // the same engine, a client whose heartbeat never comes in time
+  client_options silent_options;
+  silent_options.base_url = f.engine.base_url();
+  silent_options.api_key = "tml-silent-key";
+  silent_options.heartbeat_interval = std::chrono::hours(1);
+  service_client silent(silent_io.get_executor(), silent_options);
+  std::optional<training_client> silent_training;
+  run_coro(silent_io, [&]() -> asio::awaitable<void> { silent_training = co_await silent.create_lora_training_client(tiny_model, {.rank = 4}); }());
+  run_coro(f.io, [&]() -> asio::awaitable<void> {
+    auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+    // Live through three session timeouts: only heartbeats keep the session (and the model) alive.
+    asio::steady_timer wait(f.io, std::chrono::milliseconds(1800));
+    co_await wait.async_wait(asio::use_awaitable);
+    CHECK(f.service.stats().heartbeats >= 5);
+    auto out = co_await (co_await training.forward(one(text_datum("still here")), loss_fn_type::cross_entropy)).result();
+    CHECK(std::isfinite(loss_of(out)));
+  }());
+  CHECK(silent.stats().heartbeats == 0);
+  CHECK_THROWS_AS(run_coro(silent_io, [&]() -> asio::awaitable<void> {
+                    (void)co_await (co_await silent_training->forward(one(text_datum("gone")), loss_fn_type::cross_entropy)).result();
+                  }()),
+                  api_error);
+  // close() ends the heartbeat loop: the io_context runs out of work instead of ticking forever.
+  const auto beats = f.service.stats().heartbeats;
+  f.service.close();
+  f.io.restart();
+  f.io.run();
+  CHECK(f.service.stats().heartbeats == beats);
+}
+
+TEST_CASE("an engine restart mid-poll: polls reconnect, the old future answers 410, the sample is resubmitted") {
+  temp_dir dir;
+  auto eo = engine_opts();
+  eo.data_dir = dir.path.string();
+  std::optional<local::embedded_engine> engine;
+  engine.emplace(eo);
+  eo.port = engine->port();  // the restarted engine listens where the first one did
+  asio::io_context io;
+  asio::steady_timer polling_started(io, asio::steady_timer::time_point::max());
+  client_options o;
+  o.base_url = engine->base_url();
+  o.api_key = "tml-restart-key";
+  o.polling.max_backoff = std::chrono::milliseconds(200);
+  o.retry.initial_backoff = std::chrono::milliseconds(20);
+  o.on_queue_state = [&](const queue_state_event&) { polling_started.cancel(); };
+  service_client service(io.get_executor(), o);
+  run_coro(io, [&]() -> asio::awaitable<void> {
+    auto training = co_await service.create_lora_training_client(tiny_model, {.rank = 4});
+    // A named sampler checkpoint: it persists (unnamed ones live in the engine's memory only).
+    auto saved = co_await (co_await training.save_weights_for_sampler("before-restart")).result();
+    auto sampler = co_await training.create_sampling_client(*saved.path);
+    const auto prompt = tokens({256, 'h', 'i'});
+    const auto params = sampling_params(6).with_seed(42);
+    const auto reference = co_await sampler.sample(prompt, 1, params);
+    local::fault_options hold;
+    hold.try_again_first_polls = 1'000'000;  // the result is never handed out by this engine
+    engine->set_faults(hold);
+    auto fut = sampler.submit_sample(prompt, 1, params);
+    auto [ec] = co_await polling_started.async_wait(asio::as_tuple(asio::use_awaitable));  // first try_again seen
+    (void)ec;
+    engine.reset();  // stop ...
+    engine.emplace(eo);  // ... and start again on the same port and data directory: a new epoch
+    auto after = co_await fut.result();
+    REQUIRE(after.sequences.size() == 1);
+    CHECK(after.sequences[0].tokens == reference.sequences[0].tokens);  // the sampler checkpoint survived the restart
+    CHECK(engine->request_count("asample") == 1);   // the resubmission
+  }());
+}
+
+}  // TEST_SUITE
