@@ -36,14 +36,7 @@ public:
   boost::asio::awaitable<sample_response> sample(model_input prompt, int num_samples, sampling_params params,
                                                  bool include_prompt_logprobs = false, int topk_prompt_logprobs = 0) {
     auto s = checked();
-    detail::validate_sampling(prompt, num_samples, params, topk_prompt_logprobs);
-    sample_request req;
-    req.num_samples = num_samples;
-    req.prompt = std::move(prompt);
-    req.sampling_params = std::move(params);
-    req.sampling_session_id = s->sampler_id;
-    req.prompt_logprobs = include_prompt_logprobs;
-    req.topk_prompt_logprobs = topk_prompt_logprobs;
+    auto req = make_request(*s, std::move(prompt), num_samples, std::move(params), include_prompt_logprobs, topk_prompt_logprobs);
     co_return co_await run_sample(s, std::move(req));
   }
 
@@ -52,14 +45,7 @@ public:
   api_future<sample_response> submit_sample(model_input prompt, int num_samples, sampling_params params,
                                             bool include_prompt_logprobs = false, int topk_prompt_logprobs = 0) {
     auto s = checked();
-    detail::validate_sampling(prompt, num_samples, params, topk_prompt_logprobs);
-    sample_request req;
-    req.num_samples = num_samples;
-    req.prompt = std::move(prompt);
-    req.sampling_params = std::move(params);
-    req.sampling_session_id = s->sampler_id;
-    req.prompt_logprobs = include_prompt_logprobs;
-    req.topk_prompt_logprobs = topk_prompt_logprobs;
+    auto req = make_request(*s, std::move(prompt), num_samples, std::move(params), include_prompt_logprobs, topk_prompt_logprobs);
     return s->core->spawn_future<sample_response>(
         [s, req = std::move(req)]() mutable { return run_sample(s, std::move(req)); }, {});
   }
@@ -131,6 +117,20 @@ private:
   }
 
   /// Estimated submission size: 10 bytes per token, raw image / dmel bytes (the SDK's estimate).
+  /// The request of one sample call; user mistakes are thrown here, before anything is sent.
+  static sample_request make_request(const state& s, model_input prompt, int num_samples, sampling_params params,
+                                     bool include_prompt_logprobs, int topk_prompt_logprobs) {
+    detail::validate_sampling(prompt, num_samples, params, topk_prompt_logprobs);
+    sample_request req;
+    req.num_samples = num_samples;
+    req.prompt = std::move(prompt);
+    req.sampling_params = std::move(params);
+    req.sampling_session_id = s.sampler_id;
+    req.prompt_logprobs = include_prompt_logprobs;
+    req.topk_prompt_logprobs = topk_prompt_logprobs;
+    return req;
+  }
+
   static std::int64_t estimated_bytes(const sample_request& req) {
     std::int64_t n = 0;
     for (const auto& c : req.prompt.chunks) {

@@ -15,7 +15,7 @@
 #pragma once
 
 #include <tinker/client/detail/download_error.hpp>
-#include <tinker/client/detail/download_tls.hpp>
+#include <tinker/http/detail/tls_context.hpp>
 #include <tinker/client/detail/download_url.hpp>
 #include <tinker/error.hpp>
 #include <tinker/http/tls_options.hpp>
@@ -287,15 +287,18 @@ boost::asio::awaitable<std::uint64_t> http_download(boost::asio::any_io_executor
   namespace asio = boost::asio;
   namespace beast = boost::beast;
   auto url = download_url::parse(url_text);
-  std::unique_ptr<asio::ssl::context> tls_context;
+  // The download has its own connection (a signed URL may point at object storage on another host)
+  // but the same TLS rules as the API transport: system CAs and/or tls.ca_file / ca_dir, SNI,
+  // host name checks, and a loud opt-out.
+  std::shared_ptr<asio::ssl::context> tls_context;
   for (int redirects = 0;; ++redirects) {
     download_step step;
     const auto deadline = std::chrono::steady_clock::now() + s.connect_timeout;
     if (url.https()) {
-      if (!tls_context) tls_context = make_download_tls_context(s.tls);
+      if (!tls_context) tls_context = http::detail::make_client_tls_context(s.tls, url.host_header(), {});
       asio::ssl::stream<beast::tcp_stream> stream(ex, *tls_context);
       bool host_mismatch = false;
-      configure_download_tls(stream, url.host, !download_tls_unverified(s.tls), host_mismatch);
+      http::detail::configure_client_tls(stream, url.host, !http::detail::tls_verification_disabled(s.tls), host_mismatch);
       co_await download_connect(stream.next_layer(), url, s, deadline);
       stream.next_layer().expires_at(deadline);
       auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::client, asio::as_tuple(asio::use_awaitable));
@@ -305,7 +308,7 @@ boost::asio::awaitable<std::uint64_t> http_download(boost::asio::any_io_executor
                                 std::to_string(s.connect_timeout.count()) + " ms (download_options::connect_timeout)");
       if (ec)
         throw api_connection_error("cannot connect to " + url.host_header() + ": " +
-                                   describe_download_tls_failure(stream, ec, url.host, host_mismatch));
+                                   http::detail::describe_tls_failure(stream, ec, url.host, host_mismatch));
       step = co_await download_exchange(stream, url, s, sink);
     } else {
       beast::tcp_stream stream(ex);
