@@ -1,0 +1,163 @@
+// tinker-local-server: the local engine as a process.
+//
+//   tinker-local-server --port 0 --data-dir ./engine-data --api-key tml-dev
+//
+// Prints "listening on <base url>" once it serves (with the real port when --port 0), and runs
+// until SIGINT or SIGTERM.
+#include <tinker/local/engine.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+const char* usage = R"(usage: tinker-local-server [options]
+
+A Tinker-compatible training and sampling server with a small byte-level model that trains on CPU.
+
+  --host ADDR              listen address (default 127.0.0.1)
+  --port N                 port; 0 picks a free one and prints it (default 0)
+  --data-dir DIR           where runs, checkpoints and sessions persist (default: a temporary directory)
+  --api-key KEY            an accepted API key (repeatable; each key is its own tenant).
+                           Without any, every key starting with tml- is accepted.
+  --alias NAME=MODEL       serve NAME (e.g. Qwen/Qwen3-8B) with the engine model MODEL (repeatable)
+  --tls-cert FILE --tls-key FILE   serve HTTPS
+  --compute-threads N      training/sampling threads (default: hardware threads)
+  --long-poll-hold-ms N    how long retrieve_future holds an unfinished future (default 25000)
+  --session-timeout-s N    sessions without heartbeats expire after N seconds (default 300)
+  --max-body-bytes N       request body limit (default 67108864)
+  --no-batched-polling     do not offer POST /api/v1/retrieve_futures to clients
+
+fault injection (off by default):
+  --fault-latency ROUTE=MS added latency before ROUTE is handled ("*" = every route; repeatable)
+  --fault-429 FRACTION     answer this fraction of requests 429 (with Retry-After)
+  --fault-retry-after S    Retry-After of injected 429s (default 1)
+  --fault-500 FRACTION     ... 500
+  --fault-503 FRACTION     ... 503
+  --fault-drop FRACTION    drop this fraction of connections without answering
+  --fault-routes A,B,...   routes the fractions apply to (default: every route but healthz)
+  --fault-try-again N      answer try_again to the first N polls of each future
+  --fault-pause STATE:PERIOD_MS:DURATION_MS
+                           report queue_state STATE (paused_capacity | paused_rate_limit) and hold results
+                           for DURATION_MS out of every PERIOD_MS
+  --fault-step-time MS     simulated step time of every training operation
+  --fault-seed N           seed of the random fault decisions (default 1)
+
+  --help                   this text
+)";
+
+[[noreturn]] void die(const std::string& message) {
+  std::cerr << "tinker-local-server: " << message << "\n(see --help)\n";
+  std::exit(2);
+}
+
+template <class T>
+T number(std::string_view flag, std::string_view text) {
+  T value{};
+  auto r = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (r.ec != std::errc{} || r.ptr != text.data() + text.size())
+    die(std::string(flag) + ": expected a number, got '" + std::string(text) + "'");
+  return value;
+}
+
+double fraction(std::string_view flag, std::string_view text) {
+  auto v = number<double>(flag, text);
+  if (v < 0 || v > 1) die(std::string(flag) + ": expected a fraction in [0, 1], got '" + std::string(text) + "'");
+  return v;
+}
+
+std::pair<std::string, std::string> split_pair(std::string_view flag, std::string_view text, char sep) {
+  auto pos = text.find(sep);
+  if (pos == std::string_view::npos || pos == 0 || pos + 1 == text.size())
+    die(std::string(flag) + ": expected A" + sep + "B, got '" + std::string(text) + "'");
+  return {std::string(text.substr(0, pos)), std::string(text.substr(pos + 1))};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tinker::local::engine_options o;
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto flag = args[i];
+    auto value = [&]() -> std::string_view {
+      if (i + 1 >= args.size()) die(std::string(flag) + " needs a value");
+      return args[++i];
+    };
+    if (flag == "--help" || flag == "-h") {
+      std::cout << usage;
+      return 0;
+    } else if (flag == "--host") o.host = value();
+    else if (flag == "--port") o.port = number<std::uint16_t>(flag, value());
+    else if (flag == "--data-dir") o.data_dir = value();
+    else if (flag == "--api-key") o.api_keys.emplace_back(value());
+    else if (flag == "--alias") {
+      auto [name, model] = split_pair(flag, value(), '=');
+      o.model_aliases[name] = model;
+    } else if (flag == "--tls-cert") o.tls_cert_file = std::string(value());
+    else if (flag == "--tls-key") o.tls_key_file = std::string(value());
+    else if (flag == "--compute-threads") o.compute_threads = number<std::size_t>(flag, value());
+    else if (flag == "--long-poll-hold-ms") o.long_poll_hold = std::chrono::milliseconds(number<std::int64_t>(flag, value()));
+    else if (flag == "--session-timeout-s") o.session_timeout = std::chrono::seconds(number<std::int64_t>(flag, value()));
+    else if (flag == "--max-body-bytes") o.max_body_bytes = number<std::size_t>(flag, value());
+    else if (flag == "--no-batched-polling") o.offer_batched_polling = false;
+    else if (flag == "--fault-latency") {
+      auto [route, ms] = split_pair(flag, value(), '=');
+      o.faults.route_latency[route] = std::chrono::milliseconds(number<std::int64_t>(flag, ms));
+    } else if (flag == "--fault-429") o.faults.fraction_429 = fraction(flag, value());
+    else if (flag == "--fault-retry-after") o.faults.retry_after = std::chrono::seconds(number<std::int64_t>(flag, value()));
+    else if (flag == "--fault-500") o.faults.fraction_500 = fraction(flag, value());
+    else if (flag == "--fault-503") o.faults.fraction_503 = fraction(flag, value());
+    else if (flag == "--fault-drop") o.faults.fraction_drop = fraction(flag, value());
+    else if (flag == "--fault-routes") {
+      std::string_view rest = value();
+      while (!rest.empty()) {
+        auto comma = rest.find(',');
+        if (comma != 0) o.faults.error_routes.emplace(rest.substr(0, comma));
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+      }
+    } else if (flag == "--fault-try-again") o.faults.try_again_first_polls = number<int>(flag, value());
+    else if (flag == "--fault-pause") {
+      auto [state, rest] = split_pair(flag, value(), ':');
+      auto [period, duration] = split_pair(flag, rest, ':');
+      if (state == "paused_capacity") o.faults.pause_state = tinker::queue_state::paused_capacity;
+      else if (state == "paused_rate_limit") o.faults.pause_state = tinker::queue_state::paused_rate_limit;
+      else die("--fault-pause: state must be paused_capacity or paused_rate_limit, got '" + state + "'");
+      o.faults.pause_period = std::chrono::milliseconds(number<std::int64_t>(flag, period));
+      o.faults.pause_duration = std::chrono::milliseconds(number<std::int64_t>(flag, duration));
+    } else if (flag == "--fault-step-time") o.faults.training_step_time = std::chrono::milliseconds(number<std::int64_t>(flag, value()));
+    else if (flag == "--fault-seed") o.faults.seed = number<std::uint64_t>(flag, value());
+    else die("unknown option '" + std::string(flag) + "'");
+  }
+  if (o.tls_cert_file.has_value() != o.tls_key_file.has_value()) die("--tls-cert and --tls-key go together");
+  for (const auto& key : o.api_keys)
+    if (key.rfind("tml-", 0) != 0) die("API keys must start with tml- (the official client refuses others)");
+  o.log = [](const std::string& line) { std::cerr << "tinker-local-server: " << line << "\n"; };
+
+  try {
+    boost::asio::io_context io;
+    tinker::local::engine engine(io.get_executor(), o);
+    engine.start();
+    std::cout << "listening on " << engine.base_url() << std::endl;
+    boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](boost::system::error_code, int) {
+      engine.stop();
+      io.stop();
+    });
+    io.run();
+    engine.join_compute();
+  } catch (const std::exception& e) {
+    std::cerr << "tinker-local-server: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
