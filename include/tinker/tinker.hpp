@@ -1,6 +1,7 @@
 // tinker-cpp: everything a client program needs.
 #pragma once
 
+#include <tinker/blocking.hpp>
 #include <tinker/byte_tokenizer.hpp>
 #include <tinker/client/api_future.hpp>
 #include <tinker/client/client_stats.hpp>

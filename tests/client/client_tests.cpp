@@ -194,6 +194,9 @@ TEST_CASE("1000 concurrent samples across 4 training clients on one thread") {
     CHECK(sequences == 2000);
   }());
   CHECK(f.engine.request_count("asample") == 1000);
+  // Concurrent samples on the same weights share compute tasks.
+  MESSAGE("1000 samples ran in " << f.engine.sample_batch_count() << " compute batches");
+  CHECK(f.engine.sample_batch_count() < 500);
 }
 
 TEST_CASE("seq_id order holds when results are awaited out of order and callers interleave") {
@@ -698,6 +701,62 @@ TEST_CASE("an engine restart mid-poll: polls reconnect, the old future answers 4
     CHECK(after.sequences[0].tokens == reference.sequences[0].tokens);  // the sampler checkpoint survived the restart
     CHECK(engine->request_count("asample") == 1);   // the resubmission
   }());
+}
+
+TEST_CASE("once the last sample is done nothing keeps polling: the io_context runs out of work") {
+  auto eo = engine_opts();
+  eo.long_poll_hold = std::chrono::hours(1);  // a batch poll left behind would hold the loop for an hour
+  local::embedded_engine engine(eo);
+  asio::io_context io;
+  client_options o;
+  o.base_url = engine.base_url();
+  o.api_key = "tml-idle-key";
+  bool done = false;
+  std::uint64_t batch_polls = 0;
+  auto body = [&]() -> asio::awaitable<void> {
+    service_client service(co_await asio::this_coro::executor, o);
+    auto training = co_await service.create_lora_training_client(tiny_model, {.rank = 4});
+    auto sampler = co_await training.save_weights_and_get_sampling_client();
+    std::vector<api_future<sample_response>> futures;
+    for (int i = 0; i < 10; ++i) futures.push_back(sampler.submit_sample(tokens({256, 'q'}), 1, sampling_params(2)));
+    for (auto& f : futures) CHECK((co_await f.result()).sequences.size() == 1);
+    batch_polls = engine.request_count("retrieve_futures");
+  };
+  asio::co_spawn(io, body, [&](std::exception_ptr e) {
+    done = true;
+    if (e) std::rethrow_exception(e);
+  });
+  io.run_for(std::chrono::seconds(120));  // a safety net: returns at once when the work runs out
+  CHECK(done);
+  CHECK(batch_polls > 0);    // the batched poller was in use ...
+  CHECK(io.stopped());       // ... and let go of the loop when nobody waited any more
+}
+
+TEST_CASE("blocking_client: every call drives the loop on the caller's thread, errors arrive as exceptions") {
+  local::embedded_engine engine(engine_opts());
+  client_options o;
+  o.base_url = engine.base_url();
+  o.api_key = "tml-blocking-key";
+  blocking_client client(o);
+  auto training = client.run(client.service().create_lora_training_client(tiny_model, {.rank = 4, .seed = 2}));
+  auto batch = one(text_datum("no coroutines here"));
+  double first = 0, last = 0;
+  for (int step = 0; step < 10; ++step) {
+    auto fwd = client.run(training.forward_backward(batch, loss_fn_type::cross_entropy));
+    auto opt = client.run(training.optim_step({.learning_rate = 0.05}));
+    const auto out = client.run(fwd.result());
+    (void)client.run(opt.result());
+    (step == 0 ? first : last) = loss_of(out);
+  }
+  CHECK(last < first * 0.8);
+  auto sampler = client.run(training.save_weights_and_get_sampling_client());
+  CHECK(client.run(sampler.sample(tokens({256, 'n'}), 3, sampling_params(4))).sequences.size() == 3);
+  CHECK_THROWS_AS(client.run(sampler.sample(tokens({256}), 1, sampling_params(0))), tinker::invalid_argument);
+  CHECK_THROWS_AS(client.run(client.service().create_lora_training_client("no/such-model")), api_error);
+  // A void awaitable, and the client still works after the errors.
+  client.run(client.service().create_rest_client().set_checkpoint_ttl_from_tinker_path(
+      client.run(client.run(training.save_state("blocking")).result()).path, 60));
+  CHECK(client.run(client.service().create_rest_client().list_checkpoints(training.model_id())).checkpoints.size() >= 1);
 }
 
 }  // TEST_SUITE

@@ -63,6 +63,7 @@ public:
   std::size_t loaded_model_count() const { return impl_->loaded_model_count(); }
   std::size_t future_count() const { return impl_->future_count(); }
   std::size_t pending_sample_count() const { return impl_->pending_sample_count(); }
+  std::uint64_t sample_batch_count() const { return impl_->sample_batch_count(); }
   std::uint64_t request_count(const std::string& route) const { return impl_->request_count(route); }
   const std::filesystem::path& data_dir() const { return impl_->data_dir(); }
 
@@ -101,6 +102,7 @@ public:
   std::size_t loaded_model_count() const { return call([this] { return engine_->loaded_model_count(); }); }
   std::size_t future_count() const { return call([this] { return engine_->future_count(); }); }
   std::size_t pending_sample_count() const { return call([this] { return engine_->pending_sample_count(); }); }
+  std::uint64_t sample_batch_count() const { return call([this] { return engine_->sample_batch_count(); }); }
   std::uint64_t request_count(const std::string& route) const {
     return call([this, &route] { return engine_->request_count(route); });
   }

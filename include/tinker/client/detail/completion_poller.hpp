@@ -7,8 +7,9 @@
 #include <tinker/client/detail/client_core.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -37,7 +38,13 @@ public:
     struct deregister {
       completion_poller* self;
       const std::string& id;
-      ~deregister() { self->waiting_.erase(id); }
+      ~deregister() {
+        self->waiting_.erase(id);
+        // Nobody waits any more: end the batch poll now rather than when the server's hold runs
+        // out (it would keep the client, and the caller's io_context, busy for up to 25 s).
+        if (auto signal = self->loop_cancel_.lock(); signal && self->waiting_.empty())
+          signal->emit(asio::cancellation_type::terminal);
+      }
     } guard{this, request_id};
     ensure_running();
     while (!w.done && !fatal_) {
@@ -61,11 +68,15 @@ private:
   void ensure_running() {
     if (running_) return;
     running_ = true;
-    asio::co_spawn(core_->executor(), loop(shared_from_this()), asio::detached);
+    auto signal = std::make_shared<asio::cancellation_signal>();
+    loop_cancel_ = signal;
+    // The completion handler owns the signal: it outlives the coroutine bound to its slot.
+    asio::co_spawn(core_->executor(), loop(shared_from_this(), signal),
+                   asio::bind_cancellation_slot(signal->slot(), [signal](std::exception_ptr) {}));
   }
 
   /// Polls while anyone waits; idles otherwise.
-  static asio::awaitable<void> loop(std::shared_ptr<completion_poller> self) {
+  static asio::awaitable<void> loop(std::shared_ptr<completion_poller> self, std::weak_ptr<asio::cancellation_signal> signal) {
     int failures = 0;
     while (!self->waiting_.empty() && !self->fatal_) {
       retrieve_futures_request req;
@@ -90,6 +101,8 @@ private:
         ++failures;
       } catch (const api_connection_error&) {
         ++failures;
+      } catch (const boost::system::system_error&) {
+        break;  // cancelled: the last waiter left (a new one gets a new loop below)
       } catch (const std::exception&) {
         self->fail_all(std::current_exception());
         break;
@@ -98,8 +111,15 @@ private:
       // waiters fall back to their own retrieve_future, which long-polls, or answers 410 Gone so
       // the sample is resubmitted. Nobody waits for a completion that will never be reported.
       if (failures > 0) self->release_all();
-      if (failures > 0) co_await self->core_->sleep(seconds_d(std::min(1 << std::min(failures - 1, 4), 10)));
+      if (failures > 0) {
+        try {
+          co_await self->core_->sleep(seconds_d(std::min(1 << std::min(failures - 1, 4), 10)));
+        } catch (const boost::system::system_error&) {
+          break;  // cancelled
+        }
+      }
     }
+    if (self->loop_cancel_.lock() == signal.lock()) self->loop_cancel_.reset();
     self->running_ = false;
     if (!self->waiting_.empty() && !self->fatal_) self->ensure_running();
   }
@@ -135,6 +155,7 @@ private:
   std::int64_t cursor_ = 0;
   bool running_ = false;
   std::exception_ptr fatal_;
+  std::weak_ptr<asio::cancellation_signal> loop_cancel_;  ///< of the running loop
 };
 
 }  // namespace tinker::detail

@@ -161,6 +161,8 @@ public:
   std::size_t future_count() const noexcept { return futures_.size(); }
   std::size_t loaded_model_count() const noexcept { return models_.size(); }
   std::size_t pending_sample_count() const noexcept { return pending_samples_; }
+  /// Compute tasks that ran sample requests (several requests on the same weights share one).
+  std::uint64_t sample_batch_count() const noexcept { return sample_batches_; }
   /// Requests received per route name (for tests: how often a client retried).
   std::uint64_t request_count(const std::string& route) const {
     auto it = route_counts_.find(route);
@@ -791,6 +793,7 @@ private:
   std::map<std::string, sampler_state> samplers_;
   future_table futures_;
   std::size_t pending_samples_ = 0;
+  std::uint64_t sample_batches_ = 0;
   std::map<std::string, std::uint64_t> route_counts_;
 };
 

@@ -145,6 +145,7 @@ inline asio::awaitable<void> engine_impl::run_sample_batch(std::shared_ptr<engin
     }
     auto base = s->base;
     auto weights = s->weights;
+    ++self->sample_batches_;
     auto shared_batch = std::make_shared<std::vector<pending_sample>>(std::move(batch));
     // Each job's result or error, so that one bad request does not fail its batch-mates.
     using outcome = std::variant<sample_response, std::pair<std::string, error_category>>;

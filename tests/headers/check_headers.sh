@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Every header under include/ compiles on its own (first and only include of a translation unit),
+# warning-free. Syntax-only, in parallel.   check_headers.sh <c++ compiler> <include dir>
+set -euo pipefail
+cxx=$1 include=$2
+export cxx include
+check() {
+  local header=${1#"$include"/}
+  if ! out=$(printf '#include <%s>\n' "$header" |
+             "$cxx" -std=c++20 -fsyntax-only -Wall -Wextra -Wpedantic -Werror -Wno-missing-field-initializers \
+                    -I"$include" -x c++ - 2>&1); then
+    printf 'NOT SELF-CONTAINED: %s\n%s\n' "$header" "$out" | head -20
+    return 1
+  fi
+}
+export -f check
+count=$(find "$include" -name '*.hpp' | wc -l)
+if find "$include" -name '*.hpp' -print0 | sort -z | xargs -0 -n1 -P"$(nproc)" bash -c 'check "$0"'; then
+  echo "all $count headers compile on their own"
+else
+  exit 1
+fi
