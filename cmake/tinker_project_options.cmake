@@ -19,6 +19,8 @@ endif()
 # links it instead of instantiating the same non-template code in each translation unit.
 add_library(tinker_boost_impl STATIC ${PROJECT_SOURCE_DIR}/cmake/boost_impl.cpp)
 target_link_libraries(tinker_boost_impl PUBLIC tinker::tinker)
-target_compile_definitions(tinker_boost_impl PUBLIC BOOST_ASIO_SEPARATE_COMPILATION BOOST_BEAST_SEPARATE_COMPILATION)
+# Our own code is kept free of deprecated Asio names (consumers decide for themselves).
+target_compile_definitions(tinker_boost_impl PUBLIC BOOST_ASIO_SEPARATE_COMPILATION BOOST_BEAST_SEPARATE_COMPILATION
+                                                    BOOST_ASIO_NO_DEPRECATED)
 target_compile_options(tinker_boost_impl PRIVATE -w)
 target_link_libraries(tinker_project_options INTERFACE tinker_boost_impl)

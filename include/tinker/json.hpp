@@ -2,6 +2,7 @@
 // tag_invoke, so boost::json::value_from / value_to work on them) and JSON text.
 #pragma once
 
+#include <tinker/json/account.hpp>
 #include <tinker/json/checkpoint.hpp>
 #include <tinker/json/future.hpp>
 #include <tinker/json/model_input.hpp>

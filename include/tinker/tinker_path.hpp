@@ -1,10 +1,18 @@
-// tinker:// checkpoint paths: `tinker://<training_run_id>/<weights|sampler_weights>/<name>`
-// (protocol.md §11.1). Run ids contain colons (`<session>:train:0`); names contain no '/'.
+// tinker:// checkpoint paths: `tinker://<training_run_id>/<kind>/<name>` with kind one of
+// weights, sampler_weights, external_weights (protocol.md §11.1, protocol-delta.md §7). Run ids
+// contain colons (`<session>:train:0`); names contain no '/'.
+//
+// The client pastes run ids and names into request URLs (`/training_runs/{run}/checkpoints/
+// {kind}/{name}`) and the engine turns names into directories, so both are restricted to what is
+// safe there: no '/', '\\', '?', '#', '%', space, DEL or control characters (CR/LF included), not
+// '.' or '..', and bounded in length.
 #pragma once
 
 #include <tinker/error.hpp>
 #include <tinker/types/checkpoint.hpp>
 
+#include <cstddef>
+#include <cstdio>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +31,12 @@ constexpr std::string_view to_string(checkpoint_kind k) noexcept {
   return "weights";
 }
 
+constexpr std::optional<checkpoint_kind> parse_checkpoint_kind(std::string_view s) noexcept {
+  for (auto k : {checkpoint_kind::weights, checkpoint_kind::sampler_weights, checkpoint_kind::external_weights})
+    if (to_string(k) == s) return k;
+  return std::nullopt;
+}
+
 constexpr checkpoint_type type_of(checkpoint_kind k) noexcept {
   switch (k) {
     case checkpoint_kind::weights: return checkpoint_type::training;
@@ -34,6 +48,12 @@ constexpr checkpoint_type type_of(checkpoint_kind k) noexcept {
 
 /// A parsed checkpoint path. `logits://` paths parse the same way and keep their scheme.
 struct tinker_path {
+  /// Longest checkpoint name: well under the 255-byte file name limit of common filesystems,
+  /// which the engine's `<kind>/<name>` directories must respect.
+  static constexpr std::size_t max_name_size = 128;
+  /// Longest training run id (`<session uuid>:train:<n>` is about 50 bytes; room for other servers).
+  static constexpr std::size_t max_run_id_size = 256;
+
   std::string scheme = "tinker";
   std::string training_run_id;
   checkpoint_kind kind = checkpoint_kind::weights;
@@ -45,13 +65,13 @@ struct tinker_path {
       if (error) *error = std::move(why);
       return std::nullopt;
     };
+    static constexpr std::string_view form = "tinker://<training_run_id>/<weights|sampler_weights|external_weights>/<name>";
     tinker_path p;
     const auto sep = s.find("://");
-    if (sep == std::string_view::npos)
-      return fail("missing scheme: expected tinker://<training_run_id>/<weights|sampler_weights>/<name>");
+    if (sep == std::string_view::npos) return fail("missing scheme: expected " + std::string(form));
     p.scheme = std::string(s.substr(0, sep));
     if (p.scheme != "tinker" && p.scheme != "logits")
-      return fail("unsupported scheme '" + p.scheme + "://': expected tinker:// (or logits://)");
+      return fail("unsupported scheme '" + printable(p.scheme) + "://': expected tinker:// (or logits://)");
     auto rest = s.substr(sep + 3);
     const auto first = rest.find('/');
     if (first == std::string_view::npos)
@@ -64,15 +84,12 @@ struct tinker_path {
     p.training_run_id = std::string(rest.substr(0, first));
     const auto kind = rest.substr(first + 1, second - first - 1);
     p.name = std::string(rest.substr(second + 1));
-    if (p.training_run_id.empty()) return fail("empty training run id");
-    if (kind == "weights")
-      p.kind = checkpoint_kind::weights;
-    else if (kind == "sampler_weights")
-      p.kind = checkpoint_kind::sampler_weights;
-    else if (kind == "external_weights")
-      p.kind = checkpoint_kind::external_weights;
-    else
-      return fail("unknown checkpoint kind '" + std::string(kind) + "': expected weights or sampler_weights");
+    if (auto why = run_id_problem(p.training_run_id)) return fail(*why);
+    const auto parsed_kind = parse_checkpoint_kind(kind);
+    if (!parsed_kind)
+      return fail("unknown checkpoint kind '" + printable(kind) +
+                  "': expected weights, sampler_weights or external_weights");
+    p.kind = *parsed_kind;
     if (auto why = name_problem(p.name)) return fail(*why);
     return p;
   }
@@ -81,27 +98,29 @@ struct tinker_path {
   static tinker_path parse(std::string_view s) {
     std::string error;
     auto p = try_parse(s, &error);
-    if (!p) throw tinker::invalid_argument("invalid tinker path '" + std::string(s) + "': " + error);
+    if (!p) throw tinker::invalid_argument("invalid tinker path '" + printable(s) + "': " + error);
     return *p;
   }
 
-  /// Builds `tinker://<run>/<kind>/<name>`, validating the name.
+  /// Builds `tinker://<run>/<kind>/<name>`, validating the run id and the name.
   static tinker_path make(std::string training_run_id, checkpoint_kind kind, std::string name) {
-    if (auto why = name_problem(name)) throw tinker::invalid_argument("invalid checkpoint name '" + name + "': " + *why);
-    if (training_run_id.empty() || training_run_id.find('/') != std::string::npos)
-      throw tinker::invalid_argument("invalid training run id '" + training_run_id + "'");
+    if (auto why = run_id_problem(training_run_id))
+      throw tinker::invalid_argument("invalid training run id '" + printable(training_run_id) + "': " + *why);
+    if (auto why = name_problem(name))
+      throw tinker::invalid_argument("invalid checkpoint name '" + printable(name) + "': " + *why);
     return tinker_path{"tinker", std::move(training_run_id), kind, std::move(name)};
   }
 
-  /// What is wrong with a checkpoint name, if anything (empty, '/', '..', control characters).
+  /// What is wrong with a checkpoint name, if anything: empty, '.' or '..', longer than
+  /// max_name_size, or a character that breaks a URL path segment or a file name.
   static std::optional<std::string> name_problem(std::string_view name) {
-    if (name.empty()) return "empty checkpoint name";
-    if (name == "." || name == "..") return "checkpoint name cannot be '.' or '..'";
-    for (char c : name) {
-      if (c == '/' || c == '\\') return "checkpoint name cannot contain '/' or '\\'";
-      if (static_cast<unsigned char>(c) < 0x20) return "checkpoint name cannot contain control characters";
-    }
-    return std::nullopt;
+    return segment_problem(name, "checkpoint name", max_name_size);
+  }
+
+  /// What is wrong with a training run id, if anything (the rules of name_problem, except that
+  /// the limit is max_run_id_size; colons are fine).
+  static std::optional<std::string> run_id_problem(std::string_view run_id) {
+    return segment_problem(run_id, "training run id", max_run_id_size);
   }
 
   /// `<kind>/<name>`, e.g. `weights/step-10`.
@@ -112,6 +131,51 @@ struct tinker_path {
   std::string str() const { return scheme + "://" + training_run_id + "/" + checkpoint_id(); }
 
   friend bool operator==(const tinker_path&, const tinker_path&) = default;
+
+  /// `s` with control characters and DEL written as \xNN, so that an error message quoting a
+  /// hostile path cannot inject line breaks into logs.
+  static std::string printable(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (char c : s) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x20 || u == 0x7f) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(u));
+        out += buf;
+      } else {
+        out += c;
+      }
+    }
+    return out;
+  }
+
+private:
+  static std::optional<std::string> segment_problem(std::string_view s, std::string_view what, std::size_t max_size) {
+    const std::string w(what);
+    if (s.empty()) return "empty " + w;
+    if (s == "." || s == "..") return w + " cannot be '.' or '..'";
+    if (s.size() > max_size)
+      return w + " is " + std::to_string(s.size()) + " bytes long, more than the limit of " + std::to_string(max_size);
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      const auto u = static_cast<unsigned char>(s[i]);
+      std::string bad;
+      if (u < 0x20 || u == 0x7f) {
+        char buf[48];
+        std::snprintf(buf, sizeof buf, "control character 0x%02x", static_cast<unsigned>(u));
+        bad = buf;
+      } else if (u == ' ') {
+        bad = "a space";
+      } else if (u == '/' || u == '\\' || u == '?' || u == '#' || u == '%') {
+        bad = std::string("'") + s[i] + "'";
+      } else {
+        continue;
+      }
+      return w + " cannot contain " + bad + " (at byte " + std::to_string(i) +
+             "): run ids and names are pasted into request URLs";
+    }
+    return std::nullopt;
+  }
 };
 
 }  // namespace tinker

@@ -1,6 +1,7 @@
 // All protocol value types.
 #pragma once
 
+#include <tinker/types/account.hpp>
 #include <tinker/types/checkpoint.hpp>
 #include <tinker/types/future.hpp>
 #include <tinker/types/model_input.hpp>

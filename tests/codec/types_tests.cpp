@@ -4,6 +4,11 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
 using namespace tinker;
 
 TEST_SUITE("types") {
@@ -26,6 +31,48 @@ TEST_CASE("tensor_data: dense and CSR forms, validation, conversions") {
   bad = s;
   bad.sparse_crow_indices = std::vector<std::int64_t>{0, 3, 2};
   CHECK_THROWS_AS(bad.validate(), tinker::invalid_argument);
+
+  // Shapes whose product overflows or is negative are errors naming the shape, never a wrapped count.
+  tensor_data wrap(std::vector<float>{}, {std::int64_t{1} << 32, std::int64_t{1} << 32});
+  CHECK_THROWS_WITH_AS(wrap.validate("w"), "w: shape [4294967296, 4294967296] has more elements than fit in 64 bits",
+                       tinker::invalid_argument);
+  CHECK_THROWS_WITH_AS((void)wrap.element_count(),
+                       "tensor_data: shape [4294967296, 4294967296] has more elements than fit in 64 bits",
+                       tinker::invalid_argument);
+  tensor_data negative(std::vector<float>{}, {-1, -1});
+  CHECK_THROWS_WITH_AS(negative.validate("w"), "w: negative dimension -1 in shape [-1, -1]", tinker::invalid_argument);
+  CHECK_THROWS_AS((void)negative.element_count(), tinker::invalid_argument);
+  tensor_data zero_then_negative(std::vector<float>{}, {0, -3});
+  CHECK_THROWS_WITH_AS(zero_then_negative.validate("w"), "w: negative dimension -3 in shape [0, -3]", tinker::invalid_argument);
+  tensor_data empty_huge(std::vector<float>{}, {0, std::numeric_limits<std::int64_t>::max()});
+  CHECK(empty_huge.element_count() == 0);
+  CHECK_NOTHROW(empty_huge.validate());
+  CHECK(tensor_data::checked_element_count(std::vector<std::int64_t>{3, 0, std::int64_t{1} << 62, 8}) == 0u);
+  CHECK_FALSE(tensor_data::checked_element_count(std::vector<std::int64_t>{8, std::int64_t{1} << 61}));
+  // A sparse tensor whose shape its tiny indices cannot back: [4, 2^62] overflows, [4, 2^61] is
+  // beyond max_dense_elements; neither validates, and to_dense() refuses instead of writing out of
+  // bounds.
+  auto sparse_huge = tensor_data::sparse_csr(std::vector<float>{1.0f}, 4, std::int64_t{1} << 62, {0, 1, 1, 1, 1}, {5});
+  CHECK_THROWS_WITH_AS(sparse_huge.validate("mask"),
+                       "mask: shape [4, 4611686018427387904] has more elements than fit in 64 bits", tinker::invalid_argument);
+  CHECK_THROWS_AS((void)sparse_huge.to_dense<float>(), tinker::invalid_argument);
+  auto sparse_big = tensor_data::sparse_csr(std::vector<float>{1.0f}, 4, std::int64_t{1} << 61, {0, 1, 1, 1, 1}, {5});
+  CHECK_THROWS_WITH_AS(sparse_big.validate("mask"),
+                       "mask: shape [4, 2305843009213693952] describes 9223372036854775808 elements, more than the "
+                       "limit of 268435456",
+                       tinker::invalid_argument);
+  CHECK_THROWS_AS((void)sparse_big.to_dense<std::int64_t>(), tinker::invalid_argument);
+  // Exactly at the limit is fine (validated only: expanding it would take a gigabyte).
+  CHECK(max_dense_elements == std::size_t{1} << 28);
+  auto at_limit = tensor_data::sparse_csr(std::vector<float>{}, 1, std::int64_t{1} << 28, {0, 0}, {});
+  CHECK_NOTHROW(at_limit.validate());
+  auto over_limit = tensor_data::sparse_csr(std::vector<float>{}, 1, (std::int64_t{1} << 28) + 1, {0, 0}, {});
+  CHECK_THROWS_AS(over_limit.validate(), tinker::invalid_argument);
+  // A row count near INT64_MAX with an empty column range: rows + 1 is computed without overflow.
+  auto many_rows = tensor_data::sparse_csr(std::vector<float>{}, std::numeric_limits<std::int64_t>::max(), 0, {0}, {});
+  CHECK_THROWS_WITH_AS(many_rows.validate("m"),
+                       "m: sparse_crow_indices has 1 entries, expected rows + 1 = 9223372036854775808",
+                       tinker::invalid_argument);
 
   const std::vector<std::int32_t> tokens{5, 6};
   auto from_tokens = tensor_data::from_span(std::span<const std::int32_t>(tokens));
@@ -121,6 +168,69 @@ TEST_CASE("tinker paths: run ids with colons, both kinds, logits://, clear error
   std::string why;
   CHECK_FALSE(tinker_path::try_parse("nope", &why));
   CHECK_FALSE(why.empty());
+
+  // external_weights (protocol-delta.md §7): parses, formats, and is listed in the kind error.
+  const auto x = tinker_path::parse("tinker://S:train:0/external_weights/hf-export");
+  CHECK(x.kind == checkpoint_kind::external_weights);
+  CHECK(x.type() == checkpoint_type::external);
+  CHECK(x.checkpoint_id() == "external_weights/hf-export");
+  CHECK(x.str() == "tinker://S:train:0/external_weights/hf-export");
+  CHECK(tinker_path::make("S:train:0", checkpoint_kind::external_weights, "e").str() ==
+        "tinker://S:train:0/external_weights/e");
+  CHECK(error("tinker://S:train:0/checkpoints/a") ==
+        "invalid tinker path 'tinker://S:train:0/checkpoints/a': unknown checkpoint kind 'checkpoints': "
+        "expected weights, sampler_weights or external_weights");
+  CHECK(error("S:train:0/weights/a").find("external_weights") != std::string::npos);
+
+  // Characters that break the request URL the client builds, in names and in run ids.
+  for (const char* bad : {"a?b", "a#b", "a%2Fb", "a b", "a\\b", "a\x7f", "a\rb", "a\nb", "a\tb", "\x01"}) {
+    CAPTURE(tinker_path::printable(bad));
+    CHECK(tinker_path::name_problem(bad).has_value());
+    CHECK(tinker_path::run_id_problem(bad).has_value());
+    CHECK_FALSE(tinker_path::try_parse(std::string("tinker://S:train:0/weights/") + bad));
+    CHECK_FALSE(tinker_path::try_parse(std::string("tinker://") + bad + "/weights/a"));
+    CHECK_THROWS_AS(tinker_path::make(bad, checkpoint_kind::weights, "a"), tinker::invalid_argument);
+    CHECK_THROWS_AS(tinker_path::make("S:train:0", checkpoint_kind::weights, bad), tinker::invalid_argument);
+  }
+  CHECK(error("tinker://S:train:0/weights/a?b") ==
+        "invalid tinker path 'tinker://S:train:0/weights/a?b': checkpoint name cannot contain '?' (at byte 1): "
+        "run ids and names are pasted into request URLs");
+  CHECK(error("tinker://S:train:0/weights/a b").find("checkpoint name cannot contain a space (at byte 1)") !=
+        std::string::npos);
+  CHECK(error("tinker://S:train:0/weights/50%").find("cannot contain '%' (at byte 2)") != std::string::npos);
+  CHECK(error("tinker://S#x/weights/a").find("training run id cannot contain '#' (at byte 1)") != std::string::npos);
+  // CR/LF are named and escaped in the message, so a hostile path cannot forge log lines.
+  const auto crlf = error("tinker://S:train:0/weights/a\r\nINFO forged");
+  CHECK(crlf.find("control character 0x0d (at byte 1)") != std::string::npos);
+  CHECK(crlf.find("a\\x0d\\x0aINFO forged") != std::string::npos);
+  CHECK(crlf.find('\n') == std::string::npos);
+  CHECK(crlf.find('\r') == std::string::npos);
+  CHECK(error("tinker://S:train:0/weights/a\x7f").find("control character 0x7f") != std::string::npos);
+  // '.' and '..' as run ids, too.
+  CHECK(error("tinker://../weights/a").find("training run id cannot be '.' or '..'") != std::string::npos);
+  CHECK(error("tinker://./weights/a").find("training run id cannot be '.' or '..'") != std::string::npos);
+  CHECK(error("tinker://S:train:0/weights/.").find("checkpoint name cannot be '.' or '..'") != std::string::npos);
+  CHECK_THROWS_WITH_AS(tinker_path::make("..", checkpoint_kind::weights, "a"),
+                       "invalid training run id '..': training run id cannot be '.' or '..'", tinker::invalid_argument);
+  CHECK_THROWS_WITH_AS(tinker_path::make("", checkpoint_kind::weights, "a"),
+                       "invalid training run id '': empty training run id", tinker::invalid_argument);
+  // Dots, dashes, underscores, colons, '@', '+' and UTF-8 stay valid.
+  CHECK(tinker_path::parse("tinker://S:train:0/weights/step-1.final_v2+x@y").name == "step-1.final_v2+x@y");
+  CHECK(tinker_path::parse("tinker://S:train:0/weights/caf\xc3\xa9").name == "caf\xc3\xa9");
+  CHECK(tinker_path::parse("tinker://...:x/weights/...").name == "...");
+
+  // Length limits: names up to 128 bytes (a file name on any common filesystem), run ids up to 256.
+  const std::string name128(tinker_path::max_name_size, 'n');
+  const std::string run256(tinker_path::max_run_id_size, 'r');
+  CHECK(tinker_path::max_name_size == 128);
+  CHECK(tinker_path::max_run_id_size == 256);
+  CHECK(tinker_path::parse("tinker://" + run256 + "/weights/" + name128).name == name128);
+  CHECK(error("tinker://S/weights/" + name128 + "n").find("checkpoint name is 129 bytes long, more than the limit of 128") !=
+        std::string::npos);
+  CHECK(error("tinker://" + run256 + "r/weights/a").find("training run id is 257 bytes long, more than the limit of 256") !=
+        std::string::npos);
+  CHECK_THROWS_AS(tinker_path::make(run256 + "r", checkpoint_kind::weights, "a"), tinker::invalid_argument);
+  CHECK_THROWS_AS(tinker_path::make("S", checkpoint_kind::weights, name128 + "n"), tinker::invalid_argument);
 }
 
 }  // TEST_SUITE

@@ -429,6 +429,35 @@ TEST_CASE("decoding: unknown fields of every wire type are skipped, last value w
   // Unknown fields in outputs and samples (e.g. newer SampleResponse fields 5 and 6).
   CHECK(proto::decode_sample_response(unknown + length_delimited(5, bytes({0x0a, 0x00})) + length_delimited(6, "")) ==
         sample_response{});
+
+  // SampledSequence field 4 (topk_sampled_logprobs, a length-delimited TopkLogprobs; protocol-delta.md
+  // §4) is skipped wherever it sits in a sequence, even repeated: the sequence reads as without it.
+  const std::vector<token_id> topk_ids{5, 6}, tokens{7, 8};
+  const std::vector<float> topk_lps{-0.5f, -1.5f}, lps{-0.25f, -0.75f};
+  const auto topk = message([&](auto& t) {
+    t.array_field(1, std::span<const token_id>(topk_ids));
+    t.array_field(2, std::span<const float>(topk_lps));
+    t.uint32_field(3, 1);
+    t.uint32_field(4, 2);
+  });
+  const auto sequence = message([&](auto& q) {
+    q.bytes_field(4, topk);
+    q.int32_field(1, 1);  // STOP_REASON_LENGTH
+    q.array_field(2, std::span<const token_id>(tokens));
+    q.bytes_field(4, topk);
+    q.array_field(3, std::span<const float>(lps));
+    q.bytes_field(4, topk);
+  });
+  REQUIRE(sequence.find(static_cast<char>(0x22)) == 0);  // field 4, wire type 2 comes first
+  const auto with_topk = proto::decode_sample_response(length_delimited(1, sequence) + length_delimited(1, sequence));
+  const sampled_sequence expected{stop_reason::length, tokens, lps, std::nullopt};
+  REQUIRE(with_topk.sequences.size() == 2);
+  CHECK(with_topk.sequences[0] == expected);
+  CHECK(with_topk.sequences[1] == expected);
+  CHECK_FALSE(with_topk.topk_prompt_logprobs);  // not mistaken for the response's own top-k (field 3)
+  // ... but field 4 must still be well-formed at the wire level: a length beyond the sequence is an error.
+  const auto e = sample_error(length_delimited(1, bytes({0x22, 0x05, 0x00})));
+  CHECK(e.field() == "sequences[0].field 4");
   CHECK(proto::decode_forward_backward_output(unknown).loss_fn_outputs.empty());
 }
 
@@ -778,6 +807,14 @@ TEST_CASE("malformed input: ForwardBackwardRequest semantics") {
     t.packed_int64_field(4, std::vector<std::int64_t>{-1});
   }));
   CHECK(e.problem() == "negative dimension -1");
+  // A shape whose product wraps to 0 in 64 bits ([2^32, 2^32]) cannot pass for an empty tensor.
+  e = request_error(with_tensor([](auto& t) {
+    t.bytes_field(1, "");
+    t.int32_field(3, 1);
+    t.packed_int64_field(4, std::vector<std::int64_t>{1ll << 32, 1ll << 32});
+  }));
+  CHECK(e.field() == "data[0].loss_fn_inputs[x].shape");
+  CHECK(e.problem() == "the product of the dimensions overflows 64 bits");
   // Sparse: crow of the wrong length, a column out of range, no shape.
   auto sparse = [](std::vector<std::int64_t> crow, std::vector<std::int64_t> col, std::vector<std::int64_t> shape) {
     return [=](auto& t) {
@@ -794,6 +831,18 @@ TEST_CASE("malformed input: ForwardBackwardRequest semantics") {
   CHECK(e.field() == "data[0].loss_fn_inputs[x].sparse_csr.crow_indices");
   e = request_error(with_tensor(sparse({0, 1}, {0}, {std::numeric_limits<std::int64_t>::max(), 1})));
   CHECK(e.field() == "data[0].loss_fn_inputs[x].sparse_csr.crow_indices");
+  // Sparse shapes that tiny CSR indices cannot back: [4, 2^62] overflows, [4, 2^61] (2^63 elements)
+  // is beyond max_dense_elements. Both are rejected before anything could be expanded.
+  e = request_error(with_tensor(sparse({0, 1, 1, 1, 1}, {5}, {4, std::int64_t{1} << 62})));
+  CHECK(e.field() == "data[0].loss_fn_inputs[x].shape");
+  CHECK(e.problem() == "the product of the dimensions overflows 64 bits");
+  e = request_error(with_tensor(sparse({0, 1, 1, 1, 1}, {0}, {4, std::int64_t{1} << 61})));
+  CHECK(e.field() == "data[0].loss_fn_inputs[x]");
+  CHECK(e.problem() ==
+        "sparse_csr: shape [4, 2305843009213693952] describes 9223372036854775808 elements, more than the limit of 268435456");
+  e = request_error(with_tensor(sparse({0, 0, 0, 0, 0}, {}, {4, (std::int64_t{1} << 26) + 1})));
+  CHECK(e.problem().find("more than the limit of 268435456") != std::string::npos);
+  CHECK_NOTHROW(proto::decode_forward_backward_request(with_tensor(sparse({0, 0, 0, 0, 0}, {}, {4, std::int64_t{1} << 26}))));
   e = request_error(with_tensor(sparse({0, 1}, {5}, {1, 2})));
   CHECK(e.problem().find("column index 5 out of range") != std::string::npos);
   e = request_error(with_tensor(sparse({0, 1}, {0}, {})));
@@ -865,8 +914,17 @@ TEST_CASE("malformed input: ForwardBackwardOutput offsets and dtypes") {
       {output(data, offsets({0, 16}), 0, {}, 1), "loss_fn_outputs[0].fields[lp].dtype", "is DTYPE_UNSPECIFIED (missing)"},
       {output(data, "", 1, {}, 1), "loss_fn_outputs[0].fields[lp].offsets", "is empty, expected num_datums + 1 = 2 entries"},
       {output(data, offsets({0, 16}), 1, {}, -1), "loss_fn_outputs[0].num_datums", "is negative (-1)"},
-      {output("", "", 1, {}, std::int64_t{1} << 40), "loss_fn_outputs", "more than 1048576 datums (num_datums)"},
+      {output("", "", 1, {}, std::int64_t{1} << 40), "loss_fn_outputs",
+       "num_datums adds up to more than 65536 datums, the most one answer may describe (the SDK sends at most 1024 per request chunk)"},
+      {output("", "", 1, {}, 65537), "loss_fn_outputs",
+       "num_datums adds up to more than 65536 datums, the most one answer may describe (the SDK sends at most 1024 per request chunk)"},
+      {output(data, offsets({0, 16}), 1, {std::int64_t{1} << 32, std::int64_t{1} << 32}, 1),
+       "loss_fn_outputs[0].fields[lp].trailing_shape", "the product of the dimensions overflows 64 bits"},
   };
+  CHECK(proto::max_output_datums == 65536);
+  // At the cap, a record without fields still decodes (into empty per-datum maps).
+  const auto at_cap = message([](auto& o) { o.message_field(2, [](auto& r) { r.int64_field(3, 65536); }); });
+  CHECK(proto::decode_forward_backward_output(at_cap).loss_fn_outputs.size() == 65536);
   for (const auto& c : cases) {
     CAPTURE(c.problem);
     const auto e = output_error(c.bytes);

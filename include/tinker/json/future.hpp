@@ -91,8 +91,9 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
 inline request_failed_response tag_invoke(boost::json::value_to_tag<request_failed_response>, const boost::json::value& jv) {
   json::detail::object_reader r(jv, "request_failed_response");
   // An error that is not a string is still a failure; keep its JSON text rather than losing it.
-  const auto& err = r.object().at("error");
-  std::string message = err.is_string() ? std::string(err.get_string()) : boost::json::serialize(err);
+  const auto* err = r.object().if_contains("error");
+  if (!err) r.fail("error", "missing required field");
+  std::string message = err->is_string() ? std::string(err->get_string()) : boost::json::serialize(*err);
   const auto* cat = r.object().if_contains("category");
   return request_failed_response{std::move(message),
                                  cat && cat->is_string() ? parse_error_category(cat->get_string()) : error_category::unknown};

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 TINKER_JSON_TYPE_NAME(sampling_params)
@@ -14,6 +15,11 @@ TINKER_JSON_TYPE_NAME(sampled_sequence)
 TINKER_JSON_TYPE_NAME(sample_response)
 
 namespace tinker {
+
+namespace json::detail {
+/// Cells a JSON top-k matrix may pad beyond 4x the pairs and rows it carries (see sample_response).
+inline constexpr std::uint64_t max_topk_padding_slack = std::uint64_t{1} << 20;
+}  // namespace json::detail
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, stop_reason r) { jv = to_string(r); }
 
@@ -188,8 +194,23 @@ inline sample_response tag_invoke(boost::json::value_to_tag<sample_response>, co
     }
     topk_logprobs topk;
     topk.length = static_cast<std::uint32_t>(parsed.size());
+    std::size_t pairs = 0;
     for (const auto& row : parsed)
-      if (row) topk.k = std::max<std::uint32_t>(topk.k, static_cast<std::uint32_t>(row->size()));
+      if (row) {
+        topk.k = std::max<std::uint32_t>(topk.k, static_cast<std::uint32_t>(row->size()));
+        pairs += row->size();
+      }
+    // The matrix is length x k cells, padded where rows are null or short. A few kilobytes of
+    // nulls plus one long row would otherwise claim length * k cells (gigabytes); legitimate
+    // answers pad little (the first position is null), so padding is bounded by what the message
+    // spells out, with slack for small answers.
+    const auto cells = std::uint64_t{topk.length} * topk.k;
+    const auto allowed = 4 * (std::uint64_t{pairs} + topk.length) + json::detail::max_topk_padding_slack;
+    if (cells > allowed)
+      r.fail("topk_prompt_logprobs", std::to_string(topk.length) + " rows of up to " + std::to_string(topk.k) +
+                                         " pairs make " + std::to_string(cells) + " cells for " + std::to_string(pairs) +
+                                         " pairs given: too many null or short rows (at most " +
+                                         std::to_string(allowed) + " cells)");
     topk.token_ids.assign(std::size_t(topk.length) * topk.k, 0);
     topk.logprobs.assign(std::size_t(topk.length) * topk.k, topk_logprobs::sentinel_logprob);
     for (std::size_t i = 0; i < parsed.size(); ++i)

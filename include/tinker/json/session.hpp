@@ -27,6 +27,8 @@ TINKER_JSON_TYPE_NAME(unload_model_response)
 TINKER_JSON_TYPE_NAME(get_sampler_response)
 TINKER_JSON_TYPE_NAME(list_sessions_response)
 TINKER_JSON_TYPE_NAME(get_session_response)
+TINKER_JSON_TYPE_NAME(set_session_project_request)
+TINKER_JSON_TYPE_NAME(trace_export_response)
 TINKER_JSON_TYPE_NAME(save_weights_request)
 TINKER_JSON_TYPE_NAME(save_weights_response)
 TINKER_JSON_TYPE_NAME(save_weights_for_sampler_request)
@@ -280,6 +282,40 @@ inline get_session_response tag_invoke(boost::json::value_to_tag<get_session_res
   json::detail::object_reader r(jv, "get_session_response");
   return get_session_response{r.required<std::vector<std::string>>("training_run_ids"),
                               r.required<std::vector<std::string>>("sampler_ids")};
+}
+
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const set_session_project_request& req) {
+  boost::json::object o(jv.storage());
+  json::detail::put(o, "project_id", req.project_id);
+  jv = std::move(o);
+}
+
+inline set_session_project_request tag_invoke(boost::json::value_to_tag<set_session_project_request>,
+                                              const boost::json::value& jv) {
+  json::detail::object_reader r(jv, "set_session_project_request");
+  return set_session_project_request{r.required<std::string>("project_id")};
+}
+
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, trace_export_status s) { jv = to_string(s); }
+
+/// Any string is a status: ones this library does not know read as trace_export_status::unknown.
+inline trace_export_status tag_invoke(boost::json::value_to_tag<trace_export_status>, const boost::json::value& jv) {
+  if (!jv.is_string()) json::detail::type_mismatch("a string", jv);
+  return parse_trace_export_status(jv.get_string());
+}
+
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const trace_export_response& resp) {
+  boost::json::object o(jv.storage());
+  json::detail::put(o, "status", resp.status);
+  json::detail::put(o, "url", resp.url);
+  json::detail::put(o, "error", resp.error);
+  jv = std::move(o);
+}
+
+inline trace_export_response tag_invoke(boost::json::value_to_tag<trace_export_response>, const boost::json::value& jv) {
+  json::detail::object_reader r(jv, "trace_export_response");
+  return trace_export_response{r.required<trace_export_status>("status"), r.optional<std::string>("url"),
+                               r.optional<std::string>("error")};
 }
 
 // --- weights ----------------------------------------------------------------------------------------

@@ -36,10 +36,12 @@
 namespace tinker::proto {
 
 /// The most datums a decoded ForwardBackwardOutput may describe. A record's `num_datums` is not a
-/// length prefix (a record may carry no fields at all), so it is capped explicitly to keep a hostile
-/// message from making the decoder allocate without bound. The SDK sends at most 1024 datums per
-/// request (protocol.md §8.3).
-inline constexpr std::size_t max_output_datums = std::size_t{1} << 20;
+/// length prefix (a record may carry no fields at all), so a few bytes can claim any count and the
+/// decoder allocates one (empty) map per datum: the count is capped to keep a hostile message from
+/// making it allocate without bound. One answer covers one request chunk, and the SDK puts at most
+/// 1024 datums in a chunk (protocol.md §8.3, `fwdbwd_max_chunk_len`); 2^16 leaves room for servers
+/// that allow larger chunks while bounding the cost of a hostile count to a few megabytes.
+inline constexpr std::size_t max_output_datums = std::size_t{1} << 16;
 
 namespace detail {
 
@@ -458,7 +460,8 @@ inline forward_backward_output read_output(reader r) {
   for (const auto& record : records) {
     total += static_cast<std::uint64_t>(record.num_datums);
     if (total > max_output_datums)
-      fail("loss_fn_outputs", "more than " + std::to_string(max_output_datums) + " datums (num_datums)");
+      fail("loss_fn_outputs", "num_datums adds up to more than " + std::to_string(max_output_datums) +
+                                  " datums, the most one answer may describe (the SDK sends at most 1024 per request chunk)");
   }
   const bool legacy_counts = total == 0;
   std::vector<std::size_t> counts;
@@ -471,7 +474,8 @@ inline forward_backward_output read_output(reader r) {
     total += n;
   }
   if (total > max_output_datums)
-    fail("loss_fn_outputs", "more than " + std::to_string(max_output_datums) + " datums (offsets)");
+    fail("loss_fn_outputs", "the offsets describe more than " + std::to_string(max_output_datums) +
+                                " datums, the most one answer may describe (the SDK sends at most 1024 per request chunk)");
 
   out.loss_fn_outputs.resize(static_cast<std::size_t>(total));
   std::size_t base = 0;

@@ -12,6 +12,9 @@
 
 namespace tinker {
 
+/// The longest time to live a checkpoint may be given: ten years (protocol-delta §5.3), in seconds.
+inline constexpr std::int64_t max_checkpoint_ttl_seconds = (10ll * 365 + 3) * 86'400;  // with leap days
+
 /// "training" = full state saved by save_state (tinker://.../weights/...); "sampler" = weights for
 /// sampling (tinker://.../sampler_weights/...); "external" = exported layout (newer servers).
 enum class checkpoint_type { training, sampler, external };

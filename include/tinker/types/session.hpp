@@ -1,11 +1,12 @@
 // Sessions and models: create_session, heartbeat, sampling sessions, create_model, get_info,
-// unload_model (protocol.md §4, §8.1, §8.9, §8.10).
+// unload_model, the session REST resources (protocol.md §4, §8.1, §8.9, §8.10, §11.10).
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tinker {
@@ -146,6 +147,45 @@ struct get_session_response {
   std::vector<std::string> sampler_ids;
 
   friend bool operator==(const get_session_response&, const get_session_response&) = default;
+};
+
+/// `PUT /api/v1/sessions/{id}/project` body: moves a session into a project (2xx, body ignored).
+struct set_session_project_request {
+  std::string project_id;
+
+  friend bool operator==(const set_session_project_request&, const set_session_project_request&) = default;
+};
+
+/// The state of a session trace export. Servers may add states: those read as `unknown`, which a
+/// client should treat like `pending` or report, but never fail to decode.
+enum class trace_export_status { pending, ready, failed, unknown };
+
+constexpr std::string_view to_string(trace_export_status s) noexcept {
+  switch (s) {
+    case trace_export_status::pending: return "pending";
+    case trace_export_status::ready: return "ready";
+    case trace_export_status::failed: return "failed";
+    case trace_export_status::unknown: return "unknown";
+  }
+  return "unknown";
+}
+
+/// Unknown strings map to trace_export_status::unknown.
+constexpr trace_export_status parse_trace_export_status(std::string_view s) noexcept {
+  for (auto t : {trace_export_status::pending, trace_export_status::ready, trace_export_status::failed})
+    if (to_string(t) == s) return t;
+  return trace_export_status::unknown;
+}
+
+/// `GET /api/v1/sessions/{id}/trace_export` -> `{"status", "url"?, "error"?}`. The SDK polls every
+/// 5 s while pending; `ready` comes with `url` (a signed URL, plain GET without auth, ~1 h), `failed`
+/// with `error`. (The codec does not enforce those pairings: the caller reports a missing one.)
+struct trace_export_response {
+  trace_export_status status = trace_export_status::pending;
+  std::optional<std::string> url;
+  std::optional<std::string> error;
+
+  friend bool operator==(const trace_export_response&, const trace_export_response&) = default;
 };
 
 }  // namespace tinker

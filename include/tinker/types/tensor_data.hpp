@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -24,6 +25,13 @@ enum class dtype : std::uint8_t { float32, int64 };
 constexpr std::string_view to_string(dtype t) noexcept { return t == dtype::float32 ? "float32" : "int64"; }
 
 constexpr std::size_t element_size(dtype t) noexcept { return t == dtype::float32 ? 4 : 8; }
+
+/// The most elements a tensor's shape may describe (2^28: 1 GiB of float32, 2 GiB of int64).
+/// The protocol's tensors are per-token inputs and outputs, far below this (the SDK packs at most
+/// 5 MB of tensors into a request, protocol.md §8.3). The limit matters for CSR tensors, whose
+/// shape is not backed by stored values: without it a few bytes claiming a [4, 2^61] shape would
+/// make to_dense() allocate without bound.
+inline constexpr std::size_t max_dense_elements = std::size_t{1} << 28;
 
 /// A flattened row-major array of float32 or int64 values.
 ///
@@ -85,12 +93,49 @@ struct tensor_data {
     return {static_cast<std::int64_t>(stored_size())};
   }
 
-  /// Number of elements of the dense tensor.
+  /// Number of elements of the dense tensor. Throws tinker::invalid_argument naming the shape if a
+  /// dimension is negative or the product overflows (a wrapped product could pass for a small
+  /// tensor and make to_dense() write out of bounds).
   std::size_t element_count() const {
     if (!shape) return stored_size();
+    std::string problem;
+    const auto n = checked_element_count(*shape, &problem);
+    if (!n) throw tinker::invalid_argument("tensor_data: " + problem);
+    return *n;
+  }
+
+  /// The product of `dims`, or nullopt with `*problem` (when given) saying why: a negative
+  /// dimension, or a product beyond std::size_t.
+  static std::optional<std::size_t> checked_element_count(std::span<const std::int64_t> dims,
+                                                          std::string* problem = nullptr) {
+    bool zero = false, overflow = false;
     std::size_t n = 1;
-    for (auto d : *shape) n *= static_cast<std::size_t>(d < 0 ? 0 : d);
+    for (auto d : dims) {
+      if (d < 0) {
+        if (problem) *problem = "negative dimension " + std::to_string(d) + " in shape " + shape_string(dims);
+        return std::nullopt;
+      }
+      const auto u = static_cast<std::size_t>(d);
+      if (u == 0) zero = true;  // a zero dimension makes the product empty, however large the others
+      else if (n > std::numeric_limits<std::size_t>::max() / u) overflow = true;
+      else n *= u;
+    }
+    if (zero) return 0;
+    if (overflow) {
+      if (problem) *problem = "shape " + shape_string(dims) + " has more elements than fit in 64 bits";
+      return std::nullopt;
+    }
     return n;
+  }
+
+  /// `[2, 3]`, for messages.
+  static std::string shape_string(std::span<const std::int64_t> dims) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < dims.size(); ++i) {
+      if (i) out += ", ";
+      out += std::to_string(dims[i]);
+    }
+    return out + "]";
   }
 
   std::span<const float> floats() const {
@@ -102,28 +147,36 @@ struct tensor_data {
     throw tinker::invalid_argument("tensor_data: expected dtype int64, got float32");
   }
 
-  /// Checks the internal consistency (shape vs. size, CSR structure). Throws
+  /// Checks the internal consistency (shape vs. size, CSR structure, max_dense_elements). Throws
   /// tinker::invalid_argument naming `what` and the problem.
   void validate(std::string_view what = "tensor") const {
     auto fail = [&](const std::string& problem) {
       throw tinker::invalid_argument(std::string(what) + ": " + problem);
     };
+    std::size_t elements = stored_size();
     if (shape) {
-      for (auto d : *shape)
-        if (d < 0) fail("negative dimension " + std::to_string(d) + " in shape");
+      std::string problem;
+      const auto n = checked_element_count(*shape, &problem);
+      if (!n) fail(problem);
+      elements = *n;
     }
+    if (elements > max_dense_elements)
+      fail((shape ? "shape " + shape_string(*shape) : std::string("the tensor")) + " describes " +
+           std::to_string(elements) + " elements, more than the limit of " + std::to_string(max_dense_elements));
     if (!is_sparse()) {
-      if (shape && element_count() != stored_size())
-        fail("shape holds " + std::to_string(element_count()) + " elements but " + std::to_string(stored_size()) +
+      if (shape && elements != stored_size())
+        fail("shape holds " + std::to_string(elements) + " elements but " + std::to_string(stored_size()) +
              " values were given");
       return;
     }
     if (!sparse_crow_indices || !sparse_col_indices) fail("sparse tensors need both crow and col indices");
     if (!shape || shape->size() != 2) fail("sparse (CSR) tensors must have a 2-D shape");
-    const auto rows = (*shape)[0], cols = (*shape)[1];
+    // Both dimensions are >= 0 here; unsigned arithmetic keeps rows + 1 defined for any row count.
+    const auto rows = static_cast<std::uint64_t>((*shape)[0]);
+    const auto cols = (*shape)[1];
     const auto& crow = *sparse_crow_indices;
     const auto& col = *sparse_col_indices;
-    if (crow.size() != static_cast<std::size_t>(rows) + 1)
+    if (crow.size() != rows + 1)
       fail("sparse_crow_indices has " + std::to_string(crow.size()) + " entries, expected rows + 1 = " +
            std::to_string(rows + 1));
     if (col.size() != stored_size())
@@ -137,7 +190,9 @@ struct tensor_data {
       if (c < 0 || c >= cols) fail("sparse column index " + std::to_string(c) + " out of range [0, " + std::to_string(cols) + ")");
   }
 
-  /// The dense values, converted to T (CSR expanded with zeros).
+  /// The dense values, converted to T (CSR expanded with zeros). A sparse tensor is validated
+  /// first: nothing is allocated or written for a shape that its indices do not fit, nor beyond
+  /// max_dense_elements.
   template <class T>
   std::vector<T> to_dense() const {
     return std::visit(

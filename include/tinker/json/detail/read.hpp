@@ -8,6 +8,7 @@
 #include <tinker/error.hpp>
 
 #include <tinker/json/detail/traits.hpp>
+#include <tinker/json/serialize.hpp>
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
@@ -43,34 +44,58 @@ inline const char* kind_name(const boost::json::value& v) noexcept {
   throw protocol_error("", "", std::string("expected ") + expected + ", got " + kind_name(got));
 }
 
+/// A double as Python's repr writes it (1.5, 1e+30), for messages.
+inline std::string number_text(double d) {
+  if (!std::isfinite(d)) return std::isnan(d) ? "nan" : (d < 0 ? "-inf" : "inf");
+  std::string out;
+  append_python_float(out, d);
+  return out;
+}
+
 /// Integers accept 1 and 1.0 (but not 1.5) within T's range.
 template <class T>
 T read_integer(const boost::json::value& v) {
-  auto out_of_range = [&](auto x) -> T {
-    throw protocol_error("", "", "integer " + std::to_string(x) + " out of range");
-  };
+  auto out_of_range = [&](const std::string& x) -> T { throw protocol_error("", "", "integer " + x + " out of range"); };
   if (v.is_int64()) {
     const auto x = v.get_int64();
     if constexpr (std::is_signed_v<T>) {
-      if (x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max()) return out_of_range(x);
+      if (x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max()) return out_of_range(std::to_string(x));
     } else {
-      if (x < 0 || static_cast<std::uint64_t>(x) > std::numeric_limits<T>::max()) return out_of_range(x);
+      if (x < 0 || static_cast<std::uint64_t>(x) > std::numeric_limits<T>::max()) return out_of_range(std::to_string(x));
     }
     return static_cast<T>(x);
   }
   if (v.is_uint64()) {
     const auto x = v.get_uint64();
-    if (x > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return out_of_range(x);
+    if (x > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return out_of_range(std::to_string(x));
     return static_cast<T>(x);
   }
   if (v.is_double()) {
     const double d = v.get_double();
-    if (std::trunc(d) != d) throw protocol_error("", "", "expected an integer, got " + std::to_string(d));
-    if (d < static_cast<double>(std::numeric_limits<T>::min()) || d > static_cast<double>(std::numeric_limits<T>::max()))
-      return out_of_range(d);
+    if (std::trunc(d) != d) throw protocol_error("", "", "expected an integer, got " + number_text(d));
+    // T's range is [-2^digits, 2^digits) (signed) or [0, 2^digits) (unsigned); both bounds are
+    // exact doubles. Comparing with (double)max() instead would let 2^63 through for int64 (the
+    // max rounds up to it) and the cast would be undefined.
+    const double limit = std::ldexp(1.0, std::numeric_limits<T>::digits);
+    const double lowest = std::is_signed_v<T> ? -limit : 0.0;
+    if (!(d >= lowest && d < limit)) return out_of_range(number_text(d));
     return static_cast<T>(d);
   }
   type_mismatch("an integer", v);
+}
+
+/// A JSON number as float or double. A double beyond float's range is an error rather than an
+/// undefined conversion; values that round to the largest float are kept.
+template <class T>
+T read_floating(double d) {
+  if constexpr (std::is_same_v<T, float>) {
+    // Halfway between FLT_MAX and the next power of two: below it, rounding gives FLT_MAX.
+    constexpr double float_limit = 0x1.ffffffp127;
+    if (std::fabs(d) >= float_limit) throw protocol_error("", "", "number " + number_text(d) + " is out of float32 range");
+    if (std::fabs(d) > std::numeric_limits<float>::max())
+      return d < 0 ? -std::numeric_limits<float>::max() : std::numeric_limits<float>::max();
+  }
+  return static_cast<T>(d);
 }
 
 template <class T>
@@ -84,8 +109,8 @@ T read_as(const boost::json::value& v) {
   } else if constexpr (std::is_integral_v<T>) {
     return read_integer<T>(v);
   } else if constexpr (std::is_floating_point_v<T>) {
-    if (v.is_double()) return static_cast<T>(v.get_double());
-    if (v.is_int64()) return static_cast<T>(v.get_int64());
+    if (v.is_double()) return read_floating<T>(v.get_double());
+    if (v.is_int64()) return static_cast<T>(v.get_int64());  // |x| < 2^64: always within float's range
     if (v.is_uint64()) return static_cast<T>(v.get_uint64());
     type_mismatch("a number", v);
   } else if constexpr (std::is_same_v<T, std::string>) {

@@ -80,7 +80,8 @@ inline tensor_values decode_values(std::string_view bytes, wire_dtype t, std::st
 }
 
 /// The number of elements a shape describes, or an error if a dimension is negative or the
-/// product overflows (a shape must never claim more elements than could exist).
+/// product overflows (a shape must never claim more elements than could exist). For dense tensors
+/// the payload must then match it; for sparse ones tensor_data::validate() caps it.
 inline std::uint64_t checked_element_count(std::span<const std::int64_t> dims, std::string_view field) {
   std::uint64_t n = 1;
   bool zero = false;
@@ -197,6 +198,8 @@ inline tensor_data read_tensor(reader r) {
       fail("sparse_csr.crow_indices", "has " + std::to_string(t.sparse_crow_indices->size()) +
                                           " entries, expected rows + 1 = " +
                                           std::to_string(static_cast<std::uint64_t>((*t.shape)[0]) + 1));
+    // validate() also bounds the dense size the shape implies (max_dense_elements): no payload
+    // backs a CSR shape, so [4, 2^61] with one value would otherwise reach to_dense().
     try {
       t.validate("sparse_csr");
     } catch (const tinker::invalid_argument& e) {
