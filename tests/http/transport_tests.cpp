@@ -6,10 +6,17 @@
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <doctest/doctest.h>
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,11 +33,81 @@ http::transport make_transport(asio::io_context& io, const std::string& base, ht
   return http::transport(io.get_executor(), http::url::parse(base), std::move(o));
 }
 
+// By index, so that adding a lane does not silently change what the tests use.
 http::transport_options caps(std::size_t train, std::size_t poll = 2048) {
   http::transport_options o;
-  o.max_connections = {16, train, 512, poll, 16};
+  o.max_connections[static_cast<std::size_t>(lane::train)] = train;
+  o.max_connections[static_cast<std::size_t>(lane::poll)] = poll;
   return o;
 }
+
+/// Accepts connections and never reads from them: a request body larger than the socket buffers
+/// stalls the writer.
+struct silent_server {
+  asio::ip::tcp::acceptor acceptor;
+  std::vector<asio::ip::tcp::socket> held;
+
+  explicit silent_server(asio::io_context& io) : acceptor(io, {asio::ip::make_address("127.0.0.1"), 0}) {
+    asio::co_spawn(io, accept_loop(), asio::detached);
+  }
+  ~silent_server() {
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+  }
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()); }
+
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      held.push_back(std::move(socket));
+    }
+  }
+};
+
+/// Reads a request, then sends a fixed reply a few bytes at a time with a pause after each piece:
+/// a server that is slow but never silent for long.
+struct trickle_server {
+  asio::ip::tcp::acceptor acceptor;
+
+  trickle_server(asio::io_context& io, std::string reply, std::size_t piece, std::chrono::milliseconds pause)
+      : acceptor(io, {asio::ip::make_address("127.0.0.1"), 0}) {
+    asio::co_spawn(io, accept_loop(std::move(reply), piece, pause), asio::detached);
+  }
+  ~trickle_server() {
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+  }
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()); }
+
+  // Everything by value: the coroutines must not reach into the server object.
+  asio::awaitable<void> accept_loop(std::string reply, std::size_t piece, std::chrono::milliseconds pause) {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      asio::co_spawn(acceptor.get_executor(), serve(std::move(socket), reply, piece, pause), asio::detached);
+    }
+  }
+
+  static asio::awaitable<void> serve(asio::ip::tcp::socket socket, std::string reply, std::size_t piece,
+                                     std::chrono::milliseconds pause) {
+    boost::beast::tcp_stream stream(std::move(socket));
+    boost::beast::flat_buffer buffer;
+    bhttp::request<bhttp::string_body> req;
+    auto [ec, n] = co_await bhttp::async_read(stream, buffer, req, asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    asio::steady_timer timer(stream.get_executor());
+    for (std::size_t at = 0; at < reply.size(); at += piece) {
+      const auto part = asio::buffer(reply) + at;
+      auto [wec, wn] =
+          co_await asio::async_write(stream, asio::buffer(part, piece), asio::as_tuple(asio::use_awaitable));
+      if (wec) co_return;
+      timer.expires_after(pause);
+      auto [tec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (tec) co_return;
+    }
+  }
+};
 
 template <class E>
 std::string expect_throw(asio::io_context& io, http::transport& t, http::request req) {
@@ -420,6 +497,128 @@ TEST_CASE("transport: a reply slower than the deadline -> api_timeout_error, the
   srv.server.stop();  // cancels the sleeping handler
 }
 
+TEST_CASE("transport: read idle limit: a server that reads the request and never answers") {
+  asio::io_context io;
+  test_server srv(io);
+  http::transport_options o;
+  o.read_timeout = std::chrono::milliseconds(200);
+  o.request_timeout = std::chrono::seconds(60);
+  SUBCASE("the read timeout fires long before the request deadline, naming itself") {
+    auto t = make_transport(io, srv.base_url(), o);
+    auto what = expect_throw<api_timeout_error>(io, t, make_request("/hold"));
+    CHECK(what.find("timed out while reading the response (read timeout 200 ms)") != std::string::npos);
+    CHECK(what.find("POST http://127.0.0.1:") != std::string::npos);
+    CHECK(what.find(secret_key) == std::string::npos);
+    CHECK(srv.hold.arrived() == 1);  // the request was sent whole: it is the reply that never came
+    CHECK(t.open_connections(lane::train) == 0);
+    auto ok = run_coro(io, t.send(make_request("/echo", lane::train, "still usable")));
+    CHECK(ok.body == "still usable");
+  }
+  SUBCASE("a deadline shorter than the idle limit is what fires") {
+    o.read_timeout = std::chrono::seconds(60);
+    auto t = make_transport(io, srv.base_url(), o);
+    auto req = make_request("/hold");
+    req.timeout = std::chrono::milliseconds(200);
+    auto what = expect_throw<api_timeout_error>(io, t, std::move(req));
+    CHECK(what.find("timed out while reading the response (request timeout 200 ms)") != std::string::npos);
+  }
+}
+
+TEST_CASE("transport: read idle limit: progress re-arms it, the request deadline still bounds the whole") {
+  asio::io_context io;
+  // ~130 bytes, two every 25 ms: over 1.5 s in all, the headers alone over a second, never more
+  // than 25 ms without a byte.
+  const std::string body = "slow but steady";
+  const std::string reply = "HTTP/1.1 200 OK\r\nX-Padding: " + std::string(60, 'p') +
+                            "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  trickle_server srv(io, reply, 2, std::chrono::milliseconds(25));
+  http::transport_options o;
+  o.read_timeout = std::chrono::milliseconds(1000);
+  SUBCASE("no gap reaches the idle limit: the reply arrives") {
+    o.request_timeout = std::chrono::seconds(60);
+    auto t = make_transport(io, srv.base_url(), o);
+    auto res = run_coro(io, t.send(make_request("/slow")));
+    CHECK(res.status == 200);
+    CHECK(res.body == body);
+    CHECK(header_of(res.headers, "X-Padding").size() == 60);
+  }
+  SUBCASE("the whole-request deadline is not extended by progress") {
+    o.request_timeout = std::chrono::milliseconds(500);
+    auto t = make_transport(io, srv.base_url(), o);
+    auto what = expect_throw<api_timeout_error>(io, t, make_request("/slow"));
+    CHECK(what.find("timed out while reading the response (request timeout 500 ms)") != std::string::npos);
+  }
+}
+
+TEST_CASE("transport: write idle limit: a server that never reads stalls a large body") {
+  asio::io_context io;
+  silent_server srv(io);
+  http::transport_options o;
+  o.write_timeout = std::chrono::milliseconds(200);
+  o.request_timeout = std::chrono::seconds(60);
+  auto t = make_transport(io, srv.base_url(), o);
+  // Far more than loopback socket buffers hold on both ends together.
+  auto what = expect_throw<api_timeout_error>(io, t, make_request("/upload", lane::train, std::string(64u << 20, 'x')));
+  CHECK(what.find("timed out while writing the request (write timeout 200 ms)") != std::string::npos);
+  CHECK(what.find("/upload") != std::string::npos);
+  CHECK(t.open_connections(lane::train) == 0);
+  CHECK(srv.held.size() == 1);
+}
+
+TEST_CASE("transport: DNS lookups") {
+  asio::io_context io;
+  SUBCASE("a name that does not resolve fails as a connection error naming the phase") {
+    auto t = make_transport(io, "http://no-such-host.invalid:8080");
+    // A resolver that answers NXDOMAIN gives a connection error; one that never answers gives its
+    // subclass api_timeout_error after connect_timeout. Either names the phase.
+    auto what = expect_throw<api_connection_error>(io, t, make_request("/api/v1/healthz"));
+    CHECK(what.find("resolving the host name") != std::string::npos);
+    CHECK(what.find("no-such-host.invalid") != std::string::npos);
+    CHECK(t.open_connections(lane::train) == 0);
+    CHECK(t.resolve_waiters() == 0);
+  }
+  SUBCASE("cancelling one of two connects sharing a lookup leaves the other to finish") {
+    test_server srv(io);
+    for (int cancelled_one = 0; cancelled_one < 2; ++cancelled_one) {
+      CAPTURE(cancelled_one);  // 0: the call that started the lookup, 1: the one that joined it
+      auto t = make_transport(io, srv.base_url("http", "localhost"));
+      asio::cancellation_signal cancel;
+      std::shared_ptr<call_outcome> calls[2];
+      run_coro(io, [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 2; ++i)
+          calls[i] = spawn_call(t, make_request("/echo", lane::train, "call " + std::to_string(i)),
+                                i == cancelled_one ? cancel.slot() : asio::cancellation_slot());
+        co_await wait_until([&] { return t.resolve_waiters() == 2; }, "both wait for one lookup");
+        cancel.emit(asio::cancellation_type::terminal);
+        co_await wait_until([&] { return calls[0]->done && calls[1]->done; }, "both calls done");
+      }());
+      const auto& gone = *calls[cancelled_one];
+      const auto& kept = *calls[1 - cancelled_one];
+      CHECK(gone.aborted());
+      CHECK(gone.error_text().find("cancelled while resolving the host name") != std::string::npos);
+      REQUIRE_MESSAGE(!kept.error, kept.error_text());
+      CHECK(kept.response.body == "call " + std::to_string(1 - cancelled_one));
+      CHECK(t.dns_lookups() == 1);
+      CHECK(run_coro(io, t.send(make_request("/echo", lane::train, "cached"))).body == "cached");
+      CHECK(t.dns_lookups() == 1);  // the answer was cached
+    }
+  }
+  SUBCASE("shutdown wakes a connect waiting for a lookup") {
+    test_server srv(io);
+    auto t = make_transport(io, srv.base_url("http", "localhost"));
+    std::shared_ptr<call_outcome> call;
+    run_coro(io, [&]() -> asio::awaitable<void> {
+      call = spawn_call(t, make_request("/echo"));
+      co_await wait_until([&] { return t.resolve_waiters() == 1; }, "waiting for the lookup");
+      t.shutdown();
+      co_await wait_until([&] { return call->done; }, "call done");
+    }());
+    CHECK(call->aborted());
+    CHECK(call->error_text().find("shut down") != std::string::npos);
+    CHECK(srv.server.accepted_connections() == 0);
+  }
+}
+
 TEST_CASE("transport: cancellation") {
   asio::io_context io;
   test_server srv(io);
@@ -509,7 +708,8 @@ TEST_CASE("transport: shutdown fails waiters and calls in flight, closes idle co
   CHECK(in_flight->aborted());
   CHECK(waiting->aborted());
   CHECK(waiting->error_text().find("shut down") != std::string::npos);
-  for (auto l : {lane::session, lane::train, lane::sample, lane::poll, lane::rest}) {
+  for (std::size_t i = 0; i < http::lane_count; ++i) {
+    const auto l = static_cast<lane>(i);
     CHECK(t.open_connections(l) == 0);
     CHECK(t.idle_connections(l) == 0);
     CHECK(t.waiting_requests(l) == 0);
@@ -531,7 +731,9 @@ TEST_CASE("transport + server: a thousand concurrent long polls on one thread") 
   asio::io_context io;
   test_server srv(io);
   constexpr std::size_t n = 1000;
-  auto t = make_transport(io, srv.base_url());
+  http::transport_options o;  // the default cap of the poll lane may be lower than n
+  o.max_connections[static_cast<std::size_t>(lane::poll)] = n;
+  auto t = make_transport(io, srv.base_url(), o);
   std::vector<std::shared_ptr<call_outcome>> calls;
   for (std::size_t i = 0; i < n; ++i) calls.push_back(spawn_call(t, make_request("/hold", lane::poll)));
   run_coro(io, [&]() -> asio::awaitable<void> {
@@ -586,6 +788,15 @@ TEST_CASE("transport over TLS") {
     }());
     CHECK(t.stale_retries() == 1);
   }
+  SUBCASE("the read idle limit over TLS") {
+    auto o = trusting;
+    o.read_timeout = std::chrono::milliseconds(200);
+    auto t = make_transport(io, srv.base_url("https", "localhost"), o);
+    CHECK(run_coro(io, t.send(make_request("/echo", lane::train, "before"))).body == "before");
+    auto what = expect_throw<api_timeout_error>(io, t, make_request("/hold"));
+    CHECK(what.find("timed out while reading the response (read timeout 200 ms)") != std::string::npos);
+    CHECK(t.open_connections(lane::train) == 0);
+  }
   SUBCASE("a client without the CA fails with a certificate error") {
     http::transport_options o;  // system CAs only
     auto t = make_transport(io, srv.base_url("https", "localhost"), o);
@@ -633,6 +844,13 @@ TEST_CASE("transport: option checks") {
   http::transport_options o;
   o.request_timeout = std::chrono::milliseconds(0);
   CHECK_THROWS_AS(make_transport(io, "http://127.0.0.1:1", o), tinker::invalid_argument);
+  http::transport_options negative;
+  negative.read_timeout = std::chrono::milliseconds(-1);
+  CHECK_THROWS_WITH_AS(make_transport(io, "http://127.0.0.1:1", negative), doctest::Contains("read_timeout"),
+                       tinker::invalid_argument);
+  http::transport_options off;  // zero turns the idle limits off: accepted
+  off.read_timeout = off.write_timeout = std::chrono::milliseconds(0);
+  CHECK_NOTHROW(make_transport(io, "http://127.0.0.1:1", off));
 }
 
 TEST_CASE("transport: sequential keep-alive calls per second on loopback (measured, not asserted)" * doctest::skip()) {

@@ -18,10 +18,13 @@
 namespace tinker::http {
 
 /// Kinds of calls, each with its own connection pool, so long polls never starve submissions and
-/// a burst of samples cannot hold up session heartbeats (protocol.md §13).
-enum class lane : std::uint8_t { session, train, sample, poll, rest };
+/// a burst of samples cannot hold up session heartbeats (protocol.md §13). Polls are split too:
+/// thousands of sample polls held by the server must not make a training result wait for a
+/// connection (`poll` carries the polls of training and other futures, `sample_poll` those of
+/// samples).
+enum class lane : std::uint8_t { session, train, sample, poll, rest, sample_poll };
 
-inline constexpr std::size_t lane_count = 5;
+inline constexpr std::size_t lane_count = 6;
 
 constexpr std::string_view to_string(lane l) noexcept {
   switch (l) {
@@ -35,6 +38,8 @@ constexpr std::string_view to_string(lane l) noexcept {
       return "poll";
     case lane::rest:
       return "rest";
+    case lane::sample_poll:
+      return "sample_poll";
   }
   return "?";
 }

@@ -7,6 +7,14 @@
 //  * Reuse: keep-alive connections are reused; `Connection: close` and HTTP/1.0 replies are not.
 //    A reused connection found dead (write fails, or EOF/reset before any reply byte) is replaced
 //    by a fresh one and the request sent again, once.
+//  * Deadlines: connect_timeout bounds the DNS lookup, connect and TLS handshake of a new
+//    connection; write_timeout and read_timeout are idle limits (no byte taken by the socket, or
+//    none received, for that long; zero = off), re-armed on progress; request_timeout (or
+//    request.timeout) bounds the whole call from when it gets its connection, whatever the idle
+//    limits say. Each raises tinker::api_timeout_error naming the phase and the limit that fired,
+//    e.g. "timed out while writing the request (write timeout 60000 ms)".
+//  * DNS: names are looked up once per minute; concurrent connects share one lookup, which runs
+//    detached from any caller, so a caller that is cancelled or times out leaves it to the others.
 //  * Errors: connect/TLS/write/read failures throw tinker::api_connection_error, deadlines
 //    tinker::api_timeout_error; messages name method, URL and phase, never header values. A reply
 //    that breaks limits (max_response_body, undecodable gzip) throws
@@ -41,6 +49,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -78,6 +87,10 @@ class transport {
   std::uint64_t connections_opened() const noexcept { return state_->connections_opened(); }
   /// Requests re-sent on a fresh connection because a reused one was found dead.
   std::uint64_t stale_retries() const noexcept { return state_->stale_retries(); }
+  /// Connection attempts waiting for the DNS lookup in progress (0 when none runs).
+  std::size_t resolve_waiters() const noexcept { return state_->resolve_waiters(); }
+  /// DNS lookups started since construction (IP literals and cache hits need none).
+  std::uint64_t dns_lookups() const noexcept { return state_->dns_lookups(); }
 
  private:
   std::shared_ptr<detail::transport_state> state_;

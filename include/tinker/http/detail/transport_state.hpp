@@ -1,6 +1,7 @@
 // The state behind a transport: per-lane pools of keep-alive connections with FIFO waiters, the
-// idle sweeper, DNS caching, and the send coroutine. It is owned through a shared_ptr: every call
-// in flight holds a reference, so destroying the transport object while calls run is safe.
+// idle sweeper, shared and cached DNS lookups, and the send coroutine. It is owned through a
+// shared_ptr: every call in flight holds a reference, so destroying the transport object while
+// calls run is safe.
 //
 // Pool invariants, per lane:
 //   open = idle + leased (leased includes connections being opened) <= cap
@@ -22,9 +23,12 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
@@ -38,6 +42,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -76,6 +81,9 @@ class transport_state : public std::enable_shared_from_this<transport_state> {
                                        std::string(to_string(static_cast<lane>(i))) + "] must be at least 1");
     if (options_.connect_timeout.count() <= 0 || options_.request_timeout.count() <= 0)
       throw tinker::invalid_argument("transport_options: connect_timeout and request_timeout must be positive");
+    if (options_.read_timeout.count() < 0 || options_.write_timeout.count() < 0)
+      throw tinker::invalid_argument(
+          "transport_options: read_timeout and write_timeout must not be negative (0 turns them off)");
     if (base_.is_tls()) tls_ = make_client_tls_context(options_.tls, base_.str(), options_.warn);
   }
 
@@ -100,6 +108,7 @@ class transport_state : public std::enable_shared_from_this<transport_state> {
 
     lease held = co_await acquire(self, req);
     const auto deadline = clock::now() + timeout;
+    const exchange_limits limits{deadline, self->options_.write_timeout, self->options_.read_timeout};
     const bool head_method = req.method == boost::beast::http::verb::head;
     for (int attempt = 0;; ++attempt) {
       if (self->stopped_) throw self->shut_down_error(req);
@@ -108,10 +117,10 @@ class transport_state : public std::enable_shared_from_this<transport_state> {
       connection& conn = held.conn();
       exchange_result r;
       if (conn.is_tls())
-        r = co_await run_exchange(conn.tls(), conn, head, req.payload(), deadline, head_method,
+        r = co_await run_exchange(conn.tls(), conn, head, req.payload(), limits, head_method,
                                   self->options_.max_response_body);
       else
-        r = co_await run_exchange(conn.plain(), conn, head, req.payload(), deadline, head_method,
+        r = co_await run_exchange(conn.plain(), conn, head, req.payload(), limits, head_method,
                                   self->options_.max_response_body);
       if (r.ec) {
         if (reused && attempt == 0 && r.nothing_received && is_stale_connection_error(r.ec) && !self->stopped_) {
@@ -119,6 +128,9 @@ class transport_state : public std::enable_shared_from_this<transport_state> {
           held.replace_with_fresh();
           continue;
         }
+        if (r.idle_expired && r.where == phase::writing)
+          self->throw_failure(req, r.where, r.ec, self->options_.write_timeout, "write timeout");
+        if (r.idle_expired) self->throw_failure(req, r.where, r.ec, self->options_.read_timeout, "read timeout");
         self->throw_failure(req, r.where, r.ec, timeout, "request timeout");
       }
       conn.end_exchange(r.keep_alive && !info.connection_close);
@@ -133,6 +145,12 @@ class transport_state : public std::enable_shared_from_this<transport_state> {
     if (stopped_) return;
     stopped_ = true;
     sweep_timer_.cancel();
+    if (resolving_) {
+      // A lookup not yet begun ends now; a running getaddrinfo cannot be stopped, so the waiters
+      // are woken directly.
+      resolving_->resolver.cancel();
+      for (auto& w : resolving_->waiters) w.wake.cancel();
+    }
     for (auto& pool : pools_) {
       for (auto& c : pool.idle) c->close();
       pool.open -= pool.idle.size();
@@ -154,6 +172,8 @@ class transport_state : public std::enable_shared_from_this<transport_state> {
   std::size_t waiting_requests(lane l) const noexcept { return pools_[index(l)].waiters.size(); }
   std::uint64_t connections_opened() const noexcept { return connections_opened_; }
   std::uint64_t stale_retries() const noexcept { return stale_retries_; }
+  std::size_t resolve_waiters() const noexcept { return resolving_ ? resolving_->waiters.size() : 0; }
+  std::uint64_t dns_lookups() const noexcept { return dns_lookups_; }
 
  private:
   friend class lease;
@@ -177,10 +197,22 @@ class transport_state : public std::enable_shared_from_this<transport_state> {
     waiter_list waiters;
   };
 
-  /// A DNS lookup shared by every connection that needs one while it runs.
+  /// A connection attempt waiting for a DNS lookup. Lives in the waiting coroutine's frame; the hook
+  /// unlinks it if that frame goes away first.
+  struct resolve_waiter : auto_unlink_hook {
+    resolve_waiter(const asio::any_io_executor& ex, clock::time_point deadline) : wake(ex, deadline) {}
+    asio::steady_timer wake;  ///< expires at this attempt's connect deadline; cancelled when the lookup ends
+  };
+
+  using resolve_waiter_list = boost::intrusive::list<resolve_waiter, boost::intrusive::constant_time_size<false>>;
+
+  /// A DNS lookup shared by every connection that needs one while it runs. It belongs to no caller:
+  /// each waits for it with its own deadline and cancellation, and whoever gives up leaves the
+  /// lookup running for the others (and for the cache).
   struct resolution {
-    explicit resolution(const asio::any_io_executor& ex) : done(ex, asio::steady_timer::time_point::max()) {}
-    asio::steady_timer done;
+    explicit resolution(const asio::any_io_executor& ex) : resolver(ex) {}
+    asio::ip::tcp::resolver resolver;
+    resolve_waiter_list waiters;
     bool finished = false;
     boost::system::error_code ec;
     std::shared_ptr<const endpoint_list> endpoints;
@@ -281,7 +313,7 @@ class transport_state : public std::enable_shared_from_this<transport_state> {
     const auto limit = connect_bound ? options_.connect_timeout : request_timeout;
     const char* limit_name = connect_bound ? "connect timeout" : "request timeout";
 
-    auto endpoints = co_await resolve(req);
+    auto endpoints = co_await resolve(req, connect_deadline, limit, limit_name);
     if (stopped_) throw shut_down_error(req);
     auto& tcp = conn.tcp();
     tcp.expires_at(connect_deadline);
@@ -312,8 +344,11 @@ class transport_state : public std::enable_shared_from_this<transport_state> {
   }
 
   /// IP literals need no lookup; names are looked up once per minute, and concurrent connects share
-  /// one lookup instead of queueing thousands of getaddrinfo calls.
-  asio::awaitable<std::shared_ptr<const endpoint_list>> resolve(const request& req) {
+  /// one lookup instead of queueing thousands of getaddrinfo calls. The wait is bounded by the
+  /// connect deadline (getaddrinfo itself cannot be interrupted: it runs on, for the others).
+  asio::awaitable<std::shared_ptr<const endpoint_list>> resolve(const request& req, clock::time_point deadline,
+                                                                std::chrono::milliseconds limit,
+                                                                std::string_view limit_name) {
     if (endpoints_ && clock::now() < endpoints_expiry_) co_return endpoints_;
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(base_.host, ec);
@@ -322,31 +357,47 @@ class transport_state : public std::enable_shared_from_this<transport_state> {
       endpoints_expiry_ = clock::time_point::max();
       co_return endpoints_;
     }
-    if (auto shared = resolving_) {
-      (void)co_await shared->done.async_wait(asio::as_tuple(asio::use_awaitable));
-      if (!shared->finished)
-        throw boost::system::system_error(asio::error::operation_aborted,
-                                          describe(req) + ": cancelled while resolving the host name");
-      if (shared->ec) throw_failure(req, phase::resolving, shared->ec, options_.connect_timeout, "connect timeout");
-      co_return shared->endpoints;
-    }
-    auto mine = std::make_shared<resolution>(executor_);
-    resolving_ = mine;
-    asio::ip::tcp::resolver resolver(executor_);
-    auto [rec, results] =
-        co_await resolver.async_resolve(base_.host, std::to_string(base_.port), asio::as_tuple(asio::use_awaitable));
-    auto list = std::make_shared<endpoint_list>();
-    for (const auto& entry : results) list->push_back(entry.endpoint());
-    if (!rec && list->empty()) rec = asio::error::host_not_found;
-    mine->finished = true;
-    mine->ec = rec;
-    mine->endpoints = list;
-    mine->done.cancel();
-    if (resolving_ == mine) resolving_.reset();
-    if (rec) throw_failure(req, phase::resolving, rec, options_.connect_timeout, "connect timeout");
-    endpoints_ = list;
-    endpoints_expiry_ = clock::now() + dns_cache_ttl;
-    co_return endpoints_;
+    const auto lookup = resolving_ ? resolving_ : start_lookup();
+    resolve_waiter w(executor_, deadline);
+    lookup->waiters.push_back(w);
+    auto [wait_ec] = co_await w.wake.async_wait(asio::as_tuple(asio::use_awaitable));
+    w.unlink();
+    if (stopped_) throw shut_down_error(req);
+    // The caller's cancellation wins even when the lookup finished in the same turn of the loop.
+    const asio::cancellation_state cancel_state = co_await asio::this_coro::cancellation_state;
+    const bool cancelled = cancel_state.cancelled() != asio::cancellation_type::none;
+    if (cancelled || (!lookup->finished && wait_ec == asio::error::operation_aborted))
+      throw boost::system::system_error(asio::error::operation_aborted,
+                                        describe(req) + ": cancelled while resolving the host name");
+    if (!lookup->finished) throw_failure(req, phase::resolving, boost::beast::error::timeout, limit, limit_name);
+    if (lookup->ec) throw_failure(req, phase::resolving, lookup->ec, limit, limit_name);
+    co_return lookup->endpoints;
+  }
+
+  /// Starts the shared lookup with a plain completion handler, out of reach of any caller's
+  /// cancellation. It wakes every waiter and fills the cache, even if all of them gave up.
+  std::shared_ptr<resolution> start_lookup() {
+    auto lookup = std::make_shared<resolution>(executor_);
+    resolving_ = lookup;
+    ++dns_lookups_;
+    lookup->resolver.async_resolve(
+        base_.host, std::to_string(base_.port),
+        [lookup, weak = weak_from_this()](boost::system::error_code ec, asio::ip::tcp::resolver::results_type results) {
+          auto list = std::make_shared<endpoint_list>();
+          for (const auto& entry : results) list->push_back(entry.endpoint());
+          if (!ec && list->empty()) ec = asio::error::host_not_found;
+          lookup->finished = true;
+          lookup->ec = ec;
+          lookup->endpoints = list;
+          for (auto& w : lookup->waiters) w.wake.cancel();
+          auto self = weak.lock();
+          if (!self) return;
+          if (self->resolving_ == lookup) self->resolving_.reset();
+          if (ec) return;  // failures are not cached: the next connect looks up again
+          self->endpoints_ = std::move(list);
+          self->endpoints_expiry_ = clock::now() + dns_cache_ttl;
+        });
+    return lookup;
   }
 
   // ----- results and errors -----
@@ -424,6 +475,7 @@ class transport_state : public std::enable_shared_from_this<transport_state> {
   std::shared_ptr<resolution> resolving_;
   std::uint64_t connections_opened_ = 0;
   std::uint64_t stale_retries_ = 0;
+  std::uint64_t dns_lookups_ = 0;
 };
 
 inline lease::lease(std::shared_ptr<transport_state> owner, std::unique_ptr<connection> conn)
