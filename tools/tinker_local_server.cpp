@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,15 +32,18 @@ A Tinker-compatible training and sampling server with a small byte-level model t
   --alias NAME=MODEL       serve NAME (e.g. Qwen/Qwen3-8B) with the engine model MODEL (repeatable)
   --tls-cert FILE --tls-key FILE   serve HTTPS
   --compute-threads N      training/sampling threads (default: hardware threads)
-  --long-poll-hold-ms N    how long retrieve_future holds an unfinished future (default 25000)
+  --long-poll-hold-ms N    how long retrieve_future holds an unfinished future, 1..40000 (default 25000)
   --session-timeout-s N    sessions without heartbeats expire after N seconds (default 300)
   --max-body-bytes N       request body limit (default 67108864)
   --no-batched-polling     do not offer POST /api/v1/retrieve_futures to clients
+  --create-via-load        tell clients to create models from checkpoints with one load_weights
+                           (client/config create_model_via_load_weights; the form is accepted either way)
 
 fault injection (off by default):
   --fault-latency ROUTE=MS added latency before ROUTE is handled ("*" = every route; repeatable)
   --fault-429 FRACTION     answer this fraction of requests 429 (with Retry-After)
   --fault-retry-after S    Retry-After of injected 429s (default 1)
+  --fault-402 FRACTION     ... 402 Payment Required (detail: billing: payment required)
   --fault-500 FRACTION     ... 500
   --fault-503 FRACTION     ... 503
   --fault-drop FRACTION    drop this fraction of connections without answering
@@ -49,6 +53,12 @@ fault injection (off by default):
                            report queue_state STATE (paused_capacity | paused_rate_limit) and hold results
                            for DURATION_MS out of every PERIOD_MS
   --fault-step-time MS     simulated step time of every training operation
+  --fault-sample-step-time MS
+                           simulated time of every sample batch (its results are held back that long)
+  --fault-fail-route ROUTE=CATEGORY
+                           futures of requests on ROUTE (forward_backward, optim_step, asample, ...) fail
+                           with {"error": "injected failure: ...", "category": CATEGORY} instead of running;
+                           CATEGORY is user or server (repeatable)
   --fault-seed N           seed of the random fault decisions (default 1)
 
   --help                   this text
@@ -105,14 +115,20 @@ int main(int argc, char** argv) {
     } else if (flag == "--tls-cert") o.tls_cert_file = std::string(value());
     else if (flag == "--tls-key") o.tls_key_file = std::string(value());
     else if (flag == "--compute-threads") o.compute_threads = number<std::size_t>(flag, value());
-    else if (flag == "--long-poll-hold-ms") o.long_poll_hold = std::chrono::milliseconds(number<std::int64_t>(flag, value()));
+    else if (flag == "--long-poll-hold-ms") {
+      const auto ms = number<std::int64_t>(flag, value());
+      if (ms < 1 || ms > 40'000) die("--long-poll-hold-ms: expected 1..40000 (below the SDK's 45 s poll timeout), got " + std::to_string(ms));
+      o.long_poll_hold = std::chrono::milliseconds(ms);
+    }
     else if (flag == "--session-timeout-s") o.session_timeout = std::chrono::seconds(number<std::int64_t>(flag, value()));
     else if (flag == "--max-body-bytes") o.max_body_bytes = number<std::size_t>(flag, value());
     else if (flag == "--no-batched-polling") o.offer_batched_polling = false;
+    else if (flag == "--create-via-load") o.offer_create_via_load = true;
     else if (flag == "--fault-latency") {
       auto [route, ms] = split_pair(flag, value(), '=');
       o.faults.route_latency[route] = std::chrono::milliseconds(number<std::int64_t>(flag, ms));
     } else if (flag == "--fault-429") o.faults.fraction_429 = fraction(flag, value());
+    else if (flag == "--fault-402") o.faults.fraction_402 = fraction(flag, value());
     else if (flag == "--fault-retry-after") o.faults.retry_after = std::chrono::seconds(number<std::int64_t>(flag, value()));
     else if (flag == "--fault-500") o.faults.fraction_500 = fraction(flag, value());
     else if (flag == "--fault-503") o.faults.fraction_503 = fraction(flag, value());
@@ -135,6 +151,19 @@ int main(int argc, char** argv) {
       o.faults.pause_period = std::chrono::milliseconds(number<std::int64_t>(flag, period));
       o.faults.pause_duration = std::chrono::milliseconds(number<std::int64_t>(flag, duration));
     } else if (flag == "--fault-step-time") o.faults.training_step_time = std::chrono::milliseconds(number<std::int64_t>(flag, value()));
+    else if (flag == "--fault-sample-step-time")
+      o.faults.sample_step_time = std::chrono::milliseconds(number<std::int64_t>(flag, value()));
+    else if (flag == "--fault-fail-route") {
+      auto [route, category] = split_pair(flag, value(), '=');
+      static const std::set<std::string> future_routes = {"create_model", "forward_backward", "forward", "optim_step",
+                                                          "save_weights", "save_weights_for_sampler", "load_weights",
+                                                          "unload_model", "asample", "sample"};
+      if (!future_routes.contains(route))
+        die("--fault-fail-route: '" + route + "' is not a route whose requests become futures (e.g. forward_backward, optim_step, asample)");
+      if (category == "user") o.faults.fail_routes[route] = tinker::error_category::user;
+      else if (category == "server") o.faults.fail_routes[route] = tinker::error_category::server;
+      else die("--fault-fail-route: category must be user or server, got '" + category + "'");
+    }
     else if (flag == "--fault-seed") o.faults.seed = number<std::uint64_t>(flag, value());
     else die("unknown option '" + std::string(flag) + "'");
   }

@@ -21,12 +21,23 @@ namespace tinker::test {
 
 inline constexpr const char* tiny_model = "tinker-local/byte-lm-tiny";
 
-/// The engine clock: real time plus an offset the test moves forward (expiry without sleeping).
+/// The engine clock: real time plus an offset the test moves forward (expiry without sleeping), or
+/// frozen at a time the test chooses (then only advance() moves it: hour buckets, days).
 struct manual_clock {
   std::shared_ptr<std::atomic<std::int64_t>> offset_s = std::make_shared<std::atomic<std::int64_t>>(0);
+  /// Microseconds since the epoch the clock stands at; 0 = it follows real time.
+  std::shared_ptr<std::atomic<std::int64_t>> frozen_us = std::make_shared<std::atomic<std::int64_t>>(0);
   void advance(std::chrono::seconds s) { *offset_s += s.count(); }
+  void freeze_at(std::chrono::system_clock::time_point t) {
+    *frozen_us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  }
   std::function<std::chrono::system_clock::time_point()> fn() const {
-    return [o = offset_s] { return std::chrono::system_clock::now() + std::chrono::seconds(o->load()); };
+    return [o = offset_s, f = frozen_us] {
+      const auto frozen = f->load();
+      const auto base = frozen ? std::chrono::system_clock::time_point(std::chrono::microseconds(frozen))
+                               : std::chrono::system_clock::now();
+      return base + std::chrono::seconds(o->load());
+    };
   }
 };
 
@@ -152,5 +163,31 @@ struct engine_fixture {
         submit_and_wait("/api/v1/optim_step", json::to_json(optim_step_request{p, model, seq})));
   }
 };
+
+/// Helpers the engine test files share.
+inline double loss_sum(const forward_backward_output& out) { return out.metrics.at("loss:sum"); }
+
+/// The `detail` of a JSON error answer; fails the test if the answer has none.
+inline std::string detail_of(const sync_response& r) {
+  auto v = r.json();
+  REQUIRE_MESSAGE(v.is_object(), r.body);
+  REQUIRE_MESSAGE(v.as_object().contains("detail"), r.body);
+  return std::string(v.as_object().at("detail").as_string());
+}
+
+inline bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+
+/// The request id of a future-returning submission's answer; fails the test unless it is a 200.
+inline std::string future_id(const sync_response& res) {
+  REQUIRE_MESSAGE(res.status == 200, res.status << " " << res.body);
+  return json::from_json<untyped_api_future>(res.body).request_id;
+}
+
+/// Whether a retrieve_future answer is a try_again.
+inline bool is_try_again(const sync_response& res) {
+  if (res.status != 200 || res.header("Content-Type").find("json") == std::string::npos) return false;
+  auto v = res.json();
+  return v.is_object() && v.as_object().contains("type") && v.as_object().at("type") == "try_again";
+}
 
 }  // namespace tinker::test

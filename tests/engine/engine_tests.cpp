@@ -14,8 +14,6 @@ using boost::beast::http::verb;
 
 namespace {
 
-double loss_sum(const forward_backward_output& out) { return out.metrics.at("loss:sum"); }
-
 std::string run_command(const std::string& cmd) {
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");
@@ -24,13 +22,6 @@ std::string run_command(const std::string& cmd) {
   while (auto n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
   REQUIRE_MESSAGE(pclose(p) == 0, "command failed: " << cmd);
   return out;
-}
-
-std::string detail_of(const sync_response& r) {
-  auto v = r.json();
-  REQUIRE_MESSAGE(v.is_object(), r.body);
-  REQUIRE_MESSAGE(v.as_object().contains("detail"), r.body);
-  return std::string(v.as_object().at("detail").as_string());
 }
 
 }  // namespace
@@ -142,7 +133,7 @@ TEST_CASE("forward_backward outputs: per-datum logprobs and elementwise_loss, na
   CHECK(std::abs(legacy.metrics.at("loss:sum") - loss_sum(forward_only)) < 1e-4);
 }
 
-TEST_CASE("RL losses run with their inputs and configs, bad inputs fail as user errors") {
+TEST_CASE("RL losses run with their inputs and configs, bad inputs are refused at submission naming the field") {
   engine_fixture f;
   const auto model = f.create_model(f.create_session());
   auto d = engine_fixture::text_datum("abcabc");
@@ -157,29 +148,37 @@ TEST_CASE("RL losses run with their inputs and configs, bad inputs fail as user 
     CHECK(out.metrics.contains("loss:sum"));
     CHECK(std::isfinite(loss_sum(out)));
   }
-  // A loss config key the loss does not know fails the future (a user error), not the server.
-  forward_backward_request req{forward_backward_input{{d}, loss_fn_type::ppo, loss_fn_config{{"no_such_knob", 1.0}}}, model, seq++, false};
-  auto res = f.http->post_raw("/api/v1/forward_backward", proto::encode(req), "application/x-protobuf");
-  REQUIRE(res.status == 200);
-  auto done = f.wait(json::from_json<untyped_api_future>(res.body).request_id);
-  auto failure = json::from_json<request_failed_response>(done.body);
-  CHECK(failure.category == error_category::user);
-  CHECK(failure.error.find("no_such_knob") != std::string::npos);
-  // Mismatched tensor lengths and out-of-range tokens likewise.
+  // Input the loss cannot take is refused when it arrives (400 naming the field, never retried),
+  // not queued to fail later; each refused request still uses up its seq_id.
+  auto refused = [&](const forward_backward_request& r, const std::string& needle) {
+    auto res = f.http->post_raw("/api/v1/forward_backward", proto::encode(r), "application/x-protobuf");
+    CHECK_MESSAGE(res.status == 400, res.status << " " << res.body);
+    CHECK_MESSAGE(detail_of(res).find(needle) != std::string::npos, res.body);
+  };
+  // A loss config key the loss does not know.
+  refused({forward_backward_input{{d}, loss_fn_type::ppo, loss_fn_config{{"no_such_knob", 1.0}}}, model, seq++, false}, "no_such_knob");
+  // Mismatched tensor lengths.
   auto bad = engine_fixture::text_datum("abc");
   bad.loss_fn_inputs.at("weights") = tensor_data(std::vector<float>{1.0f});
-  req = forward_backward_request{forward_backward_input{{bad}, loss_fn_type::cross_entropy, std::nullopt}, model, seq++, false};
-  res = f.http->post_raw("/api/v1/forward_backward", proto::encode(req), "application/x-protobuf");
-  failure = json::from_json<request_failed_response>(f.wait(json::from_json<untyped_api_future>(res.body).request_id).body);
-  CHECK(failure.category == error_category::user);
+  refused({forward_backward_input{{bad}, loss_fn_type::cross_entropy, std::nullopt}, model, seq++, false}, "loss_fn_inputs.weights");
+  // Out-of-range tokens, in the input and in the targets.
   auto oob = engine_fixture::text_datum("abc");
   oob.model_input = model_input::from_ints({1, 2, 100000});
-  req = forward_backward_request{forward_backward_input{{oob}, loss_fn_type::cross_entropy, std::nullopt}, model, seq++, false};
-  res = f.http->post_raw("/api/v1/forward_backward", proto::encode(req), "application/x-protobuf");
-  failure = json::from_json<request_failed_response>(f.wait(json::from_json<untyped_api_future>(res.body).request_id).body);
-  CHECK(failure.category == error_category::user);
-  CHECK(failure.error.find("100000") != std::string::npos);
-  // The model still works afterwards.
+  refused({forward_backward_input{{oob}, loss_fn_type::cross_entropy, std::nullopt}, model, seq++, false}, "100000");
+  auto oob_target = engine_fixture::text_datum("abc");
+  oob_target.loss_fn_inputs.at("target_tokens") = tensor_data(std::vector<std::int64_t>{1, 2, 999});
+  refused({forward_backward_input{{oob_target}, loss_fn_type::cross_entropy, std::nullopt}, model, seq++, false}, "target_tokens");
+  // Inputs the loss does not take, or lacks.
+  auto extra = engine_fixture::text_datum("abc");
+  extra.loss_fn_inputs.emplace("advantages", tensor_data(std::vector<float>(3, 1.0f)));
+  refused({forward_backward_input{{extra}, loss_fn_type::cross_entropy, std::nullopt}, model, seq++, false}, "advantages");
+  refused({forward_backward_input{{engine_fixture::text_datum("abc")}, loss_fn_type::ppo, std::nullopt}, model, seq++, false}, "logprobs");
+  // Bad Adam parameters likewise.
+  adam_params negative;
+  negative.learning_rate = -1;
+  auto opt = f.post("/api/v1/optim_step", optim_step_request{negative, model, seq++}, 400);
+  CHECK(detail_of(opt).find("learning_rate") != std::string::npos);
+  // The model still works afterwards, at the next seq_id.
   CHECK(std::isfinite(loss_sum(f.forward_backward(model, seq++, {engine_fixture::text_datum("ok")}))));
 }
 
@@ -657,8 +656,10 @@ TEST_CASE("runs, checkpoints and samplers persist across restarts, old futures a
   f.submit_and_wait("/api/v1/load_weights", json::to_json(load));
 }
 
-TEST_CASE("fault injection: errors with Retry-After, dropped connections, latency, step time") {
-  engine_fixture f;
+TEST_CASE("fault injection: errors with Retry-After, dropped connections, step time") {
+  auto options = test_engine_options();
+  options.long_poll_hold = std::chrono::milliseconds(200);
+  engine_fixture f(options);
   local::fault_options faults;
   faults.fraction_429 = 1.0;
   faults.retry_after = std::chrono::seconds(3);
@@ -697,14 +698,16 @@ TEST_CASE("fault injection: errors with Retry-After, dropped connections, latenc
   CHECK(errors > 60);
   CHECK(errors < 140);
 
-  // Latency and simulated step time delay answers (checked by the order of completion, not by clocks).
+  // Simulated step time: with an hour per step, the model is still being created when a poll
+  // (held for this engine's 200 ms) gives up: try_again, deterministically, without timing anything.
   faults = {};
-  faults.training_step_time = std::chrono::milliseconds(300);
+  faults.training_step_time = std::chrono::hours(1);
   f.engine->set_faults(faults);
   const auto session = f.create_session();
-  const auto before = std::chrono::steady_clock::now();
-  f.create_model(session);
-  CHECK(std::chrono::steady_clock::now() - before >= std::chrono::milliseconds(300));
+  create_model_request create{session, 0, tiny_model, std::nullopt, lora_config{4, 1, true, true, true}};
+  const auto id = json::from_json<untyped_api_future>(f.post("/api/v1/create_model", create).body).request_id;
+  auto poll = f.post("/api/v1/retrieve_future", future_retrieve_request{id, true});
+  CHECK(json::from_json<try_again_response>(poll.body).request_id == id);
   f.engine->set_faults({});
 }
 

@@ -355,6 +355,18 @@ TEST_CASE("sampling: bad requests are tinker::invalid_argument naming the field 
   m = bad([](sample_request& r) { r.sampling_params.max_tokens = 5000; });
   CHECK(contains(m, "context length"));
   CHECK(contains(m, "4096"));
+  // The work of one request is bounded: num_samples x max_tokens.
+  m = bad([](sample_request& r) {
+    r.num_samples = 60'000;
+    r.sampling_params.max_tokens = 4000;
+  });
+  CHECK(contains(m, "per-request limit"));
+  CHECK(contains(m, "60000 x 4000"));
+  // check_sample_request refuses exactly what sampling refuses, without sampling.
+  auto r = make_request({256, 'a'}, 4);
+  r.num_samples = 1'000'000'000;
+  CHECK(contains(invalid_argument_message([&] { check_sample_request(r, base.spec()); }), "num_samples"));
+  CHECK_NOTHROW(check_sample_request(make_request({256, 'a'}, 4, 3), base.spec()));
   // One bad job fails the whole batch (the engine then retries the jobs one by one).
   const auto good = make_request({256}, 2);
   auto broken = make_request({256}, 2);

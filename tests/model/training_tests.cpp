@@ -436,7 +436,7 @@ TEST_CASE("forward_backward: gradients accumulate over datums and calls, forward
   CHECK(std::all_of(fresh.gradients().begin(), fresh.gradients().end(), [](double g) { return g == 0.0; }));
 }
 
-TEST_CASE("forward_backward: 2-D targets [N, K], sparse (CSR) inputs and per-token clip thresholds") {
+TEST_CASE("forward_backward: 2-D targets (N x K), sparse (CSR) inputs and per-token clip thresholds") {
   const auto& base = tiny_base();
   trainable_model model(base, lora(4, 9));
   model.set_parameters(random_parameters(model.trainable_parameter_count(), 3));
@@ -536,6 +536,33 @@ TEST_CASE("forward_backward: bad inputs are tinker::invalid_argument naming the 
   CHECK(contains(m, "not finite"));
   m = fb(with([](datum& d) { d.loss_fn_inputs["weights"] = tensor_data(std::vector<float>(10, 1.f), {5, 2}); }));
   CHECK(contains(m, "does not match target_tokens"));
+  // Shapes whose dense size wraps around 64 bits, or wider than the vocabulary: refused before
+  // anything is allocated from them.
+  constexpr std::int64_t huge = std::int64_t{1} << 62;
+  m = fb(with([&](datum& d) {
+    d.loss_fn_inputs["target_tokens"] = tensor_data::sparse_csr(std::vector<std::int64_t>{1}, 5, huge, {0, 0, 1, 1, 1, 1}, {5});
+  }));
+  CHECK(contains(m, "data[1].loss_fn_inputs.target_tokens"));
+  CHECK(contains(m, "columns"));
+  m = fb(with([&](datum& d) { d.loss_fn_inputs["target_tokens"] = tensor_data(std::vector<std::int64_t>{}, {5, huge}); }));
+  CHECK(contains(m, "columns"));
+  m = fb(with([&](datum& d) { d.loss_fn_inputs["weights"] = tensor_data(std::vector<float>{}, {5, huge}); }));
+  CHECK(contains(m, "loss_fn_inputs.weights"));
+  m = fb(with([](datum& d) { d.loss_fn_inputs["target_tokens"] = tensor_data(std::vector<std::int64_t>(5 * 259, 1), {5, 259}); }));
+  CHECK(contains(m, "259 columns"));
+  m = fb(with([](datum& d) { d.loss_fn_inputs["weights"] = tensor_data(std::vector<float>{1, 1}, {5, 1}); }));
+  CHECK(contains(m, "2 values"));
+  // check_forward_backward_input refuses the same, with the same message, without a model.
+  {
+    const std::vector<datum> data{good, with([](datum& d) { d.loss_fn_inputs.erase("weights"); })};
+    const auto direct = invalid_argument_message(
+        [&] { trainable_model::check_forward_backward_input(*base, data, loss_fn_type::cross_entropy, std::nullopt); });
+    CHECK(direct == fb(data[1]));
+    CHECK_NOTHROW(trainable_model::check_forward_backward_input(*base, std::vector<datum>{good}, loss_fn_type::cross_entropy, std::nullopt));
+    adam_params a;
+    a.beta2 = 1.0;
+    CHECK(contains(invalid_argument_message([&] { trainable_model::check_adam_params(a); }), "beta2"));
+  }
   m = fb(good, loss_fn_type::cross_entropy, loss_fn_config{{"beta", 0.1}});
   CHECK(contains(m, "loss_fn_config"));
   CHECK(contains(m, "'beta'"));

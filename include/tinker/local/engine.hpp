@@ -8,9 +8,40 @@
 // save_weights, save_weights_for_sampler, load_weights, asample, sample, get_sampler,
 // retrieve_future, retrieve_futures, weights_info, list_training_runs, get_training_run,
 // list_checkpoints, list_user_checkpoints, delete_checkpoint, publish_checkpoint,
-// unpublish_checkpoint, set_checkpoint_ttl, checkpoint_archive, download, list_sessions, get_session.
+// unpublish_checkpoint, set_checkpoint_ttl, checkpoint_archive, download, list_sessions, get_session,
+// set_session_project, trace_export, trace_download, audit, billing_usage.
+// (Methods and paths: detail::route_table() in detail/routing.hpp.) engine_options::on_request
+// observes every routed request (see request_record.hpp).
+//
+// Beyond the training and sampling protocol:
+// * load_weights takes an optional weights_access_token (an API key of the account owning the
+//   checkpoint; never stored or logged): the checkpoint is then read as that key's tenant. An
+//   invalid token answers 403. Both addressing forms: model_id + seq_id, and create-via-load
+//   (session_id + model_seq_id: creates the model with the checkpoint's LoRA settings and loads
+//   it as the model's operation 0; advertised when engine_options::offer_create_via_load).
+// * sampling_params.max_tokens may be null: sampling runs to EOS / a stop, or the context limit
+//   (max_context_length - prompt length), within the per-request work limit.
+// * PUT  /api/v1/sessions/{id}/project {"project_id"} -> {} (persisted); GET
+//   /api/v1/training_runs?project_id=P lists only runs created in the caller's sessions of P.
+// * GET  /api/v1/sessions/{id}/trace_export -> {"status":"ready","url"}: a signed URL
+//   (/downloads/traces/<id>.json, no key, engine_options::trace_url_lifetime) answering a JSON
+//   trace of the session: its runs and samplers with request counts per route, heartbeats.
+// * GET  /api/v1/audit?event_type=all|checkpoints[&day=YYYY-MM-DD] -> {"entries"}: checkpoint
+//   events (checkpoint_create, _delete, _publish, _unpublish, _ttl_set, _read for archive URLs)
+//   and, for all, session_create and model_create; the last audit_log_limit per tenant, kept in
+//   the data directory.
+// * GET  /api/v1/billing/usage/events?starting_on=&ending_before= -> {"data","sessions"}: hourly
+//   usage per session and base model (training, sampling_prefill, sampling_sample, checkpoint),
+//   counted in memory against the engine clock (it starts empty at every engine start).
+//
+// Refusals: permanent mistakes answer 400/403/404/422 with {"detail": "..."} naming the field, when
+// they arrive (sampling parameters, tensor shapes and tokens, loss inputs, Adam parameters, LoRA
+// ranks, TTLs up to 10 years, seq_ids more than max_seq_id_gap ahead); a refused training request
+// still uses up its seq_id, so the model's later operations run. Only errors that can be found
+// when a request runs fail its future (category "user" or "server").
 #pragma once
 
+#include <tinker/local/detail/account_endpoints.hpp>
 #include <tinker/local/detail/engine_impl.hpp>
 #include <tinker/local/detail/future_endpoints.hpp>
 #include <tinker/local/detail/rest_endpoints.hpp>
@@ -33,6 +64,8 @@ namespace tinker::local {
 
 /// The engine on an executor you run. Single-threaded: call its members from that executor
 /// (or before the executor runs). Loads the data directory on construction; serves after start().
+/// Throws tinker::invalid_argument for options that cannot work (a long_poll_hold outside
+/// (0, 40 s], an alias onto an unknown model, ...).
 class engine {
 public:
   engine(boost::asio::any_io_executor executor, engine_options options = {})
@@ -63,6 +96,7 @@ public:
   std::size_t loaded_model_count() const { return impl_->loaded_model_count(); }
   std::size_t future_count() const { return impl_->future_count(); }
   std::size_t pending_sample_count() const { return impl_->pending_sample_count(); }
+  std::size_t completion_log_count() const { return impl_->completion_log_count(); }
   std::uint64_t sample_batch_count() const { return impl_->sample_batch_count(); }
   std::uint64_t request_count(const std::string& route) const { return impl_->request_count(route); }
   const std::filesystem::path& data_dir() const { return impl_->data_dir(); }
@@ -102,6 +136,7 @@ public:
   std::size_t loaded_model_count() const { return call([this] { return engine_->loaded_model_count(); }); }
   std::size_t future_count() const { return call([this] { return engine_->future_count(); }); }
   std::size_t pending_sample_count() const { return call([this] { return engine_->pending_sample_count(); }); }
+  std::size_t completion_log_count() const { return call([this] { return engine_->completion_log_count(); }); }
   std::uint64_t sample_batch_count() const { return call([this] { return engine_->sample_batch_count(); }); }
   std::uint64_t request_count(const std::string& route) const {
     return call([this, &route] { return engine_->request_count(route); });

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <tinker/local/faults.hpp>
+#include <tinker/local/request_record.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -30,7 +31,8 @@ struct engine_options {
   std::map<std::string, std::string> model_aliases;
 
   /// How long retrieve_future holds a request that is not ready before answering try_again
-  /// (below the SDK's 45 s per-poll timeout).
+  /// (below the SDK's 45 s per-poll timeout). Must be in (0, 40 s]: the engine throws
+  /// tinker::invalid_argument otherwise.
   std::chrono::milliseconds long_poll_hold{25'000};
   /// Sessions without a heartbeat for this long expire and their models unload.
   std::chrono::milliseconds session_timeout{300'000};
@@ -40,6 +42,10 @@ struct engine_options {
   std::chrono::milliseconds maintenance_interval{5'000};
   /// Lifetime of signed archive download URLs.
   std::chrono::milliseconds download_url_lifetime{900'000};
+  /// Lifetime of signed session trace export URLs (GET /api/v1/sessions/{id}/trace_export).
+  std::chrono::milliseconds trace_url_lifetime{3'600'000};
+  /// Audit log entries kept per tenant (GET /api/v1/audit); older ones are dropped. At least 1.
+  std::size_t audit_log_limit = 10'000;
 
   std::size_t max_body_bytes = 64u << 20;
   /// Compute threads (training and sampling run there, never on the I/O thread). 0 = hardware threads.
@@ -48,6 +54,9 @@ struct engine_options {
   std::size_t sample_batch_size = 64;
   /// Sample requests pending (accepted, not finished) beyond which asample answers 429.
   std::size_t max_pending_samples = 100'000;
+  /// How far ahead of a model's next expected seq_id a training request may be (it waits in memory
+  /// for the ones before it); further ones are refused with 400. At least 1.
+  std::int64_t max_seq_id_gap = 10'000;
   /// Chunk limits advertised to clients through client/config (forward_backward batches above
   /// them are split by the client).
   std::int64_t fwdbwd_max_chunk_len = 1024;
@@ -57,6 +66,9 @@ struct engine_options {
   bool accept_protobuf_requests = true;
   /// Offer batched completion polling (POST /api/v1/retrieve_futures) to clients through client/config.
   bool offer_batched_polling = true;
+  /// Tell clients (client/config create_model_via_load_weights) to create models from checkpoints
+  /// with one load_weights request (session_id + model_seq_id). The engine accepts that form either way.
+  bool offer_create_via_load = false;
 
   /// Serve HTTPS with this certificate chain and key (PEM files).
   std::optional<std::string> tls_cert_file;
@@ -69,6 +81,11 @@ struct engine_options {
 
   /// Receives warnings (unreadable records at start-up, ...). Never sees API keys.
   std::function<void(const std::string&)> log;
+
+  /// Observes every routed request (see request_record): called on the engine's I/O thread, in
+  /// arrival order, before the request is authenticated or handled. Must not block; exceptions it
+  /// throws are ignored.
+  std::function<void(const request_record&)> on_request;
 
   /// Wall clock used for expiry (sessions, TTLs, URLs). Tests advance it by hand; default = system clock.
   std::function<std::chrono::system_clock::time_point()> clock;

@@ -77,6 +77,10 @@ struct http_server_options {
   std::size_t max_connections = 16384;
   bool gzip_responses = true;  ///< when the client sent `Accept-Encoding: gzip`
   std::size_t gzip_min_bytes = 1024;
+  /// Where bodies of at least `offload_gzip_bytes` are gzipped (e.g. a thread pool's executor), so
+  /// that large answers do not hold up the I/O thread; absent = on the I/O thread.
+  std::optional<asio::any_io_executor> gzip_executor;
+  std::size_t offload_gzip_bytes = 128 * 1024;
   std::optional<std::string> tls_cert_file, tls_key_file;  ///< PEM; TLS when both are set
 };
 
@@ -378,7 +382,7 @@ class server_state : public std::enable_shared_from_this<server_state> {
       const bool keep_alive =
           request.keep_alive() && !::tinker::http::detail::header_has_token(
                                       std::string_view(connection_header.data(), connection_header.size()), "close");
-      self->maybe_compress(request, res);
+      co_await self->maybe_compress(request, res);
       res.keep_alive(keep_alive);
       res.prepare_payload();
       tcp.expires_after(self->options_.idle_timeout);
@@ -477,11 +481,13 @@ class server_state : public std::enable_shared_from_this<server_state> {
     return std::nullopt;
   }
 
-  void maybe_compress(const http_request& request, http_response& res) const {
-    if (!options_.gzip_responses || res.body().size() < options_.gzip_min_bytes) return;
-    if (res.find(bhttp::field::content_encoding) != res.end()) return;
+  static asio::awaitable<std::string> gzip_body(std::string body) { co_return ::tinker::http::gzip_compress(body, 1); }
+
+  asio::awaitable<void> maybe_compress(const http_request& request, http_response& res) const {
+    if (!options_.gzip_responses || res.body().size() < options_.gzip_min_bytes) co_return;
+    if (res.find(bhttp::field::content_encoding) != res.end()) co_return;
     const auto type = res[bhttp::field::content_type];
-    if (is_precompressed_type(std::string_view(type.data(), type.size()))) return;
+    if (is_precompressed_type(std::string_view(type.data(), type.size()))) co_return;
     // The representation depends on Accept-Encoding from here on, whatever this client sent.
     const auto vary = res[bhttp::field::vary];
     if (vary.empty())
@@ -489,9 +495,13 @@ class server_state : public std::enable_shared_from_this<server_state> {
     else if (!::tinker::http::detail::header_has_token(std::string_view(vary.data(), vary.size()), "accept-encoding"))
       res.set(bhttp::field::vary, std::string(vary) + ", Accept-Encoding");
     const auto accept = request[bhttp::field::accept_encoding];
-    if (!accepts_gzip(std::string_view(accept.data(), accept.size()))) return;
-    if (request.method() == bhttp::verb::head) return;
-    res.body() = ::tinker::http::gzip_compress(res.body(), 1);  // level 1: the engine is CPU-bound, loopback is fast
+    if (!accepts_gzip(std::string_view(accept.data(), accept.size()))) co_return;
+    if (request.method() == bhttp::verb::head) co_return;
+    // Level 1: the engine is CPU-bound, loopback is fast.
+    if (options_.gzip_executor && res.body().size() >= options_.offload_gzip_bytes)
+      res.body() = co_await asio::co_spawn(*options_.gzip_executor, gzip_body(std::move(res.body())), asio::use_awaitable);
+    else
+      res.body() = ::tinker::http::gzip_compress(res.body(), 1);
     res.set(bhttp::field::content_encoding, "gzip");
   }
 

@@ -17,7 +17,9 @@
 #include <tinker/local/detail/store.hpp>
 #include <tinker/local/engine_options.hpp>
 #include <tinker/local/http_server.hpp>
+#include <tinker/local/request_record.hpp>
 #include <tinker/proto.hpp>
+#include <tinker/proto/detail/reader.hpp>
 #include <tinker/tinker_path.hpp>
 #include <tinker/types.hpp>
 
@@ -31,7 +33,10 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cmath>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -48,6 +53,19 @@ namespace tinker::local::detail {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
+
+/// The longest TTL a checkpoint may have (10 years; protocol-delta §5.3), in seconds.
+inline constexpr std::int64_t max_ttl_seconds = max_checkpoint_ttl_seconds;
+/// The longest long_poll_hold an engine accepts (below the SDK's 45 s per-poll timeout).
+inline constexpr std::chrono::milliseconds max_long_poll_hold{40'000};
+
+/// The model and seq_id a training request's body names, decoded best-effort (for requests that
+/// are rejected before or while being decoded, and for the request observer).
+struct body_target {
+  std::optional<std::string> model_id;
+  std::optional<std::int64_t> seq_id;
+  std::optional<std::string> request_id;
+};
 
 /// Everything a handler knows about the request it serves.
 struct request_context {
@@ -74,7 +92,7 @@ class engine_impl : public std::enable_shared_from_this<engine_impl> {
 public:
   engine_impl(asio::any_io_executor io, engine_options options)
       : io_(std::move(io)),
-        options_(std::move(options)),
+        options_(checked_options(std::move(options))),
         data_dir_(prepare_data_dir(options_.data_dir)),
         store_(data_dir_),
         ids_(options_.seed, store_.epoch()),
@@ -83,12 +101,32 @@ public:
         maintenance_timer_(io_),
         fault_rng_(options_.faults.seed),
         faults_since_(std::chrono::steady_clock::now()) {
-    if (!options_.clock) options_.clock = [] { return std::chrono::system_clock::now(); };
     for (const auto& spec : default_base_models()) base_models_.emplace(spec.name, base_model::create(spec));
-    for (const auto& [alias, target] : options_.model_aliases)
-      if (!base_models_.contains(target))
-        throw tinker::invalid_argument("model alias '" + alias + "' maps to unknown engine model '" + target + "'");
     load_records();
+  }
+
+  /// `o` with defaults filled in; throws tinker::invalid_argument for settings that cannot work
+  /// (before anything, such as a temporary data directory, is created).
+  static engine_options checked_options(engine_options o) {
+    if (!o.clock) o.clock = [] { return std::chrono::system_clock::now(); };
+    if (o.long_poll_hold <= std::chrono::milliseconds::zero() || o.long_poll_hold > max_long_poll_hold)
+      throw tinker::invalid_argument("engine_options.long_poll_hold must be in (0, 40000] ms (below the SDK's 45 s poll timeout), got " +
+                                     std::to_string(o.long_poll_hold.count()) + " ms");
+    if (o.max_seq_id_gap < 1)
+      throw tinker::invalid_argument("engine_options.max_seq_id_gap must be at least 1, got " + std::to_string(o.max_seq_id_gap));
+    if (o.audit_log_limit < 1) throw tinker::invalid_argument("engine_options.audit_log_limit must be at least 1");
+    // Signed URLs: bounded, so expiry arithmetic on the clock cannot overflow.
+    constexpr std::chrono::milliseconds max_url_lifetime = std::chrono::hours(24 * 30);
+    for (auto [name, lifetime] : {std::pair{"trace_url_lifetime", o.trace_url_lifetime},
+                                  std::pair{"download_url_lifetime", o.download_url_lifetime}})
+      if (lifetime <= std::chrono::milliseconds::zero() || lifetime > max_url_lifetime)
+        throw tinker::invalid_argument(std::string("engine_options.") + name + " must be in (0, 30 days], got " +
+                                       std::to_string(lifetime.count()) + " ms");
+    const auto models = default_base_models();
+    for (const auto& [alias, target] : o.model_aliases)
+      if (std::none_of(models.begin(), models.end(), [&](const auto& m) { return m.name == target; }))
+        throw tinker::invalid_argument("model alias '" + alias + "' maps to unknown engine model '" + target + "'");
+    return o;
   }
 
   ~engine_impl() {
@@ -106,6 +144,7 @@ public:
     so.max_body_bytes = options_.max_body_bytes;
     so.tls_cert_file = options_.tls_cert_file;
     so.tls_key_file = options_.tls_key_file;
+    so.gzip_executor = pool_.get_executor();  // large answers are compressed off the I/O thread
     std::weak_ptr<engine_impl> weak = shared_from_this();
     server_ = std::make_unique<http_server>(io_, so, [weak](http_request& req) -> asio::awaitable<std::optional<http_response>> {
       auto self = weak.lock();
@@ -147,20 +186,25 @@ public:
     const auto now = options_.clock();
     std::vector<std::string> expired;
     for (auto& [id, s] : sessions_)
-      if (!s.expired && !s.finished && now - s.last_heartbeat > options_.session_timeout) expired.push_back(id);
+      if (!s.expired && !s.record.finished_at && now - s.last_heartbeat > options_.session_timeout) expired.push_back(id);
     for (const auto& id : expired) expire_session(id, "session expired: no heartbeat for " +
                                                           std::to_string(options_.session_timeout.count() / 1000) + " s");
     std::vector<checkpoint_record> dead;
     for (const auto& [key, c] : checkpoints_)
       if (c.expires_at && to_system(*c.expires_at) <= now) dead.push_back(c);
-    for (const auto& c : dead) delete_checkpoint(c);
+    for (const auto& c : dead) delete_checkpoint(c, "ttl_expired");
     futures_.purge(std::chrono::steady_clock::now() - options_.future_retention);
+    // Usage older than the retention is dropped (it lives in memory only).
+    const auto oldest_hour = hour_of(now - usage_retention);
+    std::erase_if(usage_, [&](const auto& kv) { return kv.first.hour < oldest_hour; });
   }
 
   // Introspection for tests and benchmarks.
   std::size_t future_count() const noexcept { return futures_.size(); }
   std::size_t loaded_model_count() const noexcept { return models_.size(); }
   std::size_t pending_sample_count() const noexcept { return pending_samples_; }
+  /// Completion logs of batched polling, one per (sampler, clone) that completed something.
+  std::size_t completion_log_count() const noexcept { return futures_.log_count(); }
   /// Compute tasks that ran sample requests (several requests on the same weights share one).
   std::uint64_t sample_batch_count() const noexcept { return sample_batches_; }
   /// Requests received per route name (for tests: how often a client retried).
@@ -177,13 +221,15 @@ private:
 
   asio::awaitable<std::optional<http_response>> handle(http_request& req) {
     request_context ctx{req, parsed_target::parse(std::string_view(req.target().data(), req.target().size())), {}, {}};
-    ctx.route = route_name(req.method(), ctx.target);
+    const auto* route = find_route(req.method(), ctx.target);
+    if (route) ctx.route = std::string(route->name);
     ++route_counts_[ctx.route];
+    if (route && options_.on_request) observe(ctx);
     try {
-      if (ctx.route.empty()) throw http_error(404, "no such endpoint: " + std::string(req.method_string()) + " " +
-                                                       std::string(ctx.target.segments.empty() ? "/" : "/" + join(ctx.target.segments)));
+      if (!route) throw http_error(404, "no such endpoint: " + std::string(req.method_string()) + " " +
+                                            std::string(ctx.target.segments.empty() ? "/" : "/" + join(ctx.target.segments)));
       if (auto injected = co_await inject_faults(ctx)) co_return std::move(*injected);
-      if (ctx.route != "healthz" && ctx.route != "download") ctx.tenant = authenticate(req);
+      if (route->authenticated) ctx.tenant = authenticate(req);
       co_return co_await dispatch(ctx);
     } catch (const http_error& e) {
       co_return error_response(req, e.status(), e.what());
@@ -202,68 +248,70 @@ private:
     return out;
   }
 
-  /// The route's name, or "" when nothing matches (404).
-  static std::string route_name(http::verb method, const parsed_target& t) {
-    using v = http::verb;
-    const auto& s = t.segments;
-    if (s.size() >= 1 && s[0] == "downloads" && method == v::get) return "download";
-    if (s.size() < 3 || s[0] != "api" || s[1] != "v1") return "";
-    const auto n = s.size() - 2;
-    const auto& a = s[2];
-    if (n == 1) {
-      static const std::map<std::string, std::pair<v, std::string>> simple = {
-          {"healthz", {v::get, "healthz"}},
-          {"telemetry", {v::post, "telemetry"}},
-          {"get_server_capabilities", {v::get, "get_server_capabilities"}},
-          {"create_session", {v::post, "create_session"}},
-          {"session_heartbeat", {v::post, "session_heartbeat"}},
-          {"create_sampling_session", {v::post, "create_sampling_session"}},
-          {"create_model", {v::post, "create_model"}},
-          {"get_info", {v::post, "get_info"}},
-          {"unload_model", {v::post, "unload_model"}},
-          {"forward_backward", {v::post, "forward_backward"}},
-          {"forward", {v::post, "forward"}},
-          {"optim_step", {v::post, "optim_step"}},
-          {"save_weights", {v::post, "save_weights"}},
-          {"save_weights_for_sampler", {v::post, "save_weights_for_sampler"}},
-          {"load_weights", {v::post, "load_weights"}},
-          {"asample", {v::post, "asample"}},
-          {"sample", {v::post, "sample"}},
-          {"retrieve_future", {v::post, "retrieve_future"}},
-          {"retrieve_futures", {v::post, "retrieve_futures"}},
-          {"weights_info", {v::post, "weights_info"}},
-          {"training_runs", {v::get, "list_training_runs"}},
-          {"checkpoints", {v::get, "list_user_checkpoints"}},
-          {"sessions", {v::get, "list_sessions"}},
-      };
-      auto it = simple.find(a);
-      if (it == simple.end() || it->second.first != method) return "";
-      return it->second.second;
-    }
-    if (a == "client" && n == 2 && method == v::post) {
-      if (s[3] == "config") return "client_config";
-      if (s[3] == "dynamic_config") return "dynamic_config";
-      return "";
-    }
-    if (a == "samplers" && n == 2 && method == v::get) return "get_sampler";
-    if (a == "sessions") {
-      if (n == 2 && method == v::get) return "get_session";
-      if (n == 3 && s[4] == "finish" && method == v::post) return "finish_session";
-      return "";
-    }
-    if (a == "training_runs") {
-      if (n == 2 && method == v::get) return "get_training_run";
-      if (n == 3 && s[4] == "checkpoints" && method == v::get) return "list_checkpoints";
-      if (n >= 5 && s[4] == "checkpoints") {
-        if (n == 5 && method == v::delete_) return "delete_checkpoint";
-        if (n == 6 && s[7] == "publish" && method == v::post) return "publish_checkpoint";
-        if (n == 6 && s[7] == "publish" && method == v::delete_) return "unpublish_checkpoint";
-        if (n == 6 && s[7] == "ttl" && method == v::put) return "set_checkpoint_ttl";
-        if (n == 6 && s[7] == "archive" && method == v::get) return "checkpoint_archive";
+  /// Reports the request to options_.on_request (never the credentials).
+  void observe(const request_context& ctx) const {
+    try {
+      request_record r;
+      r.route = ctx.route;
+      r.method = std::string(ctx.request.method_string());
+      r.target = std::string(ctx.request.target());
+      for (const auto& field : ctx.request) {
+        std::string name(field.name_string());
+        for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (name == "x-api-key" || name == "authorization") continue;
+        auto [it, inserted] = r.headers.emplace(name, std::string(field.value()));
+        if (!inserted) it->second += ", " + std::string(field.value());
       }
-      return "";
+      if (names_model_op(ctx.route) || ctx.route == "asample" || ctx.route == "retrieve_future") {
+        auto t = body_target_of(ctx);
+        r.model_id = std::move(t.model_id);
+        r.seq_id = t.seq_id;
+        r.request_id = std::move(t.request_id);
+      }
+      options_.on_request(r);
+    } catch (...) {
+      // an observer's failure never affects the request
     }
-    return "";
+  }
+
+  /// Routes whose requests name (model_id, seq_id) and queue on that model.
+  static bool names_model_op(std::string_view route) {
+    return route == "forward_backward" || route == "forward" || route == "optim_step" || route == "save_weights" ||
+           route == "save_weights_for_sampler" || route == "load_weights" || route == "unload_model";
+  }
+
+  /// What the body names (model_id, seq_id, request_id), decoded best-effort: never throws.
+  static body_target body_target_of(const request_context& ctx) noexcept {
+    body_target t;
+    try {
+      const auto& body = ctx.request.body();
+      if (ctx.route == "forward_backward" && content_type_is(ctx.request, "application/x-protobuf")) {
+        // ForwardBackwardRequest: model_id = 1 (string), seq_id = 2 (int32); other fields skipped.
+        namespace pd = tinker::proto::detail;
+        pd::reader r(body);
+        while (!r.at_end()) {
+          const auto tag = r.read_tag();
+          if (tag.number == 1 && tag.type == pd::wire_type::length_delimited) t.model_id = std::string(r.read_length_delimited());
+          else if (tag.number == 2 && tag.type == pd::wire_type::varint) t.seq_id = pd::read_int32_field(r, tag, "seq_id");
+          else r.skip(tag);
+        }
+        return t;
+      }
+      boost::system::error_code ec;
+      const auto v = boost::json::parse(body, ec);
+      if (ec || !v.is_object()) return t;
+      const auto& o = v.as_object();
+      if (auto* m = o.if_contains("model_id"); m && m->is_string()) t.model_id = std::string(m->as_string());
+      if (auto* q = o.if_contains("seq_id")) {
+        if (q->is_int64()) t.seq_id = q->as_int64();
+        else if (q->is_uint64() && q->as_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+          t.seq_id = static_cast<std::int64_t>(q->as_uint64());
+      }
+      if (auto* id = o.if_contains("request_id"); id && id->is_string()) t.request_id = std::string(id->as_string());
+    } catch (...) {
+      // best-effort: a malformed body names nothing (what was read so far is kept)
+    }
+    return t;
   }
 
   asio::awaitable<http_response> dispatch(request_context& ctx) {
@@ -283,11 +331,12 @@ private:
     if (r == "create_model") co_return handle_create_model(ctx);
     if (r == "get_info") co_return handle_get_info(ctx);
     if (r == "unload_model") co_return handle_unload_model(ctx);
-    if (r == "forward_backward" || r == "forward") co_return handle_forward_backward(ctx);
-    if (r == "optim_step") co_return handle_optim_step(ctx);
-    if (r == "save_weights") co_return handle_save_weights(ctx);
-    if (r == "save_weights_for_sampler") co_return handle_save_weights_for_sampler(ctx);
-    if (r == "load_weights") co_return handle_load_weights(ctx);
+    if (r == "forward_backward" || r == "forward") co_return consume_seq_if_rejected(ctx, [&] { return handle_forward_backward(ctx); });
+    if (r == "optim_step") co_return consume_seq_if_rejected(ctx, [&] { return handle_optim_step(ctx); });
+    if (r == "save_weights") co_return consume_seq_if_rejected(ctx, [&] { return handle_save_weights(ctx); });
+    if (r == "save_weights_for_sampler")
+      co_return consume_seq_if_rejected(ctx, [&] { return handle_save_weights_for_sampler(ctx); });
+    if (r == "load_weights") co_return consume_seq_if_rejected(ctx, [&] { return handle_load_weights(ctx); });
     // sampling
     if (r == "asample") co_return handle_asample(ctx);
     if (r == "sample") co_return co_await handle_sync_sample(ctx);
@@ -305,9 +354,14 @@ private:
     if (r == "publish_checkpoint" || r == "unpublish_checkpoint") co_return handle_publish(ctx, r == "publish_checkpoint");
     if (r == "set_checkpoint_ttl") co_return handle_set_ttl(ctx);
     if (r == "checkpoint_archive") co_return handle_archive(ctx);
-    if (r == "download") co_return handle_download(ctx);
+    if (r == "download") co_return co_await handle_download(ctx);
     if (r == "list_sessions") co_return handle_list_sessions(ctx);
     if (r == "get_session") co_return handle_get_session(ctx);
+    if (r == "set_session_project") co_return handle_set_session_project(ctx);
+    if (r == "trace_export") co_return handle_trace_export(ctx);
+    if (r == "trace_download") co_return handle_trace_download(ctx);
+    if (r == "audit") co_return handle_audit(ctx);
+    if (r == "billing_usage") co_return handle_billing_usage(ctx);
     throw http_error(404, "no such endpoint");
   }
 
@@ -323,18 +377,39 @@ private:
         if (v.size() > 7 && (v.substr(0, 7) == "Bearer " || v.substr(0, 7) == "bearer ")) key = std::string(v.substr(7));
       }
     if (key.empty()) throw http_error(401, "missing API key: send it in the X-API-Key header");
+    auto tenant = tenant_of_key(key);
+    if (!tenant) throw http_error(401, "invalid API key");
+    return *tenant;
+  }
+
+  /// The tenant of an API key of this engine (open mode: any tml- key; allowlist mode: a listed
+  /// key), or nullopt. The key itself is never kept.
+  std::optional<std::string> tenant_of_key(std::string_view key) const {
     const bool known = options_.api_keys.empty()
                            ? key.rfind("tml-", 0) == 0 && key.size() > 4
                            : std::find(options_.api_keys.begin(), options_.api_keys.end(), key) != options_.api_keys.end();
-    if (!known) throw http_error(401, "invalid API key");
+    if (!known) return std::nullopt;
     return "tenant-" + sha256_hex(key).substr(0, 16);
+  }
+
+  /// Whose checkpoints a load may read: the caller's, or, with a weights_access_token (a
+  /// credential of the account owning the checkpoint, protocol.md §8.8), that key's tenant. An
+  /// invalid token is refused (403) without echoing it.
+  std::string checkpoint_reader(const request_context& ctx, const std::optional<std::string>& weights_access_token) const {
+    if (!weights_access_token) return ctx.tenant;
+    if (weights_access_token->empty()) throw http_error(403, "weights_access_token is empty; omit it to load with your own API key");
+    auto tenant = tenant_of_key(*weights_access_token);
+    if (!tenant)
+      throw http_error(403, "weights_access_token is not a valid API key of this server: it must be a credential of the "
+                            "account that owns the checkpoint");
+    return *tenant;
   }
 
   // ===== fault injection =========================================================================
 
   bool faults_apply_to(const std::string& route) const {
     const auto& f = options_.faults;
-    if (route == "healthz" || route == "download") return false;
+    if (route == "healthz" || route == "download" || route == "trace_download") return false;
     return f.error_routes.empty() || f.error_routes.contains(route);
   }
 
@@ -352,6 +427,8 @@ private:
       res.set(http::field::retry_after, std::to_string(f.retry_after.count()));
       co_return std::optional<http_response>(std::move(res));
     }
+    if (f.fraction_402 > 0 && u(fault_rng_) < f.fraction_402)
+      co_return std::optional<http_response>(error_response(ctx.request, 402, "billing: payment required (injected fault)"));
     if (f.fraction_500 > 0 && u(fault_rng_) < f.fraction_500)
       co_return std::optional<http_response>(error_response(ctx.request, 500, "internal error (injected fault)"));
     if (f.fraction_503 > 0 && u(fault_rng_) < f.fraction_503)
@@ -369,6 +446,16 @@ private:
     const auto active_part = f.pause_period - f.pause_duration;
     if (in_period < active_part) return std::nullopt;
     return std::pair{*f.pause_state, f.pause_period - in_period};
+  }
+
+  /// The failure fault injection puts in place of running a request on `route`, if any.
+  std::optional<injected_failure> injected_failure_for(std::string_view route) const {
+    const auto& routes = options_.faults.fail_routes;
+    auto it = routes.find(std::string(route));
+    if (it == routes.end()) return std::nullopt;
+    return injected_failure{"injected failure: " + std::string(route) + " is in fault_options.fail_routes (category " +
+                                std::string(to_string(it->second)) + ")",
+                            it->second};
   }
 
   asio::awaitable<void> wait_for(std::chrono::steady_clock::duration d) {
@@ -403,6 +490,58 @@ private:
 
   static tinker::error_response error_response_body(std::string detail) { return tinker::error_response{std::move(detail)}; }
 
+  static http_response bytes_response(const request_context& ctx, const char* content_type, const std::string& bytes) {
+    auto res = make_response(ctx.request, 200);
+    res.set(http::field::content_type, content_type);
+    res.body() = bytes;
+    res.prepare_payload();
+    return res;
+  }
+
+  /// The answer carrying a finished future's result: protobuf (encoded with the result) when the
+  /// poll accepts it and the result has that form, JSON otherwise. Large JSON is encoded on the
+  /// compute pool the first time it is asked for, and kept.
+  asio::awaitable<http_response> result_response(const request_context& ctx, std::shared_ptr<future_entry> future,
+                                                 bool allow_protobuf = true) {
+    const bool binary = std::holds_alternative<forward_backward_output>(future->result) ||
+                        std::holds_alternative<sample_response>(future->result);
+    if (!binary) {
+      if (auto* v = std::get_if<boost::json::value>(&future->result)) co_return json_response(ctx, 200, *v);
+      throw http_error(500, "future " + future->id + " finished without a result");
+    }
+    if (allow_protobuf && accepts_protobuf(ctx.request)) {
+      if (!future->protobuf_body) {
+        auto encode = [future] {
+          if (auto* out = std::get_if<forward_backward_output>(&future->result))
+            return std::make_shared<const std::string>(proto::encode(*out));
+          return std::make_shared<const std::string>(proto::encode(std::get<sample_response>(future->result)));
+        };
+        auto bytes = co_await compute(std::move(encode));
+        if (!future->protobuf_body) future->protobuf_body = std::move(bytes);
+      }
+      co_return bytes_response(ctx, "application/x-protobuf", *future->protobuf_body);
+    }
+    if (!future->json_body) {
+      auto encode = [future] {
+        if (auto* out = std::get_if<forward_backward_output>(&future->result))
+          return std::make_shared<const std::string>(json::dump(boost::json::value_from(*out)));
+        return std::make_shared<const std::string>(json::dump(boost::json::value_from(std::get<sample_response>(future->result))));
+      };
+      auto bytes = co_await compute(std::move(encode));
+      if (!future->json_body) future->json_body = std::move(bytes);
+    }
+    co_return bytes_response(ctx, "application/json", *future->json_body);
+  }
+
+  /// 400 unless `ttl` (seconds) is absent or in [1, 10 years].
+  static void check_ttl(const std::optional<std::int64_t>& ttl, std::string_view what = "ttl_seconds") {
+    if (!ttl) return;
+    if (*ttl <= 0) throw http_error(400, std::string(what) + " must be positive, got " + std::to_string(*ttl));
+    if (*ttl > max_ttl_seconds)
+      throw http_error(400, std::string(what) + " must be at most 10 years (" + std::to_string(max_ttl_seconds) + " s), got " +
+                                std::to_string(*ttl));
+  }
+
   static http_response future_response(const request_context& ctx, const future_entry& f,
                                        std::optional<std::string> model_id = std::nullopt,
                                        std::optional<std::vector<std::string>> sequence_ids = std::nullopt) {
@@ -414,6 +553,19 @@ private:
   template <class T>
   static T decode_json_body(const request_context& ctx) {
     return json::from_json<T>(ctx.request.body());
+  }
+
+  /// A body whose `user_metadata` is string -> any (protocol.md §4.1, §8.1; the SDK sends
+  /// strings): non-string values are kept as their JSON text, which the typed decoder
+  /// (string -> string) accepts.
+  template <class T>
+  static T decode_json_body_with_metadata(const request_context& ctx) {
+    auto body = json::parse(ctx.request.body(), json::detail::type_name<T>::value);
+    if (auto* o = body.if_object())
+      if (auto* meta = o->if_contains("user_metadata"); meta && meta->is_object())
+        for (auto& [key, value] : meta->as_object())
+          if (!value.is_string()) value = json::dump(value);
+    return json::from_value<T>(body);
   }
 
   static bool content_type_is(const http_request& req, std::string_view type) {
@@ -449,7 +601,7 @@ private:
 
   /// Completes or fails `future` with what `work` produces, mapping exceptions to categories:
   /// bad input is the user's fault, anything else the server's.
-  asio::awaitable<void> settle(std::shared_ptr<future_entry> future, std::function<asio::awaitable<future_result>()> work) {
+  asio::awaitable<void> settle(std::shared_ptr<future_entry> future, std::function<asio::awaitable<future_payload>()> work) {
     try {
       auto result = co_await work();
       futures_.complete(*future, std::move(result));
@@ -468,49 +620,89 @@ private:
 
   /// Queues `run` as operation `seq_id` of `model` (or after the last one when the client sent
   /// no seq_id); a resubmission of an already-seen (seq_id, body) returns the original future.
-  std::shared_ptr<future_entry> enqueue_model_op(live_model& m, requested_seq seq_id,
+  /// Requests on a route in fault_options::fail_routes are queued to fail instead of running.
+  std::shared_ptr<future_entry> enqueue_model_op(std::string_view route, live_model& m, requested_seq seq_id,
                                                  const std::string& digest, request_type type,
-                                                 std::function<asio::awaitable<future_result>()> run) {
+                                                 std::function<asio::awaitable<future_payload>()> run) {
     const std::int64_t seq = seq_id.given ? seq_id.value : std::max(m.last_assigned_seq, m.next_seq - 1) + 1;
     if (seq_id.given) {
-      if (auto original = m.submissions.check(seq, digest, "seq_id")) return futures_.find(*original);
+      if (auto original = m.submissions.check(seq, digest, "seq_id")) {
+        if (auto f = futures_.find(*original)) return f;
+        // The identical request ran and its result was forgotten (future_retention): it cannot
+        // run twice, and there is nothing to return.
+        throw http_error(400, "seq_id " + std::to_string(seq) + " already ran on model " + m.run_id +
+                                  "; its result expired (results are kept " +
+                                  std::to_string(options_.future_retention.count() / 1000) + " s)");
+      }
       if (seq < m.next_seq)
         throw http_error(400, "seq_id " + std::to_string(seq) + " already ran on model " + m.run_id +
                                   " (the next expected seq_id is " + std::to_string(m.next_seq) + ")");
       if (seq < 0) throw http_error(400, "seq_id must not be negative, got " + std::to_string(seq));
+      // Queued but not remembered: a refused request's seq_id, used up by skip_seq.
+      if (m.pending.contains(seq))
+        throw http_error(400, "seq_id " + std::to_string(seq) + " on model " + m.run_id +
+                                  " was already used by a request that was refused; send the next seq_id");
+      check_seq_window(m, seq);
     }
     m.last_assigned_seq = std::max(m.last_assigned_seq, seq);
     auto future = futures_.create(ids_.request_id(), m.owner, type);
     m.submissions.remember(seq, digest, future->id);
     m.submissions.forget_below(m.next_seq - 4096);
-    m.pending.emplace(seq, queued_op{future, std::move(run)});
+    m.pending.emplace(seq, queued_op{future, std::move(run), injected_failure_for(route)});
     pump_model(m.run_id);
     return future;
   }
 
+  /// 400 for a seq_id so far ahead of the model's next one that it would wait in memory for
+  /// thousands of requests that may never come.
+  void check_seq_window(const live_model& m, std::int64_t seq) const {
+    if (seq - m.next_seq > options_.max_seq_id_gap)
+      throw http_error(400, "seq_id " + std::to_string(seq) + " is too far ahead of model " + m.run_id +
+                                "'s next expected seq_id " + std::to_string(m.next_seq) + " (at most " +
+                                std::to_string(options_.max_seq_id_gap) + " ahead); seq_ids count 1, 2, 3, ... per model");
+  }
+
   /// A request that named (model, seq_id) but was rejected still uses up that seq_id: otherwise
-  /// the model's later operations would wait forever for it. Idempotent.
+  /// the model's later operations would wait forever for it. Idempotent; a seq_id outside the
+  /// window (already run, or too far ahead) is left alone.
   void skip_seq(live_model& m, std::int64_t seq, const std::string& why) {
-    if (seq < m.next_seq || m.pending.contains(seq) || m.submissions.by_key.contains(seq)) return;
+    if (seq < m.next_seq || seq - m.next_seq > options_.max_seq_id_gap || m.pending.contains(seq) ||
+        m.submissions.by_key.contains(seq))
+      return;
     auto future = futures_.create(ids_.request_id(), m.owner, request_type::forward_backward);
     futures_.fail(*future, "rejected: " + why, error_category::user);
-    m.pending.emplace(seq, queued_op{future, []() -> asio::awaitable<future_result> { co_return future_result{}; }});
+    m.pending.emplace(seq, queued_op{future, []() -> asio::awaitable<future_payload> { co_return future_payload{}; }, std::nullopt});
     m.last_assigned_seq = std::max(m.last_assigned_seq, seq);
     pump_model(m.run_id);
   }
 
-  /// Runs a training handler's checks and submission; a 4xx rejection skips the request's seq_id.
+  /// Runs a training handler (decoding, checks, submission). When it rejects the request for
+  /// good (400, 403, 404, 422, malformed bodies included), the seq_id the body names is used up on
+  /// the model it names, so the model's later operations do not wait for it forever. Not for 415
+  /// (the client re-sends the same seq_id as JSON) or statuses clients retry.
   template <class F>
-  http_response guard_seq(live_model& m, requested_seq seq, F&& f) {
+  http_response consume_seq_if_rejected(request_context& ctx, F&& f) {
     try {
       return f();
     } catch (const http_error& e) {
-      if (seq.given && e.status() >= 400 && e.status() < 500) skip_seq(m, seq.value, e.what());
+      const auto s = e.status();
+      if (s == 400 || s == 403 || s == 404 || s == 422) skip_rejected(ctx, e.what());
       throw;
     } catch (const tinker::invalid_argument& e) {
-      if (seq.given) skip_seq(m, seq.value, e.what());
+      skip_rejected(ctx, e.what());
+      throw;
+    } catch (const tinker::protocol_error& e) {
+      skip_rejected(ctx, e.what());
       throw;
     }
+  }
+
+  void skip_rejected(const request_context& ctx, const std::string& why) {
+    const auto t = body_target_of(ctx);
+    if (!t.model_id || !t.seq_id || *t.seq_id <= 0) return;
+    auto it = models_.find(*t.model_id);
+    if (it == models_.end() || it->second.owner != ctx.tenant) return;
+    skip_seq(it->second, *t.seq_id, why);
   }
 
   /// Starts the model's worker when its next operation has arrived and nothing runs.
@@ -535,7 +727,10 @@ private:
       }
       auto op = std::move(m.pending.begin()->second);
       m.pending.erase(m.pending.begin());
-      co_await self->settle(op.future, std::move(op.run));
+      if (op.injected)
+        self->futures_.fail(*op.future, std::move(op.injected->error), op.injected->category);
+      else
+        co_await self->settle(op.future, std::move(op.run));
       if (auto again = self->models_.find(run_id); again != self->models_.end()) ++again->second.next_seq;
     }
   }
@@ -549,6 +744,7 @@ private:
         throw http_error(404, "model " + model_id + " is not loaded (its session ended); load one of its checkpoints into a new model");
       throw http_error(404, "unknown model " + model_id);
     }
+    count_request(model_id, ctx.route);
     return it->second;
   }
 
@@ -559,11 +755,18 @@ private:
 
   // ===== sessions ==================================================================================
 
+  /// The session `session_id` if `ctx`'s tenant owns it (finished or expired ones too), else 404.
+  session_state& owned_session(const request_context& ctx, const std::string& session_id) {
+    auto it = sessions_.find(session_id);
+    if (it == sessions_.end() || it->second.record.owner != ctx.tenant) throw http_error(404, "unknown session " + session_id);
+    return it->second;
+  }
+
   session_state& session_of(const request_context& ctx, const std::string& session_id) {
     auto it = sessions_.find(session_id);
     if (it == sessions_.end() || it->second.record.owner != ctx.tenant) throw http_error(404, "unknown session " + session_id);
+    if (it->second.record.finished_at) throw http_error(410, "session " + session_id + " is finished");
     if (it->second.expired) throw http_error(404, "session " + session_id + " expired (no heartbeat)");
-    if (it->second.finished) throw http_error(410, "session " + session_id + " is finished");
     return it->second;
   }
 
@@ -611,8 +814,10 @@ private:
     return it->second;
   }
 
-  void delete_checkpoint(const checkpoint_record& c) {
+  /// Deletes a checkpoint (files and record), audited with `purpose` (user_request, ttl_expired).
+  void delete_checkpoint(const checkpoint_record& c, const std::string& purpose) {
     store_.remove(c);
+    audit(c.owner, "checkpoint_delete", c.path(), purpose);
     checkpoints_.erase(checkpoint_key(c.run_id, c.kind, c.name));
   }
 
@@ -664,8 +869,122 @@ private:
     return {target, it->second};
   }
 
+  /// 400 unless `base_model` (an engine model or an alias) is the model checkpoint `path` of `run` was trained on.
+  /// A new training run `model_id` in `session`: persisted, listed in the session, audited, and
+  /// its live model (whose queue starts with operation 0: the creation, or a create-via-load).
+  live_model& register_new_model(const request_context& ctx, session_state& session, const std::string& model_id,
+                                 const std::string& base_name, const std::string& engine_name,
+                                 std::shared_ptr<const base_model> base, const lora_config& lora,
+                                 const std::optional<metadata_map>& user_metadata, boost::json::object audit_details) {
+    run_record run;
+    run.id = model_id;
+    run.owner = ctx.tenant;
+    run.base_model = base_name;
+    run.engine_model = engine_name;
+    run.lora = lora;
+    run.user_metadata = user_metadata.value_or(metadata_map{});
+    run.session_id = session.record.id;
+    run.created = run.last_request_time = now_ts();
+    store_.save(run);
+    runs_.emplace(model_id, run);
+    session.record.training_run_ids.push_back(model_id);
+    store_.save(session.record);
+    count_request(model_id, ctx.route);
+    audit_details["model_id"] = model_id;
+    audit_details["session_id"] = session.record.id;
+    audit_details["base_model"] = base_name;
+    audit_details["lora_rank"] = lora.rank;
+    audit(ctx.tenant, "model_create", std::nullopt, std::nullopt, std::move(audit_details));
+
+    live_model m;
+    m.run_id = model_id;
+    m.owner = ctx.tenant;
+    m.session_id = session.record.id;
+    m.base = std::move(base);
+    return models_.emplace(model_id, std::move(m)).first->second;
+  }
+
+  /// What a new sampler samples from: a sampler checkpoint `model_path` the tenant may read (with
+  /// `base_model`, if given, agreeing with it), or the base model `base_model`.
+  void set_sampler_weights(sampler_state& s, const std::string& tenant, const std::optional<std::string>& model_path,
+                           const std::optional<std::string>& base_model) const {
+    if (model_path) {
+      const auto path = tinker_path::parse(*model_path);
+      const auto& c = readable_checkpoint(tenant, path);
+      const auto& run = runs_.at(c.run_id);
+      if (base_model) check_base_model_matches(*base_model, run, path);
+      s.record.base_model = run.base_model;
+      s.record.engine_model = run.engine_model;
+      s.record.model_path = path.str();
+      s.needs_weights = true;
+    } else {
+      s.record.base_model = *base_model;
+      s.record.engine_model = resolve_base_model(*base_model).first;
+    }
+    s.base = base_models_.at(s.record.engine_model);
+  }
+
+  void check_base_model_matches(const std::string& base_model, const run_record& run, const tinker_path& path) const {
+    const auto engine_name = resolve_base_model(base_model).first;
+    if (engine_name != run.engine_model)
+      throw http_error(400, "base_model '" + base_model + "' does not match model_path " + path.str() + ", which was trained on " +
+                                run.base_model + " (" + run.engine_model + "); give one of them, or matching ones");
+  }
+
   timestamp now_ts() const { return std::chrono::time_point_cast<std::chrono::microseconds>(options_.clock()); }
   static std::chrono::system_clock::time_point to_system(timestamp t) { return t; }
+
+  // ===== request counts, audit log, usage ==========================================================
+
+  /// Counts a request that named a training run or sampler (for session trace exports).
+  void count_request(const std::string& id, const std::string& route) { ++id_request_counts_[id][route]; }
+
+  /// Appends an event to `tenant`'s audit log (bounded; persisted in the data directory).
+  /// Checkpoint events carry the (deprecated) model_id and tinker_path fields; the rest say
+  /// everything in event_details.
+  void audit(const std::string& tenant, std::string event, std::optional<tinker_path> path = std::nullopt,
+             std::optional<std::string> purpose = std::nullopt, std::optional<boost::json::object> details = std::nullopt) {
+    audit_log_entry e;
+    e.timestamp = now_ts();
+    e.event = std::move(event);
+    if (path) {
+      e.model_id = path->training_run_id;
+      e.tinker_path = path->str();
+    }
+    e.purpose = std::move(purpose);
+    e.event_details = std::move(details);
+    auto& log = audit_[tenant];
+    store_.append_audit(tenant, json::to_json(e));
+    log.push_back(std::move(e));
+    auto& lines = audit_file_lines_[tenant];
+    ++lines;
+    while (log.size() > options_.audit_log_limit) log.pop_front();
+    if (lines > 2 * options_.audit_log_limit) {  // compact the file to what is kept
+      std::vector<std::string> kept;
+      kept.reserve(log.size());
+      for (const auto& entry : log) kept.push_back(json::to_json(entry));
+      store_.rewrite_audit(tenant, kept);
+      lines = kept.size();
+    }
+  }
+
+  /// Hours since the Unix epoch of `t` (the usage bucket it falls in).
+  static std::int64_t hour_of(std::chrono::system_clock::time_point t) {
+    return std::chrono::floor<std::chrono::hours>(t).time_since_epoch().count();
+  }
+
+  /// Adds `amount` to the current hour's usage bucket of (tenant, session, base model, kind).
+  void record_usage(const std::string& tenant, const std::string& session_id, const std::string& base_model, usage_kind kind,
+                    std::int64_t amount) {
+    if (amount <= 0) return;
+    usage_[usage_key{tenant, hour_of(options_.clock()), session_id, base_model, kind}] += amount;
+  }
+
+  /// Usage of the run `run_id` (its owner, session and base model).
+  void record_run_usage(const std::string& run_id, usage_kind kind, std::int64_t amount) {
+    auto it = runs_.find(run_id);
+    if (it != runs_.end()) record_usage(it->second.owner, it->second.session_id, it->second.base_model, kind, amount);
+  }
 
   void touch_run(const std::string& run_id) {
     if (auto it = runs_.find(run_id); it != runs_.end()) it->second.last_request_time = now_ts();
@@ -692,6 +1011,18 @@ private:
       st.last_heartbeat = now;   // sessions of an earlier run get a fresh grace period
       st.expired = true;         // ...but their models are not in memory any more: treat as ended
       sessions_.emplace(st.record.id, std::move(st));
+    }
+    for (auto& [tenant, lines] : store_.load_audit()) {
+      auto& log = audit_[tenant];
+      for (const auto& line : lines) {
+        try {
+          log.push_back(json::from_json<audit_log_entry>(line));
+        } catch (const std::exception&) {
+          // a torn or damaged line (a crash mid-append) is skipped
+        }
+      }
+      while (log.size() > options_.audit_log_limit) log.pop_front();
+      audit_file_lines_[tenant] = lines.size();
     }
     for (auto& [run, checkpoints] : store_.load_runs(options_.log)) {
       for (auto& c : checkpoints) checkpoints_.emplace(checkpoint_key(c.run_id, c.kind, c.name), std::move(c));
@@ -750,25 +1081,36 @@ private:
   http_response handle_publish(request_context&, bool publish);
   http_response handle_set_ttl(request_context&);
   http_response handle_archive(request_context&);
-  http_response handle_download(request_context&);
+  asio::awaitable<http_response> handle_download(request_context&);
   http_response handle_list_sessions(request_context&);
   http_response handle_get_session(request_context&);
+  http_response handle_set_session_project(request_context&);
+  http_response handle_trace_export(request_context&);
+  http_response handle_trace_download(request_context&);
+  http_response handle_audit(request_context&);
+  http_response handle_billing_usage(request_context&);
 
   // helpers shared by the training endpoints
   http_response submit_save_for_sampler(request_context&, live_model&, const save_weights_for_sampler_request&,
                                         requested_seq seq);
   http_response submit_load(request_context&, live_model&, const load_weights_request&, requested_seq seq);
+  http_response create_via_load(request_context&, const load_weights_request&);
+  /// The weights checkpoint a load reads, authorized for the caller or its weights_access_token.
+  const checkpoint_record& checkpoint_to_load(const request_context&, const load_weights_request&, const tinker_path&) const;
   std::shared_ptr<trainable_model> loaded_model(const std::string& run_id);
   asio::awaitable<void> save_checkpoint(tinker_path path, std::string owner, std::optional<std::int64_t> ttl_seconds,
                                         std::optional<metadata_map> user_metadata, bool overwrite, bool with_optimizer);
 
   // helpers shared by the sampling endpoints
   sampler_state& sampler_for_request(const request_context& ctx, const sample_request& req);
+  void check_sample_request(sample_request& req, const sampler_state& s) const;
   std::shared_ptr<future_entry> submit_sample(const request_context& ctx, sampler_state& s, sample_request req,
                                               const std::string& digest);
   void pump_sampler(const std::string& sampler_id);
   static asio::awaitable<void> run_sample_batch(std::shared_ptr<engine_impl> self, std::string sampler_id);
   training_run to_training_run(const run_record& r) const;
+  /// `scheme://host` as the client reached the engine (for the signed URLs it hands out).
+  std::string public_base(const request_context& ctx) const;
 
   // ===== state =====================================================================================
 
@@ -795,6 +1137,15 @@ private:
   std::size_t pending_samples_ = 0;
   std::uint64_t sample_batches_ = 0;
   std::map<std::string, std::uint64_t> route_counts_;
+  /// Requests per route that named each training run or sampler (in memory: since this start).
+  std::map<std::string, std::map<std::string, std::uint64_t>> id_request_counts_;
+  /// Audit log per tenant, oldest first (the last options_.audit_log_limit entries), and how many
+  /// lines each tenant's log file has (it is compacted at twice the limit).
+  std::map<std::string, std::deque<audit_log_entry>> audit_;
+  std::map<std::string, std::size_t> audit_file_lines_;
+  /// Billing usage by hourly bucket (in memory only: it starts empty at every engine start).
+  std::map<usage_key, std::int64_t> usage_;
+  static constexpr std::chrono::hours usage_retention{24 * 31};
 };
 
 }  // namespace tinker::local::detail

@@ -9,11 +9,13 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <compare>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -54,10 +56,18 @@ struct submission_memory {
   void forget_below(std::int64_t floor) { by_key.erase(by_key.begin(), by_key.lower_bound(floor)); }
 };
 
+/// A failure injected instead of running an operation (fault_options::fail_routes).
+struct injected_failure {
+  std::string error;
+  error_category category = error_category::server;
+};
+
 /// One operation on a model, waiting for its turn (seq_id order).
 struct queued_op {
   std::shared_ptr<future_entry> future;
-  std::function<boost::asio::awaitable<future_result>()> run;
+  std::function<boost::asio::awaitable<future_payload>()> run;
+  /// Set: the operation fails with this when its turn comes, instead of running.
+  std::optional<injected_failure> injected;
 };
 
 /// A model loaded in memory (a training run that belongs to a live session).
@@ -96,9 +106,23 @@ struct sampler_state {
 struct session_state {
   session_record record;
   std::chrono::system_clock::time_point last_heartbeat{};
-  bool expired = false;
-  bool finished = false;
+  std::uint64_t heartbeats = 0;  ///< session_heartbeat calls answered 200 (since this engine started)
+  bool expired = false;  ///< no heartbeat for too long, or from an earlier engine run (finished: record.finished_at)
   submission_memory model_creations;  ///< by model_seq_id
+};
+
+/// What billing usage counts (GET /api/v1/billing/usage/events).
+enum class usage_kind { training, sampling_prefill, sampling_sample, checkpoint };
+
+/// One hourly usage bucket of a tenant, per session and base model.
+struct usage_key {
+  std::string tenant;
+  std::int64_t hour = 0;   ///< hours since the Unix epoch (engine clock)
+  std::string session_id;  ///< "" for requests outside a session (legacy sampling)
+  std::string base_model;
+  usage_kind kind = usage_kind::training;
+
+  friend auto operator<=>(const usage_key&, const usage_key&) = default;
 };
 
 }  // namespace tinker::local::detail

@@ -33,21 +33,7 @@ inline asio::awaitable<http_response> engine_impl::handle_retrieve_future(reques
   if (!future->finished()) co_return try_again(queue_state::active, std::nullopt);
   if (future->state == future_entry::status::failed)
     co_return json_response(ctx, 200, boost::json::value_from(future->failure));
-
-  const bool proto = accepts_protobuf(ctx.request);
-  auto proto_response = [&](std::string bytes) {
-    auto res = make_response(ctx.request, 200);
-    res.set(http::field::content_type, "application/x-protobuf");
-    res.body() = std::move(bytes);
-    res.prepare_payload();
-    return res;
-  };
-  if (auto* out = std::get_if<forward_backward_output>(&future->result))
-    co_return proto ? proto_response(proto::encode(*out)) : json_response(ctx, 200, boost::json::value_from(*out));
-  if (auto* out = std::get_if<sample_response>(&future->result))
-    co_return proto ? proto_response(proto::encode(*out)) : json_response(ctx, 200, boost::json::value_from(*out));
-  if (auto* out = std::get_if<boost::json::value>(&future->result)) co_return json_response(ctx, 200, *out);
-  throw http_error(500, "future " + future->id + " finished without a result");
+  co_return co_await result_response(ctx, future);
 }
 
 inline asio::awaitable<http_response> engine_impl::handle_retrieve_futures(request_context& ctx) {
@@ -55,10 +41,17 @@ inline asio::awaitable<http_response> engine_impl::handle_retrieve_futures(reque
   auto it = samplers_.find(req.target.sampling_session_id);
   if (it == samplers_.end() || it->second.record.owner != ctx.tenant)
     throw http_error(404, "unknown sampling session " + req.target.sampling_session_id);
-  auto& log = futures_.log_for(req.target.sampling_session_id, req.target.cloned_sampler_id);
+  const auto& sampler_id = req.target.sampling_session_id;
+  const auto cloned = req.target.cloned_sampler_id;
+  auto& log = futures_.log_for(sampler_id, cloned);
+  // The client's timeout (seconds), clamped to [0, hold]; NaN counts as 0.
   auto hold = options_.long_poll_hold;
-  if (req.timeout && *req.timeout >= 0)
-    hold = std::min(hold, std::chrono::milliseconds(static_cast<std::int64_t>(*req.timeout * 1000)));
+  if (req.timeout) {
+    const double seconds = *req.timeout;
+    if (!(seconds > 0)) hold = std::chrono::milliseconds::zero();
+    else if (seconds * 1000.0 < static_cast<double>(hold.count()))
+      hold = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0));
+  }
   const auto deadline = std::chrono::steady_clock::now() + hold;
   while (log.last_cursor <= req.prev_cursor && std::chrono::steady_clock::now() < deadline && !stopped_)
     co_await log.waiters.wait_until(io_, deadline);
@@ -66,6 +59,7 @@ inline asio::awaitable<http_response> engine_impl::handle_retrieve_futures(reque
   resp.cursor = std::max(req.prev_cursor, log.last_cursor);
   for (const auto& e : log.events)
     if (e.cursor > req.prev_cursor) resp.completions.push_back(e.completion);
+  futures_.drop_log_if_unused(sampler_id, cloned);  // `log` may be gone from here on
   co_return json_response(ctx, 200, boost::json::value_from(resp));
 }
 

@@ -44,6 +44,18 @@ enum class request_type {
 
 using future_result = std::variant<std::monostate, forward_backward_output, sample_response, boost::json::value>;
 
+/// What a finished operation produces: its result and, for results that travel as protobuf, their
+/// encoding, made where the result was computed (on the compute pool, not the I/O thread).
+struct future_payload {
+  future_result value;
+  std::shared_ptr<const std::string> protobuf;
+
+  future_payload() = default;
+  future_payload(boost::json::value v) : value(std::move(v)) {}
+  future_payload(future_result v, std::shared_ptr<const std::string> encoded = nullptr)
+      : value(std::move(v)), protobuf(std::move(encoded)) {}
+};
+
 /// Wakes every coroutine waiting on it; a steady_timer per waiter used as a one-shot signal.
 class waiter_list {
 public:
@@ -81,6 +93,10 @@ struct future_entry {
 
   status state = status::pending;
   future_result result;
+  /// The result's wire forms once encoded: protobuf with the result, JSON on the first poll that
+  /// wants it (both off the I/O thread); shared so an encoder can hold them while the entry goes.
+  std::shared_ptr<const std::string> protobuf_body;
+  std::shared_ptr<const std::string> json_body;
   request_failed_response failure;
   int polls = 0;  ///< retrieve_future calls seen (fault injection answers try_again to the first N)
   std::chrono::steady_clock::time_point finished_at{};
@@ -117,10 +133,11 @@ public:
     return it == entries_.end() ? nullptr : it->second;
   }
 
-  void complete(future_entry& e, future_result result) {
+  void complete(future_entry& e, future_payload payload) {
     if (e.finished()) return;
     e.state = future_entry::status::done;
-    e.result = std::move(result);
+    e.result = std::move(payload.value);
+    e.protobuf_body = std::move(payload.protobuf);
     finish(e);
   }
 
@@ -132,6 +149,16 @@ public:
   }
 
   completion_log& log_for(const std::string& sampler_id, std::int64_t cloned) { return logs_[{sampler_id, cloned}]; }
+
+  /// Forgets the log of (sampler, clone) if nothing was ever logged there and nobody waits on it:
+  /// polls for clones that never completed anything leave nothing behind. (A log that has events
+  /// stays: its cursor must keep counting up.)
+  void drop_log_if_unused(const std::string& sampler_id, std::int64_t cloned) {
+    auto it = logs_.find({sampler_id, cloned});
+    if (it != logs_.end() && it->second.last_cursor == 0 && it->second.waiters.size() == 0) logs_.erase(it);
+  }
+
+  std::size_t log_count() const noexcept { return logs_.size(); }
 
   /// Forgets futures finished before `cutoff` and completion events older than it.
   void purge(std::chrono::steady_clock::time_point cutoff) {

@@ -65,6 +65,9 @@ struct session_record {
   timestamp created{};
   std::vector<std::string> training_run_ids;
   std::vector<std::string> sampler_ids;
+  /// Set by the first sessions/{id}/finish call (first call wins), with the reason it gave.
+  std::optional<timestamp> finished_at;
+  std::optional<boost::json::value> finish_reason;
 };
 
 /// A sampling session (= a sampler id, `<session>:sample:<n>`).
@@ -153,20 +156,26 @@ inline boost::json::value to_json_value(const session_record& s) {
                         {"training_run_ids", json::detail::to_value(s.training_run_ids)},
                         {"sampler_ids", json::detail::to_value(s.sampler_ids)}};
   if (s.project_id) o["project_id"] = *s.project_id;
+  if (s.finished_at) o["finished_at"] = format_timestamp(*s.finished_at);
+  if (s.finish_reason) o["finish_reason"] = *s.finish_reason;
   return o;
 }
 
 inline session_record session_from_json(const boost::json::value& v) {
   json::detail::object_reader r(v, "session_record");
-  return session_record{r.required<std::string>("id"),
-                        r.required<std::string>("owner"),
-                        r.optional_or<std::vector<std::string>>("tags", {}),
-                        r.optional_or<metadata_map>("user_metadata", {}),
-                        r.optional<std::string>("project_id"),
-                        r.optional_or<std::string>("sdk_version", ""),
-                        read_time(r, "created"),
-                        r.optional_or<std::vector<std::string>>("training_run_ids", {}),
-                        r.optional_or<std::vector<std::string>>("sampler_ids", {})};
+  session_record s;
+  s.id = r.required<std::string>("id");
+  s.owner = r.required<std::string>("owner");
+  s.tags = r.optional_or<std::vector<std::string>>("tags", {});
+  s.user_metadata = r.optional_or<metadata_map>("user_metadata", {});
+  s.project_id = r.optional<std::string>("project_id");
+  s.sdk_version = r.optional_or<std::string>("sdk_version", "");
+  s.created = read_time(r, "created");
+  s.training_run_ids = r.optional_or<std::vector<std::string>>("training_run_ids", {});
+  s.sampler_ids = r.optional_or<std::vector<std::string>>("sampler_ids", {});
+  if (r.has("finished_at")) s.finished_at = read_time(r, "finished_at");
+  if (const auto* o = v.as_object().if_contains("finish_reason")) s.finish_reason = *o;
+  return s;
 }
 
 inline boost::json::value to_json_value(const sampler_record& s) {

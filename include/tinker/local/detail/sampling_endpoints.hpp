@@ -17,8 +17,9 @@ inline sampler_state& engine_impl::sampler_for_request(const request_context& ct
       throw http_error(404, "sampling session " + *req.sampling_session_id +
                                 " held in-memory weights of an earlier engine run; save weights for the sampler again");
     if (auto session = sessions_.find(it->second.record.session_id);
-        session != sessions_.end() && (session->second.expired || session->second.finished) && !it->second.record.model_path)
+        session != sessions_.end() && (session->second.expired || session->second.record.finished_at) && !it->second.record.model_path)
       throw http_error(404, "sampling session " + *req.sampling_session_id + " ended with its session");
+    count_request(it->first, ctx.route);
     return it->second;
   }
   if (!req.base_model && !req.model_path) throw http_error(400, "give sampling_session_id (or base_model / model_path)");
@@ -29,28 +30,51 @@ inline sampler_state& engine_impl::sampler_for_request(const request_context& ct
   sampler_state s;
   s.record.id = id;
   s.record.owner = ctx.tenant;
-  if (req.model_path) {
-    const auto path = tinker_path::parse(*req.model_path);
-    const auto& c = readable_checkpoint(ctx.tenant, path);
-    s.record.base_model = runs_.at(c.run_id).base_model;
-    s.record.engine_model = runs_.at(c.run_id).engine_model;
-    s.record.model_path = path.str();
-    s.needs_weights = true;
-  } else {
-    auto [engine_name, base] = resolve_base_model(*req.base_model);
-    s.record.base_model = *req.base_model;
-    s.record.engine_model = engine_name;
-  }
-  s.base = base_models_.at(s.record.engine_model);
+  set_sampler_weights(s, ctx.tenant, req.model_path, req.base_model);
   return samplers_.emplace(id, std::move(s)).first->second;
+}
+
+/// Refuses (400) what sampling `req` on `s` would refuse: num_samples, the sampling params, the
+/// logprob options, the prompt and its length, and the work one request may ask for. An unset
+/// max_tokens (null, which the SDK allows) becomes "up to the context length":
+/// max_context_length - prompt length, filled into `req`; num_samples x that is still bounded by
+/// the per-request work limit.
+inline void engine_impl::check_sample_request(sample_request& req, const sampler_state& s) const {
+  if (req.num_samples < 1 || req.num_samples > detail::max_num_samples)
+    throw http_error(400, "num_samples must be in [1, " + std::to_string(detail::max_num_samples) + "], got " +
+                              std::to_string(req.num_samples));
+  auto& max_tokens = req.sampling_params.max_tokens;
+  if (max_tokens && *max_tokens <= 0)
+    throw http_error(400, "sampling_params.max_tokens must be a positive integer (or null: up to the context length), got " +
+                              std::to_string(*max_tokens));
+  if (!max_tokens) {
+    const auto& spec = s.base->spec();
+    const auto context = static_cast<std::int64_t>(spec.max_context_length);
+    const auto prompt = static_cast<std::int64_t>(req.prompt.length());
+    if (prompt >= context)
+      throw http_error(400, "sampling_params.max_tokens is unset (up to the context length), but the prompt (" +
+                                std::to_string(prompt) + " tokens) already fills the context length of " + spec.name + " (" +
+                                std::to_string(context) + "): nothing left to sample");
+    const auto effective = context - prompt;
+    if (std::int64_t{req.num_samples} * effective > detail::max_sampled_tokens_per_request)
+      throw http_error(400, "sampling_params.max_tokens is unset, so each sample may run to the context limit (" +
+                                std::to_string(context) + " - " + std::to_string(prompt) + " prompt tokens = " +
+                                std::to_string(effective) + " tokens): num_samples x that = " + std::to_string(req.num_samples) +
+                                " x " + std::to_string(effective) + " exceeds the per-request limit of " +
+                                std::to_string(detail::max_sampled_tokens_per_request) +
+                                " sampled tokens; set sampling_params.max_tokens or ask for fewer samples");
+    max_tokens = static_cast<std::int32_t>(effective);
+  }
+  tinker::local::check_sample_request(req, s.base->spec());  // tinker::invalid_argument -> 400
 }
 
 inline http_response engine_impl::handle_asample(request_context& ctx) {
   auto req = decode_json_body<sample_request>(ctx);
-  if (req.num_samples < 1) throw http_error(400, "num_samples must be at least 1, got " + std::to_string(req.num_samples));
-  if (!req.sampling_params.max_tokens || *req.sampling_params.max_tokens <= 0)
-    throw http_error(400, "sampling_params.max_tokens must be a positive integer");
+  if (req.num_samples < 1 || req.num_samples > detail::max_num_samples)
+    throw http_error(400, "num_samples must be in [1, " + std::to_string(detail::max_num_samples) + "], got " +
+                              std::to_string(req.num_samples));
   auto& s = sampler_for_request(ctx, req);
+  check_sample_request(req, s);
   const auto digest = sha256_hex(ctx.request.body());
   if (req.seq_id)
     if (auto original = s.submissions.check(*req.seq_id, digest, "seq_id"))
@@ -81,6 +105,10 @@ inline std::shared_ptr<future_entry> engine_impl::submit_sample(const request_co
   if (req.seq_id) {
     s.submissions.remember(*req.seq_id, digest, future->id);
     if (s.submissions.by_key.size() > 65536) s.submissions.by_key.erase(s.submissions.by_key.begin());
+  }
+  if (auto injected = injected_failure_for(ctx.route)) {  // fault injection: fails instead of running
+    futures_.fail(*future, std::move(injected->error), injected->category);
+    return future;
   }
   const auto seed = req.sampling_params.seed ? *req.sampling_params.seed : ids_.next();
   s.queue.push_back(pending_sample{future, std::move(req), seed});
@@ -145,25 +173,31 @@ inline asio::awaitable<void> engine_impl::run_sample_batch(std::shared_ptr<engin
     }
     auto base = s->base;
     auto weights = s->weights;
+    const auto record = s->record;  // whose usage this is (the sampler may go while the batch runs)
     ++self->sample_batches_;
     auto shared_batch = std::make_shared<std::vector<pending_sample>>(std::move(batch));
-    // Each job's result or error, so that one bad request does not fail its batch-mates.
-    using outcome = std::variant<sample_response, std::pair<std::string, error_category>>;
+    // Each job's result (with its protobuf encoding, made here on the compute pool) or error, so
+    // that one bad request does not fail its batch-mates.
+    using outcome = std::variant<future_payload, std::pair<std::string, error_category>>;
     auto run_batch = [base, weights, shared_batch] {
       std::vector<sample_job> jobs;
       jobs.reserve(shared_batch->size());
       for (const auto& p : *shared_batch) jobs.push_back(sample_job{&p.request, p.seed});
+      auto payload = [](sample_response r) {
+        auto bytes = std::make_shared<const std::string>(proto::encode(r));
+        return future_payload(future_result(std::move(r)), std::move(bytes));
+      };
       std::vector<outcome> out;
       out.reserve(jobs.size());
       try {
-        for (auto& r : sample_batch(*base, weights.get(), jobs)) out.emplace_back(std::move(r));
+        for (auto& r : sample_batch(*base, weights.get(), jobs)) out.emplace_back(payload(std::move(r)));
         return out;
       } catch (const std::exception&) {
         out.clear();  // retry one by one to find the culprit(s)
       }
       for (const auto& job : jobs) {
         try {
-          out.emplace_back(std::move(sample_batch(*base, weights.get(), std::span(&job, 1)).at(0)));
+          out.emplace_back(payload(std::move(sample_batch(*base, weights.get(), std::span(&job, 1)).at(0))));
         } catch (const tinker::invalid_argument& e) {
           out.emplace_back(std::pair{std::string(e.what()), error_category::user});
         } catch (const std::exception& e) {
@@ -173,11 +207,22 @@ inline asio::awaitable<void> engine_impl::run_sample_batch(std::shared_ptr<engin
       return out;
     };
     auto outcomes = co_await self->compute(std::move(run_batch));
+    // Fault injection: the results are held back for the simulated step time.
+    if (const auto hold = self->options_.faults.sample_step_time; hold.count() > 0) co_await self->wait_for(hold);
     for (std::size_t i = 0; i < shared_batch->size(); ++i) {
-      auto& f = *(*shared_batch)[i].future;
-      if (auto* r = std::get_if<sample_response>(&outcomes[i]))
+      const auto& job = (*shared_batch)[i];
+      auto& f = *job.future;
+      if (auto* r = std::get_if<future_payload>(&outcomes[i])) {
+        // Billed: the prompt once per request (not per sample), and every sampled token.
+        if (const auto* resp = std::get_if<sample_response>(&r->value)) {
+          std::int64_t sampled = 0;
+          for (const auto& seq : resp->sequences) sampled += static_cast<std::int64_t>(seq.tokens.size());
+          self->record_usage(record.owner, record.session_id, record.base_model, usage_kind::sampling_prefill,
+                             static_cast<std::int64_t>(job.request.prompt.length()));
+          self->record_usage(record.owner, record.session_id, record.base_model, usage_kind::sampling_sample, sampled);
+        }
         self->futures_.complete(f, std::move(*r));
-      else {
+      } else {
         auto& [message, category] = std::get<1>(outcomes[i]);
         self->futures_.fail(f, message, category);
       }
@@ -189,14 +234,21 @@ inline asio::awaitable<void> engine_impl::run_sample_batch(std::shared_ptr<engin
 /// Legacy synchronous POST /api/v1/sample: the SampleResponse in the answer itself.
 inline asio::awaitable<http_response> engine_impl::handle_sync_sample(request_context& ctx) {
   auto req = decode_json_body<sample_request>(ctx);
-  if (!req.sampling_params.max_tokens || *req.sampling_params.max_tokens <= 0)
-    throw http_error(400, "sampling_params.max_tokens must be a positive integer");
   auto& s = sampler_for_request(ctx, req);
+  check_sample_request(req, s);
+  if (pending_samples_ >= options_.max_pending_samples) {
+    auto res = error_response(ctx.request, 429, "too many samples in flight on this server; retry shortly");
+    res.set(http::field::retry_after, "1");
+    co_return res;
+  }
   auto future = submit_sample(ctx, s, std::move(req), sha256_hex(ctx.request.body()));
-  while (!future->finished()) co_await future->waiters.wait_until(io_, std::chrono::steady_clock::now() + std::chrono::hours(1));
+  while (!future->finished() && !stopped_)
+    co_await future->waiters.wait_until(io_, std::chrono::steady_clock::now() + std::chrono::hours(1));
+  if (!future->finished()) throw http_error(503, "the server is stopping");
   if (future->state == future_entry::status::failed)
     throw http_error(future->failure.category == error_category::user ? 400 : 500, future->failure.error);
-  co_return json_response(ctx, 200, boost::json::value_from(std::get<sample_response>(future->result)));
+  auto copy = future;
+  co_return co_await result_response(ctx, copy, /*allow_protobuf=*/false);
 }
 
 inline http_response engine_impl::handle_get_sampler(request_context& ctx) {

@@ -7,6 +7,8 @@
 //   <root>/samplers/<sampler>.json
 //   <root>/runs/<run>/run.json
 //   <root>/runs/<run>/<weights|sampler_weights>/<name>/checkpoint.json + adapter files
+//   <root>/audit/<tenant>.jsonl                 audit log, one JSON entry a line (appended; rewritten
+//                                              when it grows to twice what the engine keeps)
 #pragma once
 
 #include <tinker/json/serialize.hpp>
@@ -18,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -32,7 +35,7 @@ using named_file = std::pair<std::string, std::string>;
 class store {
 public:
   explicit store(std::filesystem::path root) : root_(std::move(root)) {
-    for (auto dir : {"sessions", "samplers", "runs"}) std::filesystem::create_directories(root_ / dir);
+    for (auto dir : {"sessions", "samplers", "runs", "audit"}) std::filesystem::create_directories(root_ / dir);
     const auto meta = root_ / "engine.json";
     boost::json::object state;
     if (std::filesystem::exists(meta)) state = read_json(meta).as_object();
@@ -79,6 +82,40 @@ public:
   void remove(const checkpoint_record& c) {
     std::error_code ec;
     std::filesystem::remove_all(checkpoint_dir(c), ec);
+  }
+
+  /// Appends one line (a JSON audit entry, no newline) to `tenant`'s audit log. Best-effort: the
+  /// log is a record, a failed append never fails the request that caused it.
+  void append_audit(const std::string& tenant, const std::string& line) noexcept {
+    try {
+      std::ofstream out(root_ / "audit" / (tenant + ".jsonl"), std::ios::binary | std::ios::app);
+      out << line << '\n';
+    } catch (...) {
+    }
+  }
+
+  /// Replaces `tenant`'s audit log with `lines` (atomically, like every other write).
+  void rewrite_audit(const std::string& tenant, const std::vector<std::string>& lines) noexcept {
+    try {
+      std::string contents;
+      for (const auto& l : lines) contents += l + "\n";
+      write_file(root_ / "audit" / (tenant + ".jsonl"), contents);
+    } catch (...) {
+    }
+  }
+
+  /// Every tenant's audit log lines, oldest first (a torn last line included: the caller skips
+  /// what it cannot read).
+  std::map<std::string, std::vector<std::string>> load_audit() const {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const auto& entry : std::filesystem::directory_iterator(root_ / "audit")) {
+      if (entry.path().extension() != ".jsonl") continue;
+      std::ifstream in(entry.path(), std::ios::binary);
+      auto& lines = out[entry.path().stem().string()];
+      for (std::string line; std::getline(in, line);)
+        if (!line.empty()) lines.push_back(std::move(line));
+    }
+    return out;
   }
 
   std::vector<session_record> load_sessions() const { return load_all<session_record>(root_ / "sessions", session_from_json); }

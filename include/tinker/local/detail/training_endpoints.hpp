@@ -8,7 +8,7 @@
 namespace tinker::local::detail {
 
 inline http_response engine_impl::handle_create_model(request_context& ctx) {
-  const auto req = decode_json_body<create_model_request>(ctx);
+  const auto req = decode_json_body_with_metadata<create_model_request>(ctx);
   auto& session = session_of(ctx, req.session_id);
   const auto digest = sha256_hex(ctx.request.body());
   const auto model_id = req.session_id + ":train:" + std::to_string(req.model_seq_id);
@@ -18,35 +18,20 @@ inline http_response engine_impl::handle_create_model(request_context& ctx) {
   }
   if (runs_.contains(model_id)) throw http_error(400, "model " + model_id + " already exists");
   auto lora = req.lora_config.value_or(lora_config{});
-  if (lora.rank < 1) throw http_error(400, "lora_config.rank must be at least 1, got " + std::to_string(lora.rank));
+  if (lora.rank < 1 || lora.rank > detail::adapter_layout::max_rank)
+    throw http_error(400, "lora_config.rank must be in [1, " + std::to_string(detail::adapter_layout::max_rank) + "], got " +
+                              std::to_string(lora.rank));
   if (!lora.train_attn && !lora.train_mlp && !lora.train_unembed)
     throw http_error(400, "lora_config: at least one of train_attn, train_mlp, train_unembed must be true");
   auto [engine_name, base] = resolve_base_model(req.base_model);
   if (!lora.seed) lora.seed = static_cast<std::int64_t>(ids_.next() >> 1);
 
-  run_record run;
-  run.id = model_id;
-  run.owner = ctx.tenant;
-  run.base_model = req.base_model;
-  run.engine_model = engine_name;
-  run.lora = lora;
-  run.user_metadata = req.user_metadata.value_or(metadata_map{});
-  run.session_id = req.session_id;
-  run.created = run.last_request_time = now_ts();
-  store_.save(run);
-  runs_.emplace(model_id, run);
-  session.record.training_run_ids.push_back(model_id);
-  store_.save(session.record);
-
-  live_model m;
-  m.run_id = model_id;
-  m.owner = ctx.tenant;
-  m.session_id = req.session_id;
-  m.base = base;
-  auto& live = models_.emplace(model_id, std::move(m)).first->second;
+  // Everything is checked: only now does the run exist (and persist).
+  auto& live = register_new_model(ctx, session, model_id, req.base_model, engine_name, base, lora, req.user_metadata,
+                                  boost::json::object{});
   // Model creation is operation 0 of the model's queue: later seq ids wait for it.
-  auto future = enqueue_model_op(live, requested_seq::exactly(0), digest, request_type::create_model,
-                                 [this, model_id, base = base, lora]() -> asio::awaitable<future_result> {
+  auto future = enqueue_model_op(ctx.route, live, requested_seq::exactly(0), digest, request_type::create_model,
+                                 [this, model_id, base = base, lora]() -> asio::awaitable<future_payload> {
                                    co_await simulate_step_time();
                                    auto make = [base, lora] { return std::make_shared<trainable_model>(base, lora); };
                                    auto model = co_await compute(std::move(make));
@@ -61,6 +46,7 @@ inline http_response engine_impl::handle_get_info(request_context& ctx) {
   const auto req = decode_json_body<get_info_request>(ctx);
   auto it = runs_.find(req.model_id);
   if (it == runs_.end() || it->second.owner != ctx.tenant) throw http_error(404, "unknown model " + req.model_id);
+  count_request(req.model_id, ctx.route);
   const auto& run = it->second;
   const auto& spec = base_models_.at(run.engine_model)->spec();
   get_info_response resp;
@@ -76,8 +62,8 @@ inline http_response engine_impl::handle_unload_model(request_context& ctx) {
   const auto req = decode_json_body<unload_model_request>(ctx);
   auto& m = model_of(ctx, req.model_id);
   // After everything already queued: unloading mid-queue would fail earlier requests.
-  auto future = enqueue_model_op(m, requested_seq::none(), sha256_hex(ctx.request.body()), request_type::unload_model,
-                                 [this, id = req.model_id]() -> asio::awaitable<future_result> {
+  auto future = enqueue_model_op(ctx.route, m, requested_seq::none(), sha256_hex(ctx.request.body()), request_type::unload_model,
+                                 [this, id = req.model_id]() -> asio::awaitable<future_payload> {
                                    unload_model(id, "model unloaded");
                                    co_return boost::json::value_from(unload_model_response{id});
                                  });
@@ -101,31 +87,43 @@ inline http_response engine_impl::handle_forward_backward(request_context& ctx) 
   }
   auto& m = model_of(ctx, req->model_id);
   const auto seq = requested_seq::from_client(req->seq_id);
-  return guard_seq(m, seq, [&] {
-    if (req->forward_backward_input.data.empty()) throw http_error(400, "forward_backward_input.data is empty: no data provided");
-    touch_run(m.run_id);
-    const auto type = req->forward_only ? request_type::forward : request_type::forward_backward;
-    auto future = enqueue_model_op(m, seq, sha256_hex(ctx.request.body()), type,
-                                   [this, req, id = m.run_id]() -> asio::awaitable<future_result> {
-                                     co_await simulate_step_time();
-                                     auto model = loaded_model(id);
-                                     auto work = [model, req] {
-                                       const auto& in = req->forward_backward_input;
-                                       return model->forward_backward(in.data, in.loss_fn, in.loss_fn_config, req->forward_only);
-                                     };
-                                     co_return co_await compute(std::move(work));
-                                   });
-    return future_response(ctx, *future, m.run_id);
+  const auto& in = req->forward_backward_input;
+  if (in.data.empty()) throw http_error(400, "forward_backward_input.data is empty: no data provided");
+  const auto digest = sha256_hex(ctx.request.body());
+  // An identical resubmission is answered before the (linear) input checks.
+  if (!(seq.given && m.submissions.by_key.contains(seq.value)))
+    trainable_model::check_forward_backward_input(*m.base, in.data, in.loss_fn, in.loss_fn_config);  // 400 naming the field
+  touch_run(m.run_id);
+  const auto type = req->forward_only ? request_type::forward : request_type::forward_backward;
+  auto future = enqueue_model_op(ctx.route, m, seq, digest, type, [this, req, id = m.run_id]() -> asio::awaitable<future_payload> {
+    co_await simulate_step_time();
+    auto model = loaded_model(id);
+    // The result and its protobuf encoding are both made on the compute pool.
+    auto work = [model, req] {
+      const auto& input = req->forward_backward_input;
+      auto out = model->forward_backward(input.data, input.loss_fn, input.loss_fn_config, req->forward_only);
+      auto bytes = std::make_shared<const std::string>(proto::encode(out));
+      return future_payload(future_result(std::move(out)), std::move(bytes));
+    };
+    auto payload = co_await compute(std::move(work));
+    if (!req->forward_only) {  // billed training tokens: the model inputs of forward_backward (not forward)
+      std::int64_t tokens = 0;
+      for (const auto& d : req->forward_backward_input.data) tokens += static_cast<std::int64_t>(d.model_input.length());
+      record_run_usage(id, usage_kind::training, tokens);
+    }
+    co_return payload;
   });
+  return future_response(ctx, *future, m.run_id);
 }
 
 inline http_response engine_impl::handle_optim_step(request_context& ctx) {
   const auto req = decode_json_body<optim_step_request>(ctx);
   auto& m = model_of(ctx, req.model_id);
+  trainable_model::check_adam_params(req.adam_params);  // 400 naming the field
   touch_run(m.run_id);
   const auto seq = requested_seq::from_client(req.seq_id);
-  auto future = enqueue_model_op(m, seq, sha256_hex(ctx.request.body()), request_type::optim_step,
-                                 [this, params = req.adam_params, id = m.run_id]() -> asio::awaitable<future_result> {
+  auto future = enqueue_model_op(ctx.route, m, seq, sha256_hex(ctx.request.body()), request_type::optim_step,
+                                 [this, params = req.adam_params, id = m.run_id]() -> asio::awaitable<future_payload> {
                                    co_await simulate_step_time();
                                    auto model = loaded_model(id);
                                    auto work = [model, params] { return model->optim_step(params); };
@@ -139,41 +137,36 @@ inline http_response engine_impl::handle_save_weights(request_context& ctx) {
   const auto req = decode_json_body<save_weights_request>(ctx);
   auto& m = model_of(ctx, req.model_id);
   const auto seq = requested_seq::from_client(req.seq_id);
-  return guard_seq(m, seq, [&] {
-    if (!req.path) throw http_error(400, "save_weights needs a path (the checkpoint name)");
-    if (auto why = tinker_path::name_problem(*req.path)) throw http_error(400, "invalid checkpoint name '" + *req.path + "': " + *why);
-    if (req.ttl_seconds && *req.ttl_seconds <= 0)
-      throw http_error(400, "ttl_seconds must be positive, got " + std::to_string(*req.ttl_seconds));
-    const auto path = tinker_path{"tinker", m.run_id, checkpoint_kind::weights, *req.path};
-    const auto digest = sha256_hex(ctx.request.body());
-    if (seq.given)
-      if (auto original = m.submissions.check(seq.value, digest, "seq_id"))
-        if (auto f = futures_.find(*original)) return future_response(ctx, *f, m.run_id);
-    if (!req.overwrite && checkpoints_.contains(checkpoint_key(m.run_id, path.kind, path.name)))
-      throw http_error(400, "checkpoint " + path.str() + " already exists (pass overwrite=true to replace it)");
-    touch_run(m.run_id);
-    auto future = enqueue_model_op(m, seq, digest, request_type::save_weights,
-                                   [this, req, path, owner = ctx.tenant]() -> asio::awaitable<future_result> {
-                                     co_await simulate_step_time();
-                                     co_await save_checkpoint(path, owner, req.ttl_seconds, req.user_metadata, req.overwrite, true);
-                                     co_return boost::json::value_from(save_weights_response{path.str()});
-                                   });
-    return future_response(ctx, *future, m.run_id);
-  });
+  if (!req.path) throw http_error(400, "save_weights needs a path (the checkpoint name)");
+  if (auto why = tinker_path::name_problem(*req.path)) throw http_error(400, "invalid checkpoint name '" + *req.path + "': " + *why);
+  check_ttl(req.ttl_seconds);
+  const auto path = tinker_path{"tinker", m.run_id, checkpoint_kind::weights, *req.path};
+  const auto digest = sha256_hex(ctx.request.body());
+  if (seq.given)
+    if (auto original = m.submissions.check(seq.value, digest, "seq_id"))
+      if (auto f = futures_.find(*original)) return future_response(ctx, *f, m.run_id);
+  if (!req.overwrite && checkpoints_.contains(checkpoint_key(m.run_id, path.kind, path.name)))
+    throw http_error(400, "checkpoint " + path.str() + " already exists (pass overwrite=true to replace it)");
+  touch_run(m.run_id);
+  auto future = enqueue_model_op(ctx.route, m, seq, digest, request_type::save_weights,
+                                 [this, req, path, owner = ctx.tenant]() -> asio::awaitable<future_payload> {
+                                   co_await simulate_step_time();
+                                   co_await save_checkpoint(path, owner, req.ttl_seconds, req.user_metadata, req.overwrite, true);
+                                   co_return boost::json::value_from(save_weights_response{path.str()});
+                                 });
+  return future_response(ctx, *future, m.run_id);
 }
 
 inline http_response engine_impl::handle_save_weights_for_sampler(request_context& ctx) {
   const auto req = decode_json_body<save_weights_for_sampler_request>(ctx);
   auto& m = model_of(ctx, req.model_id);
-  const auto seq = requested_seq::from_client(req.seq_id);
-  return guard_seq(m, seq, [&] { return submit_save_for_sampler(ctx, m, req, seq); });
+  return submit_save_for_sampler(ctx, m, req, requested_seq::from_client(req.seq_id));
 }
 
 inline http_response engine_impl::submit_save_for_sampler(request_context& ctx, live_model& m,
                                                           const save_weights_for_sampler_request& req,
                                                           requested_seq seq) {
-  if (req.ttl_seconds && *req.ttl_seconds <= 0)
-    throw http_error(400, "ttl_seconds must be positive, got " + std::to_string(*req.ttl_seconds));
+  check_ttl(req.ttl_seconds);
   touch_run(m.run_id);
   const auto digest = sha256_hex(ctx.request.body());
   if (seq.given)
@@ -182,10 +175,14 @@ inline http_response engine_impl::submit_save_for_sampler(request_context& ctx, 
   if (req.path) {
     if (auto why = tinker_path::name_problem(*req.path)) throw http_error(400, "invalid checkpoint name '" + *req.path + "': " + *why);
     const auto path = tinker_path{"tinker", m.run_id, checkpoint_kind::sampler_weights, *req.path};
-    auto future = enqueue_model_op(m, seq, digest, request_type::save_weights_for_sampler,
-                                   [this, req, path, owner = ctx.tenant]() -> asio::awaitable<future_result> {
+    // Sampler weights are immutable: samplers created from them must keep sampling the same.
+    // (400, not 409: clients retry 409 for minutes.)
+    if (checkpoints_.contains(checkpoint_key(m.run_id, path.kind, path.name)))
+      throw http_error(400, "checkpoint " + path.str() + " already exists; sampler weights are immutable, save under a new name");
+    auto future = enqueue_model_op(ctx.route, m, seq, digest, request_type::save_weights_for_sampler,
+                                   [this, req, path, owner = ctx.tenant]() -> asio::awaitable<future_payload> {
                                      co_await simulate_step_time();
-                                     co_await save_checkpoint(path, owner, req.ttl_seconds, req.user_metadata, true, false);
+                                     co_await save_checkpoint(path, owner, req.ttl_seconds, req.user_metadata, false, false);
                                      save_weights_for_sampler_response resp;
                                      resp.path = path.str();
                                      co_return boost::json::value_from(resp);
@@ -199,8 +196,8 @@ inline http_response engine_impl::submit_save_for_sampler(request_context& ctx, 
   if (samplers_.contains(sampler_id))
     throw http_error(400, "sampling_session_seq_id " + std::to_string(*req.sampling_session_seq_id) + " is already in use");
   auto future = enqueue_model_op(
-      m, seq, digest, request_type::save_weights_for_sampler,
-      [this, sampler_id, id = m.run_id, owner = ctx.tenant]() -> asio::awaitable<future_result> {
+      ctx.route, m, seq, digest, request_type::save_weights_for_sampler,
+      [this, sampler_id, id = m.run_id, owner = ctx.tenant]() -> asio::awaitable<future_payload> {
         co_await simulate_step_time();
         auto model = loaded_model(id);
         // A snapshot: training the model further never changes what this sampler samples.
@@ -232,28 +229,86 @@ inline http_response engine_impl::submit_save_for_sampler(request_context& ctx, 
 
 inline http_response engine_impl::handle_load_weights(request_context& ctx) {
   const auto req = decode_json_body<load_weights_request>(ctx);
-  if (!req.model_id)
-    throw http_error(400, "create-via-load (session_id + model_seq_id) is not enabled on this server: "
-                          "create the model, then load_weights with its model_id");
+  if (!req.model_id) {
+    if (req.session_id && req.model_seq_id) return create_via_load(ctx, req);
+    throw http_error(400, "load_weights needs model_id (and seq_id), or session_id and model_seq_id (create-via-load)");
+  }
+  if (req.session_id || req.model_seq_id)
+    throw http_error(400, "load_weights takes model_id or session_id + model_seq_id (create-via-load), not both");
   auto& m = model_of(ctx, *req.model_id);
-  const auto seq = requested_seq::from_client(req.seq_id.value_or(0));
-  return guard_seq(m, seq, [&] { return submit_load(ctx, m, req, seq); });
+  return submit_load(ctx, m, req, requested_seq::from_client(req.seq_id.value_or(0)));
+}
+
+inline const checkpoint_record& engine_impl::checkpoint_to_load(const request_context& ctx, const load_weights_request& req,
+                                                                const tinker_path& path) const {
+  if (path.kind != checkpoint_kind::weights)
+    throw http_error(400, "load_weights needs a training-state checkpoint (tinker://<run>/weights/<name>), got " + path.str());
+  // With a weights_access_token the checkpoint is read as the account that token belongs to.
+  return readable_checkpoint(checkpoint_reader(ctx, req.weights_access_token), path);
+}
+
+/// Create-via-load (protocol.md §8.8): one request creates model `<session>:train:<model_seq_id>`
+/// with the LoRA settings of the checkpoint's run and loads the checkpoint, as the model's
+/// operation 0 (its next operation is seq_id 1).
+inline http_response engine_impl::create_via_load(request_context& ctx, const load_weights_request& req) {
+  auto& session = session_of(ctx, *req.session_id);
+  const auto digest = sha256_hex(ctx.request.body());
+  const auto model_id = *req.session_id + ":train:" + std::to_string(*req.model_seq_id);
+  if (auto original = session.model_creations.check(*req.model_seq_id, digest, "model_seq_id"))
+    if (auto f = futures_.find(*original)) return future_response(ctx, *f, model_id);
+  if (runs_.contains(model_id)) throw http_error(400, "model " + model_id + " already exists");
+  const auto path = tinker_path::parse(req.path);
+  const auto& c = checkpoint_to_load(ctx, req, path);
+  const auto& source = runs_.at(c.run_id);
+  if (req.base_model) check_base_model_matches(*req.base_model, source, path);
+  const auto base_name = req.base_model.value_or(source.base_model);
+  auto [engine_name, base] = resolve_base_model(base_name);
+  auto lora = source.lora;
+  lora.seed = static_cast<std::int64_t>(ids_.next() >> 1);
+
+  auto& live = register_new_model(ctx, session, model_id, base_name, engine_name, base, lora, req.user_metadata,
+                                  boost::json::object{{"from_checkpoint", path.str()}});
+  // Captures the checkpoint record, never the request (its token is not kept anywhere).
+  auto future = enqueue_model_op(
+      ctx.route, live, requested_seq::exactly(0), digest, request_type::load_weights,
+      [this, c = c, optimizer = req.optimizer, model_id, base = base, lora, path]() -> asio::awaitable<future_payload> {
+        co_await simulate_step_time();
+        auto read = [this, c, optimizer] { return to_checkpoint_files(read_checkpoint_files(c, optimizer)); };
+        auto files = co_await compute(std::move(read));
+        auto make = [base, lora, files = std::move(files), optimizer] {
+          auto model = std::make_shared<trainable_model>(base, lora);
+          model->import_checkpoint(files, optimizer);
+          return model;
+        };
+        auto model = co_await compute(std::move(make));
+        if (auto it = models_.find(model_id); it != models_.end()) it->second.model = std::move(model);
+        co_return boost::json::value_from(load_weights_response{path.str(), model_id});
+      });
+  session.model_creations.remember(*req.model_seq_id, digest, future->id);
+  return future_response(ctx, *future, model_id);
 }
 
 inline http_response engine_impl::submit_load(request_context& ctx, live_model& m, const load_weights_request& req,
                                               requested_seq seq) {
   const auto path = tinker_path::parse(req.path);
-  if (path.kind != checkpoint_kind::weights)
-    throw http_error(400, "load_weights needs a training-state checkpoint (tinker://<run>/weights/<name>), got " + path.str());
-  const auto& c = readable_checkpoint(ctx.tenant, path);
+  const auto& c = checkpoint_to_load(ctx, req, path);
   const auto& source = runs_.at(c.run_id);
-  if (source.engine_model != runs_.at(m.run_id).engine_model)
+  const auto& target = runs_.at(m.run_id);
+  if (source.engine_model != target.engine_model)
     throw http_error(400, "checkpoint " + path.str() + " was trained on " + source.base_model + ", not on this model's " +
-                              runs_.at(m.run_id).base_model);
+                              target.base_model);
+  auto flags = [](const lora_config& l) {
+    return "rank " + std::to_string(l.rank) + ", train_attn=" + (l.train_attn ? "true" : "false") +
+           ", train_mlp=" + (l.train_mlp ? "true" : "false") + ", train_unembed=" + (l.train_unembed ? "true" : "false");
+  };
+  if (source.lora.rank != target.lora.rank || source.lora.train_attn != target.lora.train_attn ||
+      source.lora.train_mlp != target.lora.train_mlp || source.lora.train_unembed != target.lora.train_unembed)
+    throw http_error(400, "checkpoint " + path.str() + " has LoRA " + flags(source.lora) + " but model " + m.run_id + " has " +
+                              flags(target.lora));
   touch_run(m.run_id);
   auto future = enqueue_model_op(
-      m, seq, sha256_hex(ctx.request.body()), request_type::load_weights,
-      [this, c, optimizer = req.optimizer, id = m.run_id, path]() -> asio::awaitable<future_result> {
+      ctx.route, m, seq, sha256_hex(ctx.request.body()), request_type::load_weights,
+      [this, c, optimizer = req.optimizer, id = m.run_id, path]() -> asio::awaitable<future_payload> {
         co_await simulate_step_time();
         auto model = loaded_model(id);
         auto read = [this, c, optimizer] { return to_checkpoint_files(read_checkpoint_files(c, optimizer)); };
@@ -288,6 +343,7 @@ inline asio::awaitable<void> engine_impl::save_checkpoint(tinker_path path, std:
   record.name = path.name;
   record.owner = std::move(owner);
   record.time = now_ts();
+  check_ttl(ttl_seconds);  // checked at submission too: bounded, so this cannot overflow
   if (ttl_seconds) record.expires_at = record.time + std::chrono::seconds(*ttl_seconds);
   record.user_metadata = std::move(user_metadata);
   if (auto existing = checkpoints_.find(key); existing != checkpoints_.end()) record.is_public = existing->second.is_public;
@@ -295,7 +351,14 @@ inline asio::awaitable<void> engine_impl::save_checkpoint(tinker_path path, std:
     return store_.write_checkpoint(record, to_named_files(model->export_checkpoint(with_optimizer)));
   };
   record.size_bytes = co_await compute(std::move(write));
+  const auto owner_tenant = record.owner;
+  boost::json::object details{{"checkpoint_type", std::string(to_string(type_of(path.kind)))},
+                              {"size_bytes", record.size_bytes},
+                              {"overwrite", overwrite && checkpoints_.contains(key)}};
   checkpoints_.insert_or_assign(key, std::move(record));
+  audit(owner_tenant, "checkpoint_create", path, path.kind == checkpoint_kind::weights ? "save_state" : "save_weights_for_sampler",
+        std::move(details));
+  record_run_usage(path.training_run_id, usage_kind::checkpoint, 1);
 }
 
 }  // namespace tinker::local::detail

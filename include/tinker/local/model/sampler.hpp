@@ -50,6 +50,8 @@ namespace detail {
 
 /// The most samples one request may ask for (a bound on the memory one request can claim).
 inline constexpr std::int32_t max_num_samples = 1 << 16;
+/// The most tokens one request may generate, num_samples x max_tokens (a bound on its work).
+inline constexpr std::int64_t max_sampled_tokens_per_request = std::int64_t{1} << 22;
 
 /// A validated job.
 struct sampling_plan {
@@ -85,6 +87,9 @@ inline sampling_plan plan_job(const sample_job& job, const base_model_spec& spec
   if (!sp.max_tokens) fail("sampling_params.max_tokens is required (a positive integer)");
   if (*sp.max_tokens <= 0) fail("sampling_params.max_tokens must be positive, got " + std::to_string(*sp.max_tokens));
   p.max_tokens = static_cast<std::size_t>(*sp.max_tokens);
+  if (std::int64_t{r.num_samples} * *sp.max_tokens > max_sampled_tokens_per_request)
+    fail("num_samples x sampling_params.max_tokens = " + std::to_string(r.num_samples) + " x " + std::to_string(*sp.max_tokens) +
+         " exceeds the per-request limit of " + std::to_string(max_sampled_tokens_per_request) + " sampled tokens");
   if (!std::isfinite(sp.temperature) || sp.temperature < 0.0)
     fail("sampling_params.temperature must be a finite number >= 0, got " + format_number(sp.temperature));
   p.temperature = sp.temperature;
@@ -276,6 +281,14 @@ struct live_sequence {
 };
 
 }  // namespace detail
+
+/// Checks `request` as sample_batch would on a model of `spec` (num_samples, sampling params,
+/// logprob options, the prompt and its length), without sampling: throws the same
+/// tinker::invalid_argument naming the field and value. Lets a server refuse a request when it
+/// arrives. Allocates only O(vocabulary + prompt length).
+inline void check_sample_request(const tinker::sample_request& request, const base_model_spec& spec) {
+  (void)detail::plan_job(sample_job{&request, 0}, spec);
+}
 
 /// Samples every job on `base` with `adapter` merged in (null: the base model itself). Returns one
 /// response per job, in order. Throws tinker::invalid_argument (naming the field and value) if

@@ -67,6 +67,37 @@ public:
     prepared.reserve(data.size());
     for (std::size_t i = 0; i < data.size(); ++i)
       prepared.push_back(detail::prepare_datum(data[i], i, settings, base_->spec().max_context_length));
+    return run_forward_backward(prepared, settings, forward_only);
+  }
+
+  /// Checks what forward_backward on a model of `base` would check, without computing anything:
+  /// throws the same tinker::invalid_argument (naming the datum, field and value) for bad input.
+  /// Lets a server refuse a request when it arrives rather than when it runs.
+  static void check_forward_backward_input(const base_model& base, std::span<const datum> data, loss_fn_type loss,
+                                           const std::optional<loss_fn_config>& config) {
+    const auto settings = detail::parse_loss_settings(loss, config);
+    if (data.empty()) throw tinker::invalid_argument("forward_backward: data is empty (no datums)");
+    for (std::size_t i = 0; i < data.size(); ++i)
+      (void)detail::prepare_datum(data[i], i, settings, base.spec().max_context_length);
+  }
+
+  /// Checks Adam parameters as optim_step does (see there), without changing anything.
+  static void check_adam_params(const adam_params& a) {
+    auto check = [](const char* field, double v, bool ok, const char* rule) {
+      if (!std::isfinite(v) || !ok)
+        throw tinker::invalid_argument(std::string("adam_params.") + field + " must be " + rule + ", got " + detail::format_number(v));
+    };
+    check("learning_rate", a.learning_rate, a.learning_rate >= 0.0, ">= 0");
+    check("beta1", a.beta1, a.beta1 >= 0.0 && a.beta1 < 1.0, "in [0, 1)");
+    check("beta2", a.beta2, a.beta2 >= 0.0 && a.beta2 < 1.0, "in [0, 1)");
+    check("eps", a.eps, a.eps > 0.0, "> 0");
+    check("weight_decay", a.weight_decay, a.weight_decay >= 0.0, ">= 0");
+    check("grad_clip_norm", a.grad_clip_norm, a.grad_clip_norm >= 0.0, ">= 0 (0 = no clipping)");
+  }
+
+private:
+  forward_backward_output run_forward_backward(const std::vector<detail::prepared_datum>& prepared,
+                                               const detail::loss_settings& settings, bool forward_only) {
 
     const auto tables = detail::merged_tables(base_->weights(), layout_, params_.data());
     const auto dims = tables.dims;
@@ -118,21 +149,14 @@ public:
     return out;
   }
 
+public:
+
   /// One AdamW step (bias-corrected, decoupled weight decay, optional global-norm clipping) on
   /// the accumulated gradients, which are then zeroed. Throws tinker::invalid_argument for
   /// learning_rate < 0, betas outside [0, 1), eps <= 0, weight_decay < 0, grad_clip_norm < 0 or
   /// any non-finite value.
   optim_step_response optim_step(const adam_params& a) {
-    auto check = [](const char* field, double v, bool ok, const char* rule) {
-      if (!std::isfinite(v) || !ok)
-        throw tinker::invalid_argument(std::string("adam_params.") + field + " must be " + rule + ", got " + detail::format_number(v));
-    };
-    check("learning_rate", a.learning_rate, a.learning_rate >= 0.0, ">= 0");
-    check("beta1", a.beta1, a.beta1 >= 0.0 && a.beta1 < 1.0, "in [0, 1)");
-    check("beta2", a.beta2, a.beta2 >= 0.0 && a.beta2 < 1.0, "in [0, 1)");
-    check("eps", a.eps, a.eps > 0.0, "> 0");
-    check("weight_decay", a.weight_decay, a.weight_decay >= 0.0, ">= 0");
-    check("grad_clip_norm", a.grad_clip_norm, a.grad_clip_norm >= 0.0, ">= 0 (0 = no clipping)");
+    check_adam_params(a);
 
     double sq = 0.0;
     for (double g : grads_) sq += g * g;

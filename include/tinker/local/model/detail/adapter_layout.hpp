@@ -76,6 +76,8 @@ struct adapter_layout {
   std::size_t parameter_count = 0;
 
   static constexpr double default_alpha = 32.0;
+  /// The largest LoRA rank an adapter may have.
+  static constexpr int max_rank = 4096;
 
   std::size_t r() const noexcept { return static_cast<std::size_t>(rank); }
   double scale() const noexcept { return alpha / static_cast<double>(rank); }
@@ -89,8 +91,9 @@ struct adapter_layout {
   /// The layout for `config` on a model of size `dims`. Throws tinker::invalid_argument for a
   /// rank < 1 or when no train_* flag is set.
   static adapter_layout make(model_dims dims, const tinker::lora_config& config, double alpha = default_alpha) {
-    if (config.rank < 1 || config.rank > 4096)
-      throw tinker::invalid_argument("lora_config.rank must be in [1, 4096], got " + std::to_string(config.rank));
+    if (config.rank < 1 || config.rank > max_rank)
+      throw tinker::invalid_argument("lora_config.rank must be in [1, " + std::to_string(max_rank) + "], got " +
+                                     std::to_string(config.rank));
     if (!config.train_attn && !config.train_mlp && !config.train_unembed)
       throw tinker::invalid_argument(
           "lora_config: at least one of train_attn, train_mlp, train_unembed must be true (all are false)");

@@ -105,6 +105,9 @@ inline loss_input_names input_names(loss_fn_type type) {
   return {};
 }
 
+/// The most targets one position may have (the K of a [N, K] per-token tensor).
+inline constexpr int max_targets_per_position = byte_tokenizer::vocab_size;
+
 /// One datum, validated and converted to what the computation reads.
 struct prepared_datum {
   std::vector<token_id> tokens;                      ///< model input
@@ -168,22 +171,33 @@ inline prepared_datum prepare_datum(const datum& d, std::size_t index, const los
       fail("loss_fn_inputs", "missing '" + std::string(name) + "' (loss " + std::string(to_string(type)) + " needs " + needed + ")");
     }
 
-  // Shapes: target_tokens fixes [rows, cols]; every other input must have the same.
+  // Shapes: target_tokens fixes [rows, cols]; every other input must have the same. The dense size
+  // rows x cols is bounded (rows = the model input's length, cols <= the vocabulary) before the
+  // tensor's own consistency checks run and before anything is allocated from its shape.
   auto shape_of = [&](const std::string& name, const tensor_data& t) {
     const auto field = "loss_fn_inputs." + name;
-    t.validate(where + "." + field);
     const auto dims = t.dense_shape();
     std::string text;
     for (auto x : dims) text += (text.empty() ? "" : ", ") + std::to_string(x);
     text = "[" + text + "]";
     if (dims.size() != 1 && dims.size() != 2) fail(field, "shape " + text + " must be [N] or [N, K]");
-    const auto rows = static_cast<std::size_t>(dims[0]);
-    const auto cols = dims.size() == 2 ? static_cast<std::size_t>(dims[1]) : std::size_t{1};
+    for (auto x : dims)
+      if (x < 0) fail(field, "shape " + text + " has a negative dimension");
+    const auto rows = static_cast<std::uint64_t>(dims[0]);
+    const auto cols = dims.size() == 2 ? static_cast<std::uint64_t>(dims[1]) : std::uint64_t{1};
     if (rows != p.rows)
       fail(field, "shape " + text + " has " + std::to_string(rows) + " rows but model_input has " + std::to_string(p.rows) +
                       " tokens (position i predicts row i)");
     if (cols == 0) fail(field, "shape " + text + " has no columns");
-    return std::pair{cols, text};
+    if (cols > static_cast<std::uint64_t>(max_targets_per_position))
+      fail(field, "shape " + text + " has " + std::to_string(cols) + " columns; at most " +
+                      std::to_string(max_targets_per_position) + " targets per position (the vocabulary size)");
+    // rows <= context length and cols <= vocabulary: the product cannot overflow.
+    if (!t.is_sparse() && t.stored_size() != rows * cols)
+      fail(field, "shape " + text + " holds " + std::to_string(rows * cols) + " elements but " +
+                      std::to_string(t.stored_size()) + " values were given");
+    t.validate(where + "." + field);
+    return std::pair{static_cast<std::size_t>(cols), text};
   };
 
   const auto& target = d.loss_fn_inputs.at("target_tokens");
