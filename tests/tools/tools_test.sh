@@ -19,6 +19,31 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 "$server_bin" --no-such-flag 2>/dev/null && fail "server accepted an unknown flag"
 "$cli_bin" --help | grep -q 'checkpoint download' || fail "CLI --help does not list checkpoint download"
 
+# --help describes every --fault-* flag the server parses (read from its source, so a new flag
+# without help fails here).
+source_file=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tools/tinker_local_server.cpp
+help_text=$("$server_bin" --help)
+fault_flags=$(grep -o 'flag == "--fault-[a-z0-9-]*"' "$source_file" | sed 's/^flag == "//; s/"$//' | sort -u)
+[[ $(wc -w <<< "$fault_flags") -ge 10 ]] || fail "found only these fault flags in $source_file: $fault_flags"
+for flag in $fault_flags; do
+  grep -q -- "$flag " <<< "$help_text" || fail "server --help does not describe $flag"
+done
+for flag in --fault-402 --fault-sample-step-time --fault-fail-route --create-via-load; do
+  grep -q -- "$flag" <<< "$fault_flags $help_text" || fail "server does not know $flag"
+  grep -q -- "$flag " <<< "$help_text" || fail "server --help does not describe $flag"
+done
+# Values that cannot work are refused before anything starts.
+for hold in 0 40001 -5; do
+  if "$server_bin" --long-poll-hold-ms "$hold" 2> "$work/err"; then fail "--long-poll-hold-ms $hold was accepted"; fi
+  grep -q -- '--long-poll-hold-ms' "$work/err" || fail "no clear error for --long-poll-hold-ms $hold: $(cat "$work/err")"
+done
+for bad in "--fault-402 2" "--fault-fail-route optim_step=bogus" "--fault-fail-route no_such_route=user" \
+           "--fault-fail-route optim_step" "--fault-sample-step-time soon"; do
+  # shellcheck disable=SC2086  # the flag and its value are two words
+  if "$server_bin" $bad 2> "$work/err"; then fail "$bad was accepted"; fi
+  grep -q -- "${bad%% *}" "$work/err" || fail "no clear error for $bad: $(cat "$work/err")"
+done
+
 key=tml-tools-test-key
 # The server prints "listening on <url>" once it serves: read that line from a pipe (no sleeping).
 mkfifo "$work/ready"
@@ -57,4 +82,43 @@ grep -qi 'not found\|404' "$work/err" || fail "no clear error after delete: $(ca
 if "$cli_bin" checkpoint info "not-a-path" 2> "$work/err"; then fail "a malformed path was accepted"; fi
 grep -q 'tinker://' "$work/err" || fail "the malformed path error does not say what is expected"
 if grep -rq "$key" "$work/err" "$work/server.log" "$work/progress"; then fail "the API key was printed"; fi
+
+# Fault injection end to end: a second server whose first two polls of every future answer
+# try_again and whose telemetry route always answers 500.
+kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+mkfifo "$work/ready2"
+"$server_bin" --port 0 --api-key "$key" --fault-try-again 2 --fault-500 1 --fault-routes telemetry \
+  --fault-fail-route optim_step=user --fault-sample-step-time 0 --fault-402 0 --create-via-load \
+  --long-poll-hold-ms 20000 > "$work/ready2" 2> "$work/server2.log" &
+server_pid=$!
+exec 4< "$work/ready2"
+read -r -t 60 line <&4 || fail "the fault-injecting server did not report it was listening"
+url=${line#listening on }
+api() { curl -s -H "X-API-Key: $key" -H 'Content-Type: application/json' "$@"; }
+status=$(api -o /dev/null -w "%{http_code}" -X POST -d '{"events":[]}' "$url/api/v1/telemetry")
+[[ $status == 500 ]] || fail "--fault-500 on telemetry: expected 500, got $status"
+status=$(api -o /dev/null -w "%{http_code}" "$url/api/v1/get_server_capabilities")
+[[ $status == 200 ]] || fail "--fault-routes telemetry also hit get_server_capabilities: $status"
+session=$(api -X POST -d '{"tags":[],"user_metadata":{},"sdk_version":"0.25.0"}' "$url/api/v1/create_session" |
+          sed -n 's/.*"session_id":"\([^"]*\)".*/\1/p')
+[[ -n $session ]] || fail "create_session on the fault-injecting server"
+request=$(api -X POST -d '{"session_id":"'"$session"'","model_seq_id":0,"base_model":"tinker-local/byte-lm-tiny","lora_config":{"rank":4}}' \
+          "$url/api/v1/create_model" | sed -n 's/.*"request_id":"\([^"]*\)".*/\1/p')
+[[ -n $request ]] || fail "create_model on the fault-injecting server"
+poll() { api -X POST -d '{"request_id":"'"$request"'","allow_metadata_only":true}' "$url/api/v1/retrieve_future"; }
+for i in 1 2; do
+  poll | grep -q '"type":"try_again"' || fail "--fault-try-again 2: poll $i did not answer try_again"
+done
+poll | grep -q '"model_id":"'"$session"':train:0"' || fail "--fault-try-again 2: the third poll did not carry the result"
+api -X POST -d '{"sdk_version":"0.25.0"}' "$url/api/v1/client/config" | grep -q '"create_model_via_load_weights":true' ||
+  fail "--create-via-load is not advertised in client/config"
+# --fault-fail-route optim_step=user: the optim_step future fails with category user (after the
+# two try_again polls every future gets here).
+request=$(api -X POST -d '{"adam_params":{"learning_rate":0.001,"beta1":0.9,"beta2":0.95,"eps":1e-12},"model_id":"'"$session"':train:0","seq_id":1,"type":"optim_step"}' \
+          "$url/api/v1/optim_step" | sed -n 's/.*"request_id":"\([^"]*\)".*/\1/p')
+[[ -n $request ]] || fail "optim_step on the fault-injecting server"
+for i in 1 2; do poll > /dev/null; done
+answer=$(poll)
+grep -q '"category":"user"' <<< "$answer" || fail "--fault-fail-route optim_step=user: got $answer"
+grep -q 'injected failure' <<< "$answer" || fail "--fault-fail-route: the failure does not say it was injected: $answer"
 echo "tools: all checks passed"

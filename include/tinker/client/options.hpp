@@ -5,6 +5,7 @@
 
 #include <tinker/client/logging.hpp>
 #include <tinker/error.hpp>
+#include <tinker/http/message.hpp>
 #include <tinker/http/tls_options.hpp>
 #include <tinker/types/future.hpp>
 
@@ -33,6 +34,9 @@ struct retry_policy {
   double jitter = 0.25;  ///< delays are shortened by up to this fraction
   /// Give up once this much time passed since the first attempt (the SDK's 5-minute wrapper).
   std::chrono::milliseconds total_budget{300'000};
+  /// A 402 (billing) answer is retried after this long, uncounted, while the server's billing
+  /// pause window lasts (client/config's billing_exception_max_pause_duration_sec).
+  std::chrono::milliseconds billing_retry_interval{5'000};
 };
 
 /// Polling of server-side futures.
@@ -65,14 +69,22 @@ struct client_options {
   std::map<std::string, std::string> user_metadata;
   std::map<std::string, std::string> default_headers;
 
+  /// Resolving, connecting and the TLS handshake of a new connection.
   std::chrono::milliseconds connect_timeout{5'000};
+  /// A whole call: writing the request and reading the full answer (polls use polling.poll_timeout).
   std::chrono::milliseconds request_timeout{60'000};
+  /// Idle limits: a call fails when the socket takes no byte of the request (write) or delivers no
+  /// byte of the answer (read) for this long. 0 = off. A read limit must exceed the server's
+  /// long-poll hold (up to polling.poll_timeout), during which a poll legitimately hears nothing.
+  std::chrono::milliseconds write_timeout{60'000};
+  std::chrono::milliseconds read_timeout{0};
   std::chrono::milliseconds heartbeat_interval{10'000};
   retry_policy retry;
   polling_options polling;
   http::tls_options tls;
-  /// Connections per lane (session, train, sample, poll, rest): calls beyond wait for a connection.
-  std::array<std::size_t, 5> max_connections{16, 64, 512, 2048, 16};
+  /// Connections per lane (session, train, sample, poll, rest, sample_poll; see http::lane): calls
+  /// beyond wait for a connection.
+  std::array<std::size_t, http::lane_count> max_connections{16, 64, 512, 256, 16, 2048};
   bool accept_gzip = true;
 
   wire_format forward_backward_format = wire_format::protobuf;
@@ -116,6 +128,8 @@ struct client_options {
       throw tinker::invalid_argument("client_options.api_key must start with 'tml-' (or be a JWT); the key given does not");
     if (sample_max_in_flight == 0) throw tinker::invalid_argument("client_options.sample_max_in_flight must be at least 1");
     if (retry.max_retries < 0) throw tinker::invalid_argument("client_options.retry.max_retries must not be negative");
+    if (write_timeout.count() < 0 || read_timeout.count() < 0)
+      throw tinker::invalid_argument("client_options.write_timeout and read_timeout must not be negative (0 = off)");
     return *this;
   }
 };

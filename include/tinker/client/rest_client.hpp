@@ -1,14 +1,17 @@
 // rest_client: training runs, checkpoints (list, delete, publish, TTL, archive URL, download),
-// sessions and samplers — the SDK's RestClient, every method an awaitable.
+// sessions (list, get, project, trace export), samplers, the audit log, billing usage and whoami —
+// the SDK's RestClient, every method an awaitable.
 #pragma once
 
 #include <tinker/client/detail/client_core.hpp>
 #include <tinker/client/download.hpp>
 #include <tinker/client/detail/validation.hpp>
+#include <tinker/detail/base64.hpp>
 #include <tinker/tinker_path.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -46,10 +49,17 @@ public:
     co_return co_await get_training_run(tinker_path::parse(tinker_path_str).training_run_id, scope);
   }
 
-  boost::asio::awaitable<weights_info_response> get_weights_info_by_tinker_path(std::string tinker_path_str) {
+  /// `weights_access_token` reads a checkpoint of another account with that account's credential.
+  boost::asio::awaitable<weights_info_response> get_weights_info_by_tinker_path(
+      std::string tinker_path_str, std::optional<std::string> weights_access_token = std::nullopt) {
     (void)tinker_path::parse(tinker_path_str);
     const weights_info_request body{tinker_path_str};  // named: see client_core::server_config
-    co_return co_await core()->post_json<weights_info_response>("/api/v1/weights_info", body, http::lane::rest);
+    detail::call_spec spec;
+    spec.path = "/api/v1/weights_info";
+    spec.body = json::to_json(body);
+    spec.lane = http::lane::rest;
+    spec.api_key = std::move(weights_access_token);
+    co_return co_await core()->call_json<weights_info_response>(std::move(spec));
   }
 
   boost::asio::awaitable<checkpoints_list_response> list_checkpoints(std::string training_run_id) {
@@ -132,6 +142,92 @@ public:
   boost::asio::awaitable<get_sampler_response> get_sampler(std::string sampler_id) {
     check_id(sampler_id, "get_sampler", "sampler_id");
     co_return co_await core()->get_json<get_sampler_response>("/api/v1/samplers/" + sampler_id);
+  }
+
+  /// Moves a session into a project (sessions cannot be moved out of one).
+  boost::asio::awaitable<void> assign_session_project(std::string session_id, std::string project_id) {
+    check_id(session_id, "assign_session_project", "session_id");
+    if (project_id.empty()) detail::invalid("assign_session_project: project_id is empty");
+    const set_session_project_request body{std::move(project_id)};
+    co_await checkpoint_call(boost::beast::http::verb::put, "/api/v1/sessions/" + session_id + "/project", json::to_json(body));
+  }
+
+  /// Exports the session's trace and returns a signed URL to it (valid about an hour, fetched
+  /// without credentials). The server prepares it meanwhile: "pending" answers are re-asked every
+  /// `poll_interval` (the SDK's 5 s); "failed" throws api_error with the server's reason.
+  boost::asio::awaitable<std::string> export_session_trace(std::string session_id,
+                                                           std::chrono::milliseconds poll_interval = std::chrono::seconds(5)) {
+    check_id(session_id, "export_session_trace", "session_id");
+    const auto route = "/api/v1/sessions/" + session_id + "/trace_export";
+    while (true) {
+      auto r = co_await core()->get_json<trace_export_response>(route);
+      switch (r.status) {
+        case trace_export_status::ready:
+          if (!r.url) throw api_response_validation_error("GET " + route + ": status 'ready' without a url");
+          co_return std::move(*r.url);
+        case trace_export_status::failed:
+          throw api_error("trace export of session " + session_id + " failed: " + r.error.value_or("(no reason given)"));
+        case trace_export_status::pending:
+          co_await core()->sleep(poll_interval);
+          break;
+        case trace_export_status::unknown:
+          throw api_response_validation_error("GET " + route + ": unknown trace export status");
+      }
+    }
+  }
+
+  /// The account's audit log (the service requires an admin role). `event_type` is "all" or
+  /// "checkpoints"; `day` ("YYYY-MM-DD") limits it to one UTC day.
+  boost::asio::awaitable<audit_log_response> get_audit_log(std::string event_type = "all", std::optional<std::string> day = {}) {
+    if (event_type != "all" && event_type != "checkpoints")
+      detail::invalid("get_audit_log: event_type must be 'all' or 'checkpoints', got '" + event_type + "'");
+    auto path = "/api/v1/audit?event_type=" + event_type;
+    if (day) {
+      if (day->size() != 10 || !parse_timestamp(*day + "T00:00:00Z"))
+        detail::invalid("get_audit_log: day must be YYYY-MM-DD, got '" + *day + "'");
+      path += "&day=" + *day;
+    }
+    co_return co_await core()->get_json<audit_log_response>(std::move(path));
+  }
+
+  /// Usage events in [starting_on, ending_before): whole hours, at most 14 days, not in the future.
+  boost::asio::awaitable<billing_usage_response> get_billing_usage(timestamp starting_on, timestamp ending_before) {
+    using namespace std::chrono;
+    auto whole_hour = [](timestamp t) { return t == floor<hours>(t); };
+    if (!whole_hour(starting_on) || !whole_hour(ending_before))
+      detail::invalid("get_billing_usage: starting_on and ending_before must be whole hours, got " + format_timestamp(starting_on) +
+                      " and " + format_timestamp(ending_before));
+    if (ending_before <= starting_on || ending_before - starting_on > days(14))
+      detail::invalid("get_billing_usage: the window must be more than 0 and at most 14 days, got " +
+                      format_timestamp(starting_on) + " to " + format_timestamp(ending_before));
+    // (Formatted without fraction or '+': both would need escaping in a query.)
+    auto rfc3339 = [](timestamp t) { return format_timestamp(t).substr(0, 19) + "Z"; };
+    co_return co_await core()->get_json<billing_usage_response>("/api/v1/billing/usage/events?starting_on=" + rfc3339(starting_on) +
+                                                                "&ending_before=" + rfc3339(ending_before));
+  }
+
+  /// Who the credential belongs to, read from the JWT credential itself (no request), as the SDK
+  /// does. A plain `tml-` API key carries no identity: tinker::invalid_argument.
+  whoami_response whoami() const {
+    const auto& key = core()->options().api_key;
+    auto fail = [](const std::string& why) -> whoami_response { detail::invalid("whoami: " + why); };
+    if (key.rfind("eyJ", 0) != 0) return fail("the credential is an API key, not a JWT; it names no user");
+    const auto first = key.find('.'), second = key.find('.', first + 1);
+    if (first == std::string::npos || second == std::string::npos) return fail("the JWT credential is malformed");
+    auto payload = key.substr(first + 1, second - first - 1);
+    for (auto& c : payload) c = c == '-' ? '+' : c == '_' ? '/' : c;  // base64url -> base64
+    const auto decoded = tinker::detail::base64_decode(payload);
+    if (!decoded) return fail("the JWT credential's payload is not base64url");
+    boost::system::error_code ec;
+    const auto claims = boost::json::parse(*decoded, ec);
+    const auto* obj = ec ? nullptr : claims.if_object();
+    const auto* sub = obj ? obj->if_contains("sub") : nullptr;
+    if (!sub || !sub->is_string()) return fail("the JWT credential has no 'sub' claim");
+    whoami_response out;
+    out.user_urn = std::string(sub->as_string());
+    if (const auto* email = obj->if_contains("email"); email && email->is_string() && !email->as_string().empty())
+      out.email = std::string(email->as_string());
+    return out;
   }
 
 private:

@@ -145,7 +145,7 @@ private:
   /// POST asample with the back-pressure protocol: a 429 sets a shared back-off (1 s, or 5 s for
   /// prompts over 128 KiB) and the same request is submitted again once it has passed; for 10 s
   /// after a back-off, at most 10 submissions run at once and bytes weigh 20x.
-  static boost::asio::awaitable<untyped_api_future> submit(std::shared_ptr<state> s, const sample_request& req) {
+  static boost::asio::awaitable<detail::submission> submit(std::shared_ptr<state> s, const sample_request& req) {
     const auto bytes = estimated_bytes(req);
     const auto body = json::to_json(req);
     while (true) {
@@ -174,8 +174,10 @@ private:
       spec.retry = false;
       spec.headers.emplace_back("X-Tinker-Sampling-Backpressure", "1");
       try {
-        co_return co_await s->core->call_json<untyped_api_future>(std::move(spec));
-      } catch (const rate_limit_error&) {
+        co_return co_await s->core->submit(std::move(spec));
+      } catch (const api_status_error& e) {
+        // 429, and 402 (billing) while the server lets a billing pause last, mean "back off".
+        if (e.status() != 429 && !(e.status() == 402 && s->core->billing_pause_continues())) throw;
         const auto t = std::chrono::steady_clock::now();
         s->backoff_until = std::max(s->backoff_until, t + (bytes > 128 * 1024 ? std::chrono::seconds(5) : std::chrono::seconds(1)));
         s->last_backoff = t;
@@ -214,17 +216,22 @@ private:
       std::exception_ptr failure;
       try {
         req.seq_id = s->next_seq++;  // every attempt is a new request
-        auto handle = co_await submit(s, req);
-        if (s->poller) co_await s->poller->wait(handle.request_id);  // then the fetch below answers at once
-        auto resubmit = [s, req]() mutable -> boost::asio::awaitable<std::string> {
+        auto sub = co_await submit(s, req);
+        if (s->poller) co_await s->poller->wait(sub.handle.request_id);  // then the fetch below answers at once
+        // The ids of the sequences come with the submission that produced them (a 410 resubmits).
+        auto ids = std::make_shared<std::optional<std::vector<std::string>>>(sub.handle.sample_sequence_ids);
+        auto resubmit = [s, req, ids]() mutable -> boost::asio::awaitable<detail::submission> {
           req.seq_id = s->next_seq++;
-          co_return (co_await submit(s, req)).request_id;
+          auto again = co_await submit(s, req);
+          *ids = again.handle.sample_sequence_ids;
+          co_return again;
         };
-        auto fut = s->core->poll<sample_response>(handle, "Sample", "sampling on sampler " + s->sampler_id, decoder(),
-                                                  std::move(resubmit));
+        auto fut = s->core->poll<sample_response>(std::move(sub),
+                                                  {"Sample", "sampling on sampler " + s->sampler_id, http::lane::sample_poll},
+                                                  decoder(), std::move(resubmit));
         auto resp = co_await fut.result();
-        if (handle.sample_sequence_ids && handle.sample_sequence_ids->size() == resp.sequences.size())
-          for (std::size_t i = 0; i < resp.sequences.size(); ++i) resp.sequences[i].sequence_id = (*handle.sample_sequence_ids)[i];
+        if (*ids && (*ids)->size() == resp.sequences.size())
+          for (std::size_t i = 0; i < resp.sequences.size(); ++i) resp.sequences[i].sequence_id = (**ids)[i];
         co_return resp;
       } catch (const boost::system::system_error&) {
         throw;  // cancelled

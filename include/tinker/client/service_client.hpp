@@ -57,8 +57,8 @@ public:
     req.base_model = base_model;
     if (!user_metadata.empty()) req.user_metadata = std::move(user_metadata);
     req.lora_config = lora_config{o.rank, o.seed, o.train_unembed, o.train_mlp, o.train_attn};
-    auto handle = co_await core_->post_json<untyped_api_future>("/api/v1/create_model", req, http::lane::train);
-    auto fut = core_->poll<create_model_response>(handle, "CreateModel", "model creation for " + base_model,
+    auto sub = co_await core_->submit_json("/api/v1/create_model", req, http::lane::train);
+    auto fut = core_->poll<create_model_response>(std::move(sub), {"CreateModel", "model creation for " + base_model},
                                                   json_decoder<create_model_response>());
     auto created = co_await fut.result();
     auto s = std::make_shared<training_client::state>();
@@ -131,7 +131,7 @@ private:
     if (parsed.kind != checkpoint_kind::weights)
       detail::invalid("create_training_client_from_state: '" + path + "' is not a training-state checkpoint (tinker://<run>/weights/<name>)");
     auto rest = create_rest_client();
-    auto info = co_await rest.get_weights_info_by_tinker_path(path);
+    auto info = co_await rest.get_weights_info_by_tinker_path(path, token);
     lora_training_options lora;
     lora.rank = info.lora_rank.value_or(32);
     lora.train_mlp = info.train_mlp.value_or(true);

@@ -30,6 +30,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -53,6 +54,23 @@ struct call_spec {
   std::optional<std::chrono::milliseconds> timeout;
   bool retry = true;  ///< the retry policy applies (off for polls, heartbeats, asample, saves)
   std::vector<std::pair<std::string, std::string>> headers;
+  /// Sent as X-API-Key instead of the client's key (a weights_access_token reading someone else's
+  /// checkpoint). Like the client's key, never part of a message.
+  std::optional<std::string> api_key;
+};
+
+/// A server-side future's handle as its submission answered it, and how long the submission took
+/// (sent to the server with the first poll, as X-Tinker-Create-Promise-Roundtrip-Time).
+struct submission {
+  untyped_api_future handle;
+  seconds_d roundtrip{0};
+};
+
+/// What a poll loop needs to know besides the request id.
+struct poll_target {
+  std::string request_type;  ///< X-Tinker-Request-Type: CreateModel, ForwardBackward, Sample, ...
+  std::string subject;       ///< for queue-state reports: "training of model <id>", ...
+  http::lane lane = http::lane::poll;
 };
 
 /// How a future's result is decoded: protobuf (forward_backward, sample) or JSON.
@@ -99,26 +117,35 @@ public:
   // ===== plain calls ==============================================================================
 
   /// Sends `spec`, retrying connection errors, 408, 409, 429, 5xx (and empty-bodied 400s, which
-  /// proxies produce) per the retry policy. Returns the 2xx answer; throws the matching api_error.
+  /// proxies produce) per the retry policy. A 402 (billing) is waited out in
+  /// retry.billing_retry_interval steps (the SDK's 5 s), uncounted, while the server's billing-pause
+  /// window lasts. Returns the 2xx answer; throws the matching
+  /// api_error.
   asio::awaitable<http::response> call(call_spec spec) {
-    const auto started = std::chrono::steady_clock::now();
+    auto started = std::chrono::steady_clock::now();
     const auto idempotency_key = spec.method == beast_http::verb::get ? std::string() : new_idempotency_key();
     // One copy of the body serves every attempt (a big forward_backward batch is not copied per retry).
     const auto body = std::make_shared<const std::string>(std::move(spec.body));
-    for (int attempt = 0;; ++attempt) {
+    for (int attempt = 0, sent = 0;; ++sent) {
       http::request req;
       req.method = spec.method;
       req.target = spec.path;
       req.shared_body = body;
       req.lane = spec.lane;
       req.timeout = spec.timeout;
-      add_common_headers(req, spec, idempotency_key, attempt);
+      add_common_headers(req, spec, idempotency_key, sent);
       std::exception_ptr failure;
       std::optional<seconds_d> server_delay;
       try {
-        if (attempt > 0) ++stats_.retries;
+        if (sent > 0) ++stats_.retries;
         auto res = co_await send(std::move(req));
         if (res.status >= 200 && res.status < 300) co_return res;
+        if (res.status == 402 && spec.retry && billing_pause_continues()) {
+          const auto pause_started = std::chrono::steady_clock::now();
+          co_await sleep(options_.retry.billing_retry_interval);
+          started += std::chrono::steady_clock::now() - pause_started;  // a billing pause is not retry time
+          continue;
+        }
         const bool empty_400 = res.status == 400 && res.body.empty();
         auto should_retry = retryable_status(res.status) || empty_400;
         if (auto h = res.headers.find("x-should-retry"); h != res.headers.end()) should_retry = h->value() == "true";
@@ -137,7 +164,28 @@ public:
       log(log_level::debug, verb_name(spec.method) + " " + spec.path + ": retrying in " +
                                 std::to_string(delay.count()) + " s (attempt " + std::to_string(attempt + 1) + ")");
       co_await sleep(delay);
+      ++attempt;
     }
+  }
+
+  /// A 402 (billing) answer just arrived: whether to wait it out. An incident starts with the first
+  /// 402 after 300 s without one, and is waited out for the server's
+  /// billing_exception_max_pause_duration_sec (default 3600 s); a warning is logged once a minute.
+  bool billing_pause_continues() {
+    const auto now = std::chrono::steady_clock::now();
+    if (!billing_since_ || now - last_billing_answer_ > std::chrono::seconds(300)) billing_since_ = now;
+    last_billing_answer_ = now;
+    if (now - *billing_since_ >= billing_pause_window()) return false;
+    if (!last_billing_log_ || now - *last_billing_log_ >= std::chrono::minutes(1)) {
+      last_billing_log_ = now;
+      log(log_level::warning, "the server answers 402 (billing): requests are paused and retried until it lifts");
+    }
+    return true;
+  }
+
+  /// How long a billing pause may last (client/config's billing_exception_max_pause_duration_sec).
+  seconds_d billing_pause_window() const {
+    return seconds_d(config_ ? static_cast<double>(config_->billing_exception_max_pause_duration_sec) : 3600.0);
   }
 
   /// A JSON call decoded into Resp; a 2xx answer that does not decode is an api_response_validation_error.
@@ -165,6 +213,24 @@ public:
     spec.path = std::move(path);
     spec.lane = lane;
     co_return co_await call_json<Resp>(std::move(spec));
+  }
+
+  /// Submits a call that answers with a future handle, timing the round trip.
+  asio::awaitable<submission> submit(call_spec spec) {
+    const auto started = std::chrono::steady_clock::now();
+    submission sub;
+    sub.handle = co_await call_json<untyped_api_future>(std::move(spec));
+    sub.roundtrip = std::chrono::steady_clock::now() - started;
+    co_return sub;
+  }
+
+  template <class Req>
+  asio::awaitable<submission> submit_json(std::string path, const Req& body, http::lane lane) {
+    call_spec spec;
+    spec.path = std::move(path);
+    spec.body = json::to_json(body);
+    spec.lane = lane;
+    co_return co_await submit(std::move(spec));
   }
 
   template <class T>
@@ -227,20 +293,21 @@ public:
 
   // ===== futures ======================================================================================
 
-  /// Starts polling the future `handle` in the background and returns its api_future.
+  /// Starts polling the future of `sub` in the background and returns its api_future.
   /// `resubmit` (samples) submits the original request again when the server says 410 Gone.
   template <class T>
-  api_future<T> poll(untyped_api_future handle, std::string request_type, std::string subject, result_decoder<T> decoder,
-                     std::function<asio::awaitable<std::string>()> resubmit = {}) {
+  api_future<T> poll(submission sub, poll_target target, result_decoder<T> decoder,
+                     std::function<asio::awaitable<submission>()> resubmit = {}) {
     auto state = std::make_shared<future_state<T>>(executor_);
     const auto slot = state->producer_slot();
+    auto id = sub.handle.request_id;
     asio::co_spawn(executor_,
-                   poll_loop<T>(shared_from_this(), state, handle.request_id, std::move(request_type), std::move(subject),
-                                std::move(decoder), std::move(resubmit)),
+                   poll_loop<T>(shared_from_this(), state, std::move(sub), std::move(target), std::move(decoder),
+                                std::move(resubmit)),
                    asio::bind_cancellation_slot(slot, [state](std::exception_ptr e) {
                      if (e) state->set_exception(e);
                    }));
-    return api_future<T>(std::move(state), {handle.request_id});
+    return api_future<T>(std::move(state), {std::move(id)});
   }
 
   /// An api_future whose value a coroutine computes (combined and custom-loss futures).
@@ -259,18 +326,41 @@ public:
     return api_future<T>(std::move(state), std::move(request_ids));
   }
 
+  /// Runs `task` to its end whatever happens to the caller, and waits for it. A caller cancelled
+  /// while waiting gives up the result; the task goes on. For work that must finish once begun: a
+  /// training submission holds a reserved seq_id, and the server runs a model's requests strictly
+  /// in seq_id order, so a seq_id that never arrives would stall every later request on the model.
+  template <class T>
+  asio::awaitable<T> run_to_completion(std::function<asio::awaitable<T>()> task) {
+    auto state = std::make_shared<future_state<T>>(executor_);
+    // No cancellation slot is bound: the task is out of reach of the caller's cancellation.
+    asio::co_spawn(executor_, std::move(task), [state](std::exception_ptr e, T value) {
+      if (e)
+        state->set_exception(e);
+      else
+        state->set_value(std::move(value));
+    });
+    co_await state->wait_until(std::chrono::steady_clock::time_point::max());
+    co_return state->take();
+  }
+
   asio::awaitable<void> sleep(seconds_d d) {
     asio::steady_timer t(executor_, std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
     co_await t.async_wait(asio::use_awaitable);
   }
 
-  /// Reports queue-state changes to the observer, and logs pauses at most once a minute.
-  void report_queue_state(const std::string& request_id, const std::string& subject, const try_again_response& t) {
-    if (options_.on_queue_state) options_.on_queue_state(queue_state_event{request_id, subject, t.queue_state, t.queue_state_reason});
+  /// A poll answer carried a queue state: changes (per future) go to the observer, and a pause is
+  /// logged at most once a minute per subject (model or sampler) while it lasts.
+  void report_queue_state(const std::string& request_id, const std::string& subject, const try_again_response& t,
+                          bool changed) {
+    if (changed && options_.on_queue_state)
+      options_.on_queue_state(queue_state_event{request_id, subject, t.queue_state, t.queue_state_reason});
     if (t.queue_state == queue_state::active || t.queue_state == queue_state::unknown) return;
     const auto now = std::chrono::steady_clock::now();
-    if (last_pause_log_ && now - *last_pause_log_ < std::chrono::minutes(1)) return;
-    last_pause_log_ = now;
+    auto [last, first_time] = last_pause_log_.try_emplace(subject, now);
+    if (!first_time && now - last->second < std::chrono::minutes(1)) return;
+    last->second = now;
+    if (last_pause_log_.size() > 10'000) last_pause_log_.clear();  // bounded: subjects are models and samplers
     const auto reason = t.queue_state_reason.value_or(t.queue_state == queue_state::paused_capacity
                                                           ? "the backend is running short on capacity"
                                                           : "a rate limit was hit");
@@ -282,6 +372,8 @@ private:
     http::transport_options t;
     t.connect_timeout = o.connect_timeout;
     t.request_timeout = o.request_timeout;
+    t.write_timeout = o.write_timeout;
+    t.read_timeout = o.read_timeout;
     t.max_connections = o.max_connections;
     t.accept_gzip = o.accept_gzip;
     t.tls = o.tls;
@@ -305,7 +397,7 @@ private:
 
   void add_common_headers(http::request& req, const call_spec& spec, const std::string& idempotency_key, int attempt) {
     for (const auto& [k, v] : options_.default_headers) req.headers.emplace_back(k, v);
-    req.headers.emplace_back("X-API-Key", options_.api_key);
+    req.headers.emplace_back("X-API-Key", spec.api_key ? *spec.api_key : options_.api_key);
     req.headers.emplace_back("Accept", spec.accept);
     if (spec.method != beast_http::verb::get) req.headers.emplace_back("Content-Type", spec.content_type);
     if (!idempotency_key.empty()) req.headers.emplace_back("X-Idempotency-Key", idempotency_key);
@@ -378,18 +470,22 @@ private:
 
   template <class T>
   static asio::awaitable<void> poll_loop(std::shared_ptr<client_core> self, std::shared_ptr<future_state<T>> state,
-                                         std::string request_id, std::string request_type, std::string subject,
-                                         result_decoder<T> decoder, std::function<asio::awaitable<std::string>()> resubmit) {
+                                         submission sub, poll_target target, result_decoder<T> decoder,
+                                         std::function<asio::awaitable<submission>()> resubmit) {
+    auto request_id = std::move(sub.handle.request_id);
+    const auto& request_type = target.request_type;
+    const auto& subject = target.subject;
     poll_fsm fsm(poll_policy{self->options_.polling.min_retry_delay, self->options_.polling.max_fast_retry_delay,
-                             seconds_d(0.05), self->options_.polling.max_backoff, 3, seconds_d(3600)});
+                             seconds_d(0.05), self->options_.polling.max_backoff, 3, self->billing_pause_window(),
+                             self->options_.retry.billing_retry_interval});
     bool allow_metadata_only = true;
-    const auto submitted = std::chrono::steady_clock::now();
+    auto roundtrip = sub.roundtrip;
     std::optional<queue_state> last_state;
     for (int iteration = 0; !state->ready(); ++iteration) {
       http::request req;
       req.target = "/api/v1/retrieve_future";
       req.body = json::to_json(future_retrieve_request{request_id, allow_metadata_only});
-      req.lane = http::lane::poll;
+      req.lane = target.lane;
       req.timeout = self->options_.polling.poll_timeout;
       for (const auto& [k, v] : self->options_.default_headers) req.headers.emplace_back(k, v);
       req.headers.emplace_back("X-API-Key", self->options_.api_key);
@@ -398,8 +494,7 @@ private:
       req.headers.emplace_back("X-Tinker-Request-Iteration", std::to_string(iteration));
       req.headers.emplace_back("X-Tinker-Request-Type", request_type);
       if (iteration == 0)
-        req.headers.emplace_back("X-Tinker-Create-Promise-Roundtrip-Time",
-                                 std::to_string(seconds_d(std::chrono::steady_clock::now() - submitted).count()));
+        req.headers.emplace_back("X-Tinker-Create-Promise-Roundtrip-Time", std::to_string(roundtrip.count()));
       const auto sent = std::chrono::steady_clock::now();
       poll_decision d;
       try {
@@ -412,7 +507,7 @@ private:
         d = fsm.on_transport_error(std::current_exception());
       }
       if (d.queue) {
-        if (d.queue->queue_state != last_state) self->report_queue_state(request_id, subject, *d.queue);
+        self->report_queue_state(request_id, subject, *d.queue, d.queue->queue_state != last_state);
         last_state = d.queue->queue_state;
       }
       using kind = poll_decision::kind;
@@ -454,7 +549,11 @@ private:
             state->set_exception(d.error);
             co_return;
           }
-          request_id = co_await resubmit();
+          {
+            auto again = co_await resubmit();
+            request_id = std::move(again.handle.request_id);
+            roundtrip = again.roundtrip;
+          }
           allow_metadata_only = true;
           iteration = -1;
           break;
@@ -476,7 +575,9 @@ private:
   std::shared_ptr<asio::steady_timer> heartbeat_timer_;
   std::int64_t next_model_seq_id_ = 0;
   std::int64_t next_sampling_session_seq_id_ = 0;
-  std::optional<std::chrono::steady_clock::time_point> last_pause_log_;
+  std::map<std::string, std::chrono::steady_clock::time_point> last_pause_log_;  ///< per subject
+  std::optional<std::chrono::steady_clock::time_point> billing_since_, last_billing_log_;
+  std::chrono::steady_clock::time_point last_billing_answer_{};
   bool closed_ = false;
   client_stats stats_;
 };

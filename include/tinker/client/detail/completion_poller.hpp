@@ -1,7 +1,9 @@
 // Batched completion polling (POST /api/v1/retrieve_futures, offered by newer servers through
 // client/config's sample_use_retrieve_futures): one long-poll per sampler reports which of its
 // samples finished, so thousands of samples in flight need one waiting connection, not thousands.
-// A finished sample's payload is then fetched with one ordinary retrieve_future.
+// A finished sample's payload is then fetched with one ordinary retrieve_future. If the batched
+// poll fails for good (a server that offers it but answers 404, say), the sampler falls back to
+// per-request polling, which is always correct, only costlier.
 #pragma once
 
 #include <tinker/client/detail/client_core.hpp>
@@ -29,9 +31,10 @@ public:
       : core_(std::move(core)), sampler_id_(std::move(sampler_id)) {}
 
   /// Waits until the server reports `request_id` finished or failed (either way its outcome is then
-  /// fetched with retrieve_future). Throws if batched polling itself fails for good.
+  /// fetched with retrieve_future), or until batched polling stops being useful (then the caller's
+  /// retrieve_future long-polls by itself).
   asio::awaitable<void> wait(const std::string& request_id) {
-    if (early_.erase(request_id)) co_return;
+    if (disabled_ || early_.erase(request_id)) co_return;
     asio::steady_timer timer(core_->executor(), std::chrono::steady_clock::time_point::max());
     auto& w = waiting_[request_id];
     w.timer = &timer;
@@ -47,17 +50,18 @@ public:
       }
     } guard{this, request_id};
     ensure_running();
-    while (!w.done && !fatal_) {
+    while (!w.done && !disabled_) {
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-      if (!w.done && !fatal_) {
+      if (!w.done && !disabled_) {
         auto cs = co_await asio::this_coro::cancellation_state;
         if (cs.cancelled() != asio::cancellation_type::none) throw boost::system::system_error(asio::error::operation_aborted);
       }
     }
-    if (!w.done && fatal_) std::rethrow_exception(fatal_);
   }
 
   std::size_t waiting() const noexcept { return waiting_.size(); }
+  /// Whether batched polling was given up for this sampler (its samples poll one by one).
+  bool disabled() const noexcept { return disabled_; }
 
 private:
   struct waiter {
@@ -78,14 +82,15 @@ private:
   /// Polls while anyone waits; idles otherwise.
   static asio::awaitable<void> loop(std::shared_ptr<completion_poller> self, std::weak_ptr<asio::cancellation_signal> signal) {
     int failures = 0;
-    while (!self->waiting_.empty() && !self->fatal_) {
+    bool billing_pause = false;
+    while (!self->waiting_.empty() && !self->disabled_) {
       retrieve_futures_request req;
       req.target.sampling_session_id = self->sampler_id_;
       req.prev_cursor = self->cursor_;
       call_spec spec;
       spec.path = "/api/v1/retrieve_futures";
       spec.body = json::to_json(req);
-      spec.lane = http::lane::poll;
+      spec.lane = http::lane::sample_poll;
       spec.retry = false;
       spec.timeout = self->core_->options().polling.poll_timeout;
       try {
@@ -94,26 +99,32 @@ private:
         self->cursor_ = resp.cursor;  // the server's word: a restarted server counts from its own start
         for (const auto& c : resp.completions) self->complete(c.request_id);
       } catch (const api_status_error& e) {
-        if (!retryable_status(static_cast<unsigned>(e.status())) && e.status() != 400) {
-          self->fail_all(std::current_exception());
+        if (e.status() == 402 && self->core_->billing_pause_continues()) {
+          billing_pause = true;  // waited out below, like any call in a billing pause
+        } else if (!retryable_status(static_cast<unsigned>(e.status())) && e.status() != 400) {
+          self->disable(e.what());
           break;
+        } else {
+          ++failures;
         }
-        ++failures;
       } catch (const api_connection_error&) {
         ++failures;
       } catch (const boost::system::system_error&) {
         break;  // cancelled: the last waiter left (a new one gets a new loop below)
-      } catch (const std::exception&) {
-        self->fail_all(std::current_exception());
+      } catch (const std::exception& e) {
+        self->disable(e.what());
         break;
       }
       // After a failed batch poll the server may have restarted and forgotten our requests: the
       // waiters fall back to their own retrieve_future, which long-polls, or answers 410 Gone so
       // the sample is resubmitted. Nobody waits for a completion that will never be reported.
       if (failures > 0) self->release_all();
-      if (failures > 0) {
+      if (failures > 0 || billing_pause) {
+        const auto delay = billing_pause ? seconds_d(self->core_->options().retry.billing_retry_interval)
+                                         : seconds_d(std::min(1 << std::min(failures - 1, 4), 10));
+        billing_pause = false;
         try {
-          co_await self->core_->sleep(seconds_d(std::min(1 << std::min(failures - 1, 4), 10)));
+          co_await self->core_->sleep(delay);
         } catch (const boost::system::system_error&) {
           break;  // cancelled
         }
@@ -121,7 +132,7 @@ private:
     }
     if (self->loop_cancel_.lock() == signal.lock()) self->loop_cancel_.reset();
     self->running_ = false;
-    if (!self->waiting_.empty() && !self->fatal_) self->ensure_running();
+    if (!self->waiting_.empty() && !self->disabled_) self->ensure_running();
   }
 
   void complete(const std::string& request_id) {
@@ -143,9 +154,12 @@ private:
     }
   }
 
-  void fail_all(std::exception_ptr e) {
-    fatal_ = std::move(e);
-    for (auto& [id, w] : waiting_) w.timer->cancel();
+  /// Gives batched polling up for good: every waiter (and every later one) polls its own future.
+  void disable(const std::string& why) {
+    disabled_ = true;
+    core_->log(log_level::warning, "batched completion polling for sampler " + sampler_id_ +
+                                       " failed; its samples are polled one by one from now on: " + why);
+    release_all();
   }
 
   std::shared_ptr<client_core> core_;
@@ -154,7 +168,7 @@ private:
   std::unordered_set<std::string> early_;
   std::int64_t cursor_ = 0;
   bool running_ = false;
-  std::exception_ptr fatal_;
+  bool disabled_ = false;
   std::weak_ptr<asio::cancellation_signal> loop_cancel_;  ///< of the running loop
 };
 

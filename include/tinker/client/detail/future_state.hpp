@@ -52,7 +52,18 @@ public:
   asio::cancellation_slot producer_slot() { return producer_cancel_.slot(); }
 
   /// Stops the producer (its in-flight request is cancelled, its connection released).
-  void cancel_producer() { producer_cancel_.emit(asio::cancellation_type::terminal); }
+  void cancel_producer() {
+    abandoned_ = true;
+    producer_cancel_.emit(asio::cancellation_type::terminal);
+  }
+
+  /// Marks the result as wanted by nobody, without cancelling the producer.
+  void abandon() noexcept { abandoned_ = true; }
+
+  /// Whether the waiter gave up (cancel_producer or abandon was called): a producer that cannot
+  /// stop at once (a custom loss must still send its backward pass) checks this before doing more
+  /// for nobody.
+  bool abandoned() const noexcept { return abandoned_; }
 
   /// Waits until ready (or `deadline`). Returns false on timeout. Throws
   /// boost::system::system_error(operation_aborted) when the awaiting coroutine is cancelled.
@@ -97,6 +108,7 @@ private:
   std::optional<T> value_;
   std::exception_ptr error_;
   bool taken_ = false;
+  bool abandoned_ = false;
   std::vector<asio::steady_timer*> waiters_;
   asio::cancellation_signal producer_cancel_;
 };

@@ -14,7 +14,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <exception>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,8 +34,9 @@ struct poll_policy {
   seconds_d max_backoff{30.0};
   /// Spurious-400 retries per future.
   int bad_request_budget = 3;
-  /// How long 402 (billing) answers are waited out.
+  /// How long 402 (billing) answers are waited out, and the wait before each re-poll.
   seconds_d billing_pause_limit{3600.0};
+  seconds_d billing_delay{5.0};
 };
 
 /// What to do after one poll.
@@ -59,7 +62,11 @@ struct poll_decision {
 
 class poll_fsm {
 public:
-  explicit poll_fsm(poll_policy policy = {}) : policy_(policy), bad_requests_left_(policy.bad_request_budget) {}
+  using clock_fn = std::function<std::chrono::steady_clock::time_point()>;
+
+  /// `now` is the clock of the billing-pause window (tests step it by hand).
+  explicit poll_fsm(poll_policy policy = {}, clock_fn now = [] { return std::chrono::steady_clock::now(); })
+      : policy_(policy), bad_requests_left_(policy.bad_request_budget), now_(std::move(now)) {}
 
   /// An HTTP answer to a poll that took `elapsed`.
   poll_decision on_response(unsigned status, std::string_view content_type, std::string body, seconds_d elapsed,
@@ -72,15 +79,16 @@ public:
     }
     backoff_exponent_ = 0;
     if (status == 402) {
-      const auto now = std::chrono::steady_clock::now();
-      if (!billing_since_) billing_since_ = now;
+      const auto now = now_();
+      // An incident starts with the first 402 after five quiet minutes (as the SDK counts them).
+      if (!billing_since_ || now - last_billing_ > std::chrono::minutes(5)) billing_since_ = now;
+      last_billing_ = now;
       if (now - *billing_since_ < policy_.billing_pause_limit) {
-        d.delay = seconds_d(5);
+        d.delay = policy_.billing_delay;
         return d;
       }
       return error(make_status_error("POST", path, status, std::move(body)));
     }
-    billing_since_.reset();
     if (status == 200) return on_ok(content_type, std::move(body), elapsed, path);
     if (status == 408) {
       // Legacy try_again: the body may carry the queue state like a try_again answer.
@@ -188,6 +196,8 @@ private:
   int bad_requests_left_;
   int fast_streak_ = 0;
   std::optional<std::chrono::steady_clock::time_point> billing_since_;
+  std::chrono::steady_clock::time_point last_billing_{};
+  clock_fn now_;
 };
 
 }  // namespace tinker::detail

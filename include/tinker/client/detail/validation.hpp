@@ -49,13 +49,24 @@ inline void validate_batch(const std::vector<datum>& data, loss_fn_type loss, bo
     for (const auto& name : required)
       if (!d.loss_fn_inputs.contains(name))
         invalid(where + ".loss_fn_inputs is missing '" + name + "', which loss " + std::string(to_string(loss)) + " needs");
+    // Per-token inputs have one row per model-input token (position i predicts target_tokens[i]).
+    // When the model input's length is unknown (images without expected_tokens), they must at
+    // least agree with each other.
+    std::optional<std::pair<std::string, std::size_t>> reference;
     for (const auto& [name, t] : d.loss_fn_inputs) {
       t.validate(where + ".loss_fn_inputs[" + name + "]");
       if (name == "target_tokens" && t.type() != dtype::int64)
         invalid(where + ".loss_fn_inputs[target_tokens] must be int64, got float32");
-      if (length && !t.shape && t.stored_size() != *length)
-        invalid(where + ".loss_fn_inputs[" + name + "] has " + std::to_string(t.stored_size()) +
-                " elements but model_input has " + std::to_string(*length) + " tokens");
+      const auto rows = t.shape && !t.shape->empty() ? static_cast<std::size_t>(t.shape->front()) : t.element_count();
+      const char* unit = t.shape && t.shape->size() > 1 ? " rows" : " elements";
+      if (length && rows != *length)
+        invalid(where + ".loss_fn_inputs[" + name + "] has " + std::to_string(rows) + unit + " but model_input has " +
+                std::to_string(*length) + " tokens");
+      if (!reference)
+        reference.emplace(name, rows);
+      else if (rows != reference->second)
+        invalid(where + ".loss_fn_inputs[" + name + "] has " + std::to_string(rows) + unit + " but loss_fn_inputs[" +
+                reference->first + "] has " + std::to_string(reference->second));
     }
   }
 }
@@ -74,8 +85,8 @@ inline void validate_adam(const adam_params& p) {
 inline void validate_sampling(const model_input& prompt, int num_samples, const sampling_params& p, int topk_prompt_logprobs) {
   if (prompt.is_empty()) invalid("sample: prompt is empty");
   if (num_samples < 1) invalid("sample: num_samples must be >= 1, got " + std::to_string(num_samples));
-  if (!p.max_tokens) invalid("sampling_params.max_tokens must be set");
-  if (*p.max_tokens <= 0) invalid("sampling_params.max_tokens must be > 0, got " + std::to_string(*p.max_tokens));
+  // Unset max_tokens is the server's choice (as in the SDK); a set one must be positive.
+  if (p.max_tokens && *p.max_tokens <= 0) invalid("sampling_params.max_tokens must be > 0, got " + std::to_string(*p.max_tokens));
   if (!std::isfinite(p.temperature) || p.temperature < 0)
     invalid("sampling_params.temperature must be >= 0, got " + fmt(p.temperature));
   if (!std::isfinite(p.top_p) || p.top_p <= 0 || p.top_p > 1) invalid("sampling_params.top_p must be in (0, 1], got " + fmt(p.top_p));
@@ -87,8 +98,12 @@ inline void validate_checkpoint_name(const std::string& name, const char* call) 
   if (auto why = tinker_path::name_problem(name)) invalid(std::string(call) + ": invalid checkpoint name '" + name + "': " + *why);
 }
 
+/// Checkpoint lifetimes: positive, at most ten years (the service's documented maximum).
 inline void validate_ttl(const std::optional<std::int64_t>& ttl, const char* call) {
   if (ttl && *ttl <= 0) invalid(std::string(call) + ": ttl_seconds must be > 0, got " + std::to_string(*ttl));
+  if (ttl && *ttl > max_checkpoint_ttl_seconds)
+    invalid(std::string(call) + ": ttl_seconds must be at most ten years (" + std::to_string(max_checkpoint_ttl_seconds) + "), got " +
+            std::to_string(*ttl));
 }
 
 }  // namespace tinker::detail
