@@ -1,7 +1,9 @@
 // The main demo: start the local engine in-process, fine-tune a LoRA adapter on a few lines of
 // text with cross-entropy, then sample from the trained weights — all offline, on this CPU.
 //
-// Point it at another server instead with TINKER_BASE_URL / TINKER_API_KEY set and --remote.
+// With --remote it runs against the server in TINKER_BASE_URL / TINKER_API_KEY instead (one whose
+// model reports the local engine's byte tokenizer, e.g. tinker-local-server: the demo encodes its
+// text with get_tokenizer()).
 #include <tinker/local/engine.hpp>
 #include <tinker/tinker.hpp>
 

@@ -10,6 +10,7 @@ packages=(
   protobuf-compiler python3 python3-protobuf  # cross-checking our protobuf codec against the real library
   openssl curl                             # certificates generated at test time; a second HTTP client
   nginx-light                              # TLS-terminating proxy in front of the local engine (tests)
+  clang-format                             # the format check (tests/format)
 )
 
 missing=()
