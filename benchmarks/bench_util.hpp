@@ -29,9 +29,11 @@ void keep(const T& value) {
 }
 
 inline void report(const std::string& name, double bytes, double seconds, double memcpy_seconds) {
-  std::printf("{\"benchmark\":\"%s\",\"bytes\":%.0f,\"us_per_op\":%.2f,\"gb_per_s\":%.2f,\"memcpy_gb_per_s\":%.2f,"
-              "\"ratio_vs_memcpy\":%.3f}\n",
-              name.c_str(), bytes, seconds * 1e6, bytes / seconds / 1e9, bytes / memcpy_seconds / 1e9, memcpy_seconds / seconds);
+  std::printf(
+      "{\"benchmark\":\"%s\",\"bytes\":%.0f,\"us_per_op\":%.2f,\"gb_per_s\":%.2f,\"memcpy_gb_per_s\":%.2f,"
+      "\"ratio_vs_memcpy\":%.3f}\n",
+      name.c_str(), bytes, seconds * 1e6, bytes / seconds / 1e9, bytes / memcpy_seconds / 1e9,
+      memcpy_seconds / seconds);
   std::fflush(stdout);
 }
 

@@ -116,9 +116,10 @@ int main(int argc, char** argv) {
   };
   run_concurrently(io, calls / 10, client_call);
   const double client_s = run_concurrently(io, calls, client_call);
-  std::printf("{\"benchmark\":\"client_call_vs_bare_http\",\"calls\":%d,\"bare_calls_per_s\":%.0f,\"client_calls_per_s\":%.0f,"
-              "\"ratio_vs_bare_http\":%.3f}\n",
-              calls, calls / bare_s, calls / client_s, bare_s / client_s);
+  std::printf(
+      "{\"benchmark\":\"client_call_vs_bare_http\",\"calls\":%d,\"bare_calls_per_s\":%.0f,\"client_calls_per_s\":%.0f,"
+      "\"ratio_vs_bare_http\":%.3f}\n",
+      calls, calls / bare_s, calls / client_s, bare_s / client_s);
   std::fflush(stdout);
 
   // samples
@@ -133,10 +134,11 @@ int main(int argc, char** argv) {
   });
   const long rss_peak = status_kib("VmHWM");
   const double requests = static_cast<double>(service.stats().http_requests - requests_before);
-  std::printf("{\"benchmark\":\"samples_in_flight_one_thread\",\"samples\":%d,\"samples_per_s\":%.0f,"
-              "\"http_requests_per_sample\":%.2f,\"peak_rss_growth_kib_per_sample\":%.2f,\"peak_reset\":%s}\n",
-              samples, samples / samples_s, requests / samples,
-              static_cast<double>(rss_peak - rss_before) / samples, peak_reset ? "true" : "false");
+  std::printf(
+      "{\"benchmark\":\"samples_in_flight_one_thread\",\"samples\":%d,\"samples_per_s\":%.0f,"
+      "\"http_requests_per_sample\":%.2f,\"peak_rss_growth_kib_per_sample\":%.2f,\"peak_reset\":%s}\n",
+      samples, samples / samples_s, requests / samples, static_cast<double>(rss_peak - rss_before) / samples,
+      peak_reset ? "true" : "false");
   std::fflush(stdout);
   service.close();
   return 0;

@@ -64,10 +64,12 @@ sample_response make_samples(int sequences, int tokens) {
 
 double memcpy_seconds(std::size_t bytes, int iterations) {
   std::string src(bytes, 'x'), dst(bytes, '\0');
-  return bench::best_seconds([&] {
-    std::memcpy(dst.data(), src.data(), bytes);
-    bench::keep(dst);
-  }, iterations);
+  return bench::best_seconds(
+      [&] {
+        std::memcpy(dst.data(), src.data(), bytes);
+        bench::keep(dst);
+      },
+      iterations);
 }
 
 }  // namespace

@@ -16,16 +16,19 @@ asio::awaitable<void> train(tinker::client_options options) {
 
   // Next-token prediction on one line: the input is tokens[:-1], the targets are tokens[1:].
   const auto tokens = tokenizer.encode("hello, tinker!", /*add_bos=*/true);
+  const std::vector<tinker::token_id> input(tokens.begin(), tokens.end() - 1);
+  const std::vector<std::int64_t> targets(tokens.begin() + 1, tokens.end());
   tinker::datum example;
-  example.model_input = tinker::model_input::from_ints(std::vector<tinker::token_id>(tokens.begin(), tokens.end() - 1));
-  example.loss_fn_inputs.emplace("target_tokens", tinker::tensor_data(std::vector<std::int64_t>(tokens.begin() + 1, tokens.end())));
-  example.loss_fn_inputs.emplace("weights", tinker::tensor_data(std::vector<float>(tokens.size() - 1, 1.0f)));
+  example.model_input = tinker::model_input::from_ints(input);
+  example.loss_fn_inputs.emplace("target_tokens", tinker::tensor_data(targets));
+  example.loss_fn_inputs.emplace("weights", tinker::tensor_data(std::vector<float>(targets.size(), 1.0f)));
   const std::vector<tinker::datum> batch{example};
 
   for (int step = 0; step < 20; ++step) {
-    auto fwd = co_await training.forward_backward(batch, tinker::loss_fn_type::cross_entropy);  // submitted
-    auto opt = co_await training.optim_step({.learning_rate = 0.05});                          // queued right behind
-    auto out = co_await fwd.result();                                                          // polled result
+    // Two submissions back to back (the optimizer step queues right behind the gradients), then two results.
+    auto fwd = co_await training.forward_backward(batch, tinker::loss_fn_type::cross_entropy);
+    auto opt = co_await training.optim_step({.learning_rate = 0.05});
+    auto out = co_await fwd.result();
     (void)co_await opt.result();
     if (step % 5 == 0) std::cout << "step " << step << "  loss " << out.metrics.at("loss:sum") << "\n";
   }

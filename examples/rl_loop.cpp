@@ -31,8 +31,9 @@ asio::awaitable<void> rl(tinker::client_options options) {
     // All groups are sampled concurrently: the futures are submitted first, then awaited.
     std::vector<tinker::api_future<tinker::sample_response>> futures;
     for (int g = 0; g < groups; ++g)
-      futures.push_back(sampler.submit_sample(prompt, group_size,
-                                              tinker::sampling_params(8).with_seed(static_cast<std::uint64_t>(iteration * groups + g))));
+      futures.push_back(sampler.submit_sample(
+          prompt, group_size,
+          tinker::sampling_params(8).with_seed(static_cast<std::uint64_t>(iteration * groups + g))));
     std::vector<tinker::datum> batch;
     double total = 0;
     for (auto& future : futures) {
@@ -48,9 +49,11 @@ asio::awaitable<void> rl(tinker::client_options options) {
         input.insert(input.end(), s.tokens.begin(), s.tokens.end() - 1);
         tinker::datum d;
         d.model_input = tinker::model_input::from_ints(std::move(input));
-        d.loss_fn_inputs.emplace("target_tokens", tinker::tensor_data(std::vector<std::int64_t>(s.tokens.begin(), s.tokens.end())));
+        d.loss_fn_inputs.emplace("target_tokens",
+                                 tinker::tensor_data(std::vector<std::int64_t>(s.tokens.begin(), s.tokens.end())));
         d.loss_fn_inputs.emplace("logprobs", tinker::tensor_data(*s.logprobs));
-        d.loss_fn_inputs.emplace("advantages", tinker::tensor_data(std::vector<float>(s.tokens.size(), static_cast<float>(rewards[i] - mean))));
+        d.loss_fn_inputs.emplace("advantages", tinker::tensor_data(std::vector<float>(
+                                                   s.tokens.size(), static_cast<float>(rewards[i] - mean))));
         batch.push_back(std::move(d));
       }
     }
@@ -58,7 +61,8 @@ asio::awaitable<void> rl(tinker::client_options options) {
     auto opt = co_await training.optim_step({.learning_rate = 0.02});
     (void)co_await fwd.result();
     (void)co_await opt.result();
-    if (iteration % 4 == 0 || iteration == 24) std::printf("iteration %2d  mean reward %.3f\n", iteration, total / groups);
+    if (iteration % 4 == 0 || iteration == 24)
+      std::printf("iteration %2d  mean reward %.3f\n", iteration, total / groups);
   }
 }
 

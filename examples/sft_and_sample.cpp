@@ -29,7 +29,8 @@ tinker::datum make_datum(const tinker::byte_tokenizer& tok, const std::string& t
   auto tokens = tok.encode(text, /*add_bos=*/true);
   tinker::datum d;
   d.model_input = tinker::model_input::from_ints(std::vector<tinker::token_id>(tokens.begin(), tokens.end() - 1));
-  d.loss_fn_inputs.emplace("target_tokens", tinker::tensor_data(std::vector<std::int64_t>(tokens.begin() + 1, tokens.end())));
+  d.loss_fn_inputs.emplace("target_tokens",
+                           tinker::tensor_data(std::vector<std::int64_t>(tokens.begin() + 1, tokens.end())));
   d.loss_fn_inputs.emplace("weights", tinker::tensor_data(std::vector<float>(tokens.size() - 1, 1.0f)));
   return d;
 }
@@ -60,8 +61,9 @@ asio::awaitable<void> demo(tinker::client_options options, std::string base_mode
   std::cout << "saved training state: " << saved.path << "\n";
   auto sampler = co_await training.save_weights_and_get_sampling_client();
   for (const char* prompt : {"the cat", "the dog", "the b"}) {
-    auto resp = co_await sampler.sample(tinker::model_input::from_ints(tok.encode(prompt, true)), 1,
-                                        tinker::sampling_params(24).with_seed(1).with_stop(std::string(".")).with_temperature(0.5));
+    auto resp = co_await sampler.sample(
+        tinker::model_input::from_ints(tok.encode(prompt, true)), 1,
+        tinker::sampling_params(24).with_seed(1).with_stop(std::string(".")).with_temperature(0.5));
     std::cout << "  " << prompt << "|" << tok.decode(resp.sequences[0].tokens) << "\n";
   }
 }

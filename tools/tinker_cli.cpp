@@ -59,16 +59,20 @@ void print_json(const T& value) {
 
 std::string format_bytes(std::int64_t b) {
   char buf[32];
-  if (b >= (1 << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
-  else if (b >= 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(b) / 1024);
-  else std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(b));
+  if (b >= (1 << 20))
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
+  else if (b >= 1024)
+    std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(b) / 1024);
+  else
+    std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(b));
   return buf;
 }
 
 void print_checkpoints(const tinker::checkpoints_list_response& list) {
   std::printf("%-60s %-9s %-10s %-6s %s\n", "TINKER PATH", "TYPE", "SIZE", "PUBLIC", "EXPIRES");
   for (const auto& c : list.checkpoints)
-    std::printf("%-60s %-9s %-10s %-6s %s\n", c.tinker_path.c_str(), std::string(tinker::to_string(c.checkpoint_type)).c_str(),
+    std::printf("%-60s %-9s %-10s %-6s %s\n", c.tinker_path.c_str(),
+                std::string(tinker::to_string(c.checkpoint_type)).c_str(),
                 c.size_bytes ? format_bytes(*c.size_bytes).c_str() : "-", c.is_public ? "yes" : "no",
                 c.expires_at ? tinker::format_timestamp(*c.expires_at).c_str() : "never");
 }
@@ -82,8 +86,9 @@ struct progress_bar {
     if (p.bytes_total && *p.bytes_total > 0) {
       const double frac = static_cast<double>(p.bytes_received) / static_cast<double>(*p.bytes_total);
       const int width = 30, filled = static_cast<int>(frac * width);
-      std::fprintf(stderr, "\r[%.*s%*s] %5.1f%%  %s / %s  %s/s", filled, "==============================", width - filled, "",
-                   frac * 100, format_bytes(static_cast<std::int64_t>(p.bytes_received)).c_str(),
+      std::fprintf(stderr, "\r[%.*s%*s] %5.1f%%  %s / %s  %s/s", filled,
+                   "==============================", width - filled, "", frac * 100,
+                   format_bytes(static_cast<std::int64_t>(p.bytes_received)).c_str(),
                    format_bytes(static_cast<std::int64_t>(*p.bytes_total)).c_str(),
                    format_bytes(static_cast<std::int64_t>(rate)).c_str());
     } else {
@@ -103,7 +108,8 @@ asio::awaitable<int> run(cli c) {
   need(1, "command");
   const auto group = a[0];
   if (group == "version") {
-    std::cout << "tinker-cpp " << tinker::library_version << " (protocol of SDK " << tinker::protocol_sdk_version << ")\n";
+    std::cout << "tinker-cpp " << tinker::library_version << " (protocol of SDK " << tinker::protocol_sdk_version
+              << ")\n";
     co_return 0;
   }
   need(2, "subcommand");
@@ -111,12 +117,16 @@ asio::awaitable<int> run(cli c) {
   if (group == "run" && cmd == "list") {
     int limit = 20, offset = 0;
     for (std::size_t i = 2; i + 1 < a.size(); i += 2) {
-      if (a[i] == "--limit") limit = std::stoi(a[i + 1]);
-      else if (a[i] == "--offset") offset = std::stoi(a[i + 1]);
-      else usage_error("unknown option " + a[i]);
+      if (a[i] == "--limit")
+        limit = std::stoi(a[i + 1]);
+      else if (a[i] == "--offset")
+        offset = std::stoi(a[i + 1]);
+      else
+        usage_error("unknown option " + a[i]);
     }
     auto runs = co_await rest.list_training_runs(limit, offset);
-    if (c.json) print_json(runs);
+    if (c.json)
+      print_json(runs);
     else {
       std::printf("%-50s %-30s %-5s %s\n", "RUN", "BASE MODEL", "RANK", "LAST REQUEST");
       for (const auto& r : runs.training_runs)
@@ -133,16 +143,21 @@ asio::awaitable<int> run(cli c) {
       list = co_await rest.list_checkpoints(a[2]);
     else
       list = co_await rest.list_user_checkpoints();
-    if (c.json) print_json(list);
-    else print_checkpoints(list);
+    if (c.json)
+      print_json(list);
+    else
+      print_checkpoints(list);
   } else if (group == "checkpoint" && cmd == "info") {
     need(3, "TINKER_PATH");
     print_json(co_await rest.get_weights_info_by_tinker_path(a[2]));
   } else if (group == "checkpoint" && (cmd == "publish" || cmd == "unpublish" || cmd == "delete")) {
     need(3, "TINKER_PATH");
-    if (cmd == "publish") co_await rest.publish_checkpoint_from_tinker_path(a[2]);
-    else if (cmd == "unpublish") co_await rest.unpublish_checkpoint_from_tinker_path(a[2]);
-    else co_await rest.delete_checkpoint_from_tinker_path(a[2]);
+    if (cmd == "publish")
+      co_await rest.publish_checkpoint_from_tinker_path(a[2]);
+    else if (cmd == "unpublish")
+      co_await rest.unpublish_checkpoint_from_tinker_path(a[2]);
+    else
+      co_await rest.delete_checkpoint_from_tinker_path(a[2]);
     std::cout << cmd << "ed " << a[2] << "\n";
   } else if (group == "checkpoint" && cmd == "set-ttl") {
     need(4, "TINKER_PATH and SECONDS|none");
@@ -161,7 +176,8 @@ asio::awaitable<int> run(cli c) {
     for (const auto& f : files) std::cout << (dir / f).string() << "\n";
   } else if (group == "session" && cmd == "list") {
     auto sessions = co_await rest.list_sessions();
-    if (c.json) print_json(sessions);
+    if (c.json)
+      print_json(sessions);
     else
       for (const auto& s : sessions.sessions) std::cout << s << "\n";
   } else if (group == "session" && cmd == "info") {
@@ -183,14 +199,20 @@ int main(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") {
       std::cout << usage;
       return 0;
-    } else if (arg == "--json") c.json = true;
-    else if (arg == "--base-url" && i + 1 < argc) c.options.base_url = argv[++i];
-    else if (arg == "--api-key" && i + 1 < argc) c.options.api_key = argv[++i];
-    else if (arg == "--ca-file" && i + 1 < argc) c.options.tls.ca_file = argv[++i];
-    else c.args.push_back(arg);
+    } else if (arg == "--json")
+      c.json = true;
+    else if (arg == "--base-url" && i + 1 < argc)
+      c.options.base_url = argv[++i];
+    else if (arg == "--api-key" && i + 1 < argc)
+      c.options.api_key = argv[++i];
+    else if (arg == "--ca-file" && i + 1 < argc)
+      c.options.tls.ca_file = argv[++i];
+    else
+      c.args.push_back(arg);
   }
   if (!c.args.empty() && c.args[0] == "version") {
-    std::cout << "tinker-cpp " << tinker::library_version << " (protocol of SDK " << tinker::protocol_sdk_version << ")\n";
+    std::cout << "tinker-cpp " << tinker::library_version << " (protocol of SDK " << tinker::protocol_sdk_version
+              << ")\n";
     return 0;
   }
   try {

@@ -105,34 +105,51 @@ int main(int argc, char** argv) {
     if (flag == "--help" || flag == "-h") {
       std::cout << usage;
       return 0;
-    } else if (flag == "--host") o.host = value();
-    else if (flag == "--port") o.port = number<std::uint16_t>(flag, value());
-    else if (flag == "--data-dir") o.data_dir = value();
-    else if (flag == "--api-key") o.api_keys.emplace_back(value());
+    } else if (flag == "--host")
+      o.host = value();
+    else if (flag == "--port")
+      o.port = number<std::uint16_t>(flag, value());
+    else if (flag == "--data-dir")
+      o.data_dir = value();
+    else if (flag == "--api-key")
+      o.api_keys.emplace_back(value());
     else if (flag == "--alias") {
       auto [name, model] = split_pair(flag, value(), '=');
       o.model_aliases[name] = model;
-    } else if (flag == "--tls-cert") o.tls_cert_file = std::string(value());
-    else if (flag == "--tls-key") o.tls_key_file = std::string(value());
-    else if (flag == "--compute-threads") o.compute_threads = number<std::size_t>(flag, value());
+    } else if (flag == "--tls-cert")
+      o.tls_cert_file = std::string(value());
+    else if (flag == "--tls-key")
+      o.tls_key_file = std::string(value());
+    else if (flag == "--compute-threads")
+      o.compute_threads = number<std::size_t>(flag, value());
     else if (flag == "--long-poll-hold-ms") {
       const auto ms = number<std::int64_t>(flag, value());
-      if (ms < 1 || ms > 40'000) die("--long-poll-hold-ms: expected 1..40000 (below the SDK's 45 s poll timeout), got " + std::to_string(ms));
+      if (ms < 1 || ms > 40'000)
+        die("--long-poll-hold-ms: expected 1..40000 (below the SDK's 45 s poll timeout), got " + std::to_string(ms));
       o.long_poll_hold = std::chrono::milliseconds(ms);
-    }
-    else if (flag == "--session-timeout-s") o.session_timeout = std::chrono::seconds(number<std::int64_t>(flag, value()));
-    else if (flag == "--max-body-bytes") o.max_body_bytes = number<std::size_t>(flag, value());
-    else if (flag == "--no-batched-polling") o.offer_batched_polling = false;
-    else if (flag == "--create-via-load") o.offer_create_via_load = true;
+    } else if (flag == "--session-timeout-s")
+      o.session_timeout = std::chrono::seconds(number<std::int64_t>(flag, value()));
+    else if (flag == "--max-body-bytes")
+      o.max_body_bytes = number<std::size_t>(flag, value());
+    else if (flag == "--no-batched-polling")
+      o.offer_batched_polling = false;
+    else if (flag == "--create-via-load")
+      o.offer_create_via_load = true;
     else if (flag == "--fault-latency") {
       auto [route, ms] = split_pair(flag, value(), '=');
       o.faults.route_latency[route] = std::chrono::milliseconds(number<std::int64_t>(flag, ms));
-    } else if (flag == "--fault-429") o.faults.fraction_429 = fraction(flag, value());
-    else if (flag == "--fault-402") o.faults.fraction_402 = fraction(flag, value());
-    else if (flag == "--fault-retry-after") o.faults.retry_after = std::chrono::seconds(number<std::int64_t>(flag, value()));
-    else if (flag == "--fault-500") o.faults.fraction_500 = fraction(flag, value());
-    else if (flag == "--fault-503") o.faults.fraction_503 = fraction(flag, value());
-    else if (flag == "--fault-drop") o.faults.fraction_drop = fraction(flag, value());
+    } else if (flag == "--fault-429")
+      o.faults.fraction_429 = fraction(flag, value());
+    else if (flag == "--fault-402")
+      o.faults.fraction_402 = fraction(flag, value());
+    else if (flag == "--fault-retry-after")
+      o.faults.retry_after = std::chrono::seconds(number<std::int64_t>(flag, value()));
+    else if (flag == "--fault-500")
+      o.faults.fraction_500 = fraction(flag, value());
+    else if (flag == "--fault-503")
+      o.faults.fraction_503 = fraction(flag, value());
+    else if (flag == "--fault-drop")
+      o.faults.fraction_drop = fraction(flag, value());
     else if (flag == "--fault-routes") {
       std::string_view rest = value();
       while (!rest.empty()) {
@@ -141,31 +158,41 @@ int main(int argc, char** argv) {
         if (comma == std::string_view::npos) break;
         rest.remove_prefix(comma + 1);
       }
-    } else if (flag == "--fault-try-again") o.faults.try_again_first_polls = number<int>(flag, value());
+    } else if (flag == "--fault-try-again")
+      o.faults.try_again_first_polls = number<int>(flag, value());
     else if (flag == "--fault-pause") {
       auto [state, rest] = split_pair(flag, value(), ':');
       auto [period, duration] = split_pair(flag, rest, ':');
-      if (state == "paused_capacity") o.faults.pause_state = tinker::queue_state::paused_capacity;
-      else if (state == "paused_rate_limit") o.faults.pause_state = tinker::queue_state::paused_rate_limit;
-      else die("--fault-pause: state must be paused_capacity or paused_rate_limit, got '" + state + "'");
+      if (state == "paused_capacity")
+        o.faults.pause_state = tinker::queue_state::paused_capacity;
+      else if (state == "paused_rate_limit")
+        o.faults.pause_state = tinker::queue_state::paused_rate_limit;
+      else
+        die("--fault-pause: state must be paused_capacity or paused_rate_limit, got '" + state + "'");
       o.faults.pause_period = std::chrono::milliseconds(number<std::int64_t>(flag, period));
       o.faults.pause_duration = std::chrono::milliseconds(number<std::int64_t>(flag, duration));
-    } else if (flag == "--fault-step-time") o.faults.training_step_time = std::chrono::milliseconds(number<std::int64_t>(flag, value()));
+    } else if (flag == "--fault-step-time")
+      o.faults.training_step_time = std::chrono::milliseconds(number<std::int64_t>(flag, value()));
     else if (flag == "--fault-sample-step-time")
       o.faults.sample_step_time = std::chrono::milliseconds(number<std::int64_t>(flag, value()));
     else if (flag == "--fault-fail-route") {
       auto [route, category] = split_pair(flag, value(), '=');
-      static const std::set<std::string> future_routes = {"create_model", "forward_backward", "forward", "optim_step",
-                                                          "save_weights", "save_weights_for_sampler", "load_weights",
-                                                          "unload_model", "asample", "sample"};
+      static const std::set<std::string> future_routes = {
+          "create_model", "forward_backward", "forward", "optim_step", "save_weights", "save_weights_for_sampler",
+          "load_weights", "unload_model",     "asample", "sample"};
       if (!future_routes.contains(route))
-        die("--fault-fail-route: '" + route + "' is not a route whose requests become futures (e.g. forward_backward, optim_step, asample)");
-      if (category == "user") o.faults.fail_routes[route] = tinker::error_category::user;
-      else if (category == "server") o.faults.fail_routes[route] = tinker::error_category::server;
-      else die("--fault-fail-route: category must be user or server, got '" + category + "'");
-    }
-    else if (flag == "--fault-seed") o.faults.seed = number<std::uint64_t>(flag, value());
-    else die("unknown option '" + std::string(flag) + "'");
+        die("--fault-fail-route: '" + route +
+            "' is not a route whose requests become futures (e.g. forward_backward, optim_step, asample)");
+      if (category == "user")
+        o.faults.fail_routes[route] = tinker::error_category::user;
+      else if (category == "server")
+        o.faults.fail_routes[route] = tinker::error_category::server;
+      else
+        die("--fault-fail-route: category must be user or server, got '" + category + "'");
+    } else if (flag == "--fault-seed")
+      o.faults.seed = number<std::uint64_t>(flag, value());
+    else
+      die("unknown option '" + std::string(flag) + "'");
   }
   if (o.tls_cert_file.has_value() != o.tls_key_file.has_value()) die("--tls-cert and --tls-key go together");
   for (const auto& key : o.api_keys)

@@ -93,10 +93,10 @@ private:
   std::string body_;
 };
 
-#define TINKER_DEFINE_STATUS_ERROR(name)                                      \
-  class name : public api_status_error {                                      \
-  public:                                                                     \
-    using api_status_error::api_status_error;                                 \
+#define TINKER_DEFINE_STATUS_ERROR(name)      \
+  class name : public api_status_error {      \
+  public:                                     \
+    using api_status_error::api_status_error; \
   };
 TINKER_DEFINE_STATUS_ERROR(bad_request_error)           // 400
 TINKER_DEFINE_STATUS_ERROR(authentication_error)        // 401

@@ -65,7 +65,8 @@ struct tinker_path {
       if (error) *error = std::move(why);
       return std::nullopt;
     };
-    static constexpr std::string_view form = "tinker://<training_run_id>/<weights|sampler_weights|external_weights>/<name>";
+    static constexpr std::string_view form =
+        "tinker://<training_run_id>/<weights|sampler_weights|external_weights>/<name>";
     tinker_path p;
     const auto sep = s.find("://");
     if (sep == std::string_view::npos) return fail("missing scheme: expected " + std::string(form));

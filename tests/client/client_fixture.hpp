@@ -12,7 +12,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -119,7 +118,9 @@ inline std::vector<datum> one(datum d) {
   return v;
 }
 
-inline model_input tokens(std::initializer_list<token_id> t) { return model_input::from_ints(std::vector<token_id>(t)); }
+inline model_input tokens(std::initializer_list<token_id> t) {
+  return model_input::from_ints(std::vector<token_id>(t));
+}
 
 /// A directory removed at the end of the test.
 struct temp_dir {

@@ -32,8 +32,7 @@ struct sync_response {
 class sync_http_client {
 public:
   /// `base` is "http://host:port".
-  explicit sync_http_client(std::string base, std::string api_key = "tml-test-key")
-      : api_key_(std::move(api_key)) {
+  explicit sync_http_client(std::string base, std::string api_key = "tml-test-key") : api_key_(std::move(api_key)) {
     auto rest = base.substr(base.find("://") + 3);
     const auto colon = rest.rfind(':');
     host_ = rest.substr(0, colon);
@@ -78,7 +77,8 @@ public:
   }
   sync_response post_raw(const std::string& target, std::string body, std::string content_type,
                          std::vector<std::pair<std::string, std::string>> headers = {}) {
-    return request(boost::beast::http::verb::post, target, std::move(body), std::move(headers), std::move(content_type));
+    return request(boost::beast::http::verb::post, target, std::move(body), std::move(headers),
+                   std::move(content_type));
   }
   sync_response del(const std::string& target) { return request(boost::beast::http::verb::delete_, target); }
   sync_response put(const std::string& target, const boost::json::value& body) {

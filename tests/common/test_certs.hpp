@@ -21,7 +21,7 @@
 namespace tinker::test {
 
 class test_pki {
- public:
+public:
   struct server_cert {
     std::string cert_file;  ///< PEM certificate (leaf only; the CA is pki.ca_file())
     std::string key_file;   ///< PEM private key, unencrypted
@@ -73,7 +73,7 @@ class test_pki {
     return {pem.string(), key.string()};
   }
 
- private:
+private:
   static std::string quote(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
 
   void run(const std::string& command) const {

@@ -10,6 +10,7 @@
 #include <tinker/detail/tar_writer.hpp>
 
 #include <doctest/doctest.h>
+
 #include <zlib.h>
 
 #include <random>
@@ -137,7 +138,8 @@ TEST_CASE("inflate_stream: gzip and zlib round trips in tiny and large chunks") 
   for (const int window : {15 + 16, 15}) {
     const auto compressed = deflate_with_zlib(payload, window);
     REQUIRE(compressed.size() < payload.size());
-    for (const std::size_t chunk : {std::size_t{1}, std::size_t{3}, std::size_t{4096}, std::size_t{1} << 20, compressed.size()}) {
+    for (const std::size_t chunk :
+         {std::size_t{1}, std::size_t{3}, std::size_t{4096}, std::size_t{1} << 20, compressed.size()}) {
       CAPTURE(window);
       CAPTURE(chunk);
       CHECK(inflate_in_chunks(compressed, chunk) == payload);
@@ -176,7 +178,8 @@ TEST_CASE("inflate_stream: concatenated gzip members (made by the gzip CLI) are 
   run_shell("cd " + shell_quote(dir.path()) + " && gzip -k a.txt b.txt && cat a.txt.gz b.txt.gz > both.gz");
   const auto both = read_file(dir / "both.gz");
   const auto expected = "first member\n" + random_bytes(100000, 5);
-  for (const std::size_t chunk : {std::size_t{1}, std::size_t{10}, both.size()}) CHECK(inflate_in_chunks(both, chunk) == expected);
+  for (const std::size_t chunk : {std::size_t{1}, std::size_t{10}, both.size()})
+    CHECK(inflate_in_chunks(both, chunk) == expected);
   inflate_stream z;
   z.write(both, [](std::string_view) {});
   z.finish();
@@ -185,8 +188,8 @@ TEST_CASE("inflate_stream: concatenated gzip members (made by the gzip CLI) are 
 
 TEST_CASE("inflate_stream: a truncated stream is reported at finish()") {
   const auto compressed = deflate_with_zlib(mixed_payload(), 15 + 16);
-  for (const std::size_t keep : {std::size_t{1}, std::size_t{10}, compressed.size() / 2, compressed.size() - 8,
-                                  compressed.size() - 1}) {
+  for (const std::size_t keep :
+       {std::size_t{1}, std::size_t{10}, compressed.size() / 2, compressed.size() - 8, compressed.size() - 1}) {
     CAPTURE(keep);
     inflate_stream z;
     z.write(std::string_view(compressed).substr(0, keep), [](std::string_view) {});
@@ -271,10 +274,12 @@ TEST_CASE("inflate_stream: moves keep the zlib state usable") {
 TEST_CASE("tar_reader: GNU tar archives (gnu and pax formats) in any chunking") {
   for (const char* name : {"gnu.tar", "pax.tar"}) {
     const auto tar = read_file(archives() / name);
-    if (std::string(name) == "gnu.tar") CHECK(tar.find("././@LongLink") != std::string::npos);  // 'L' entries used
-    else CHECK(tar.find("PaxHeaders") != std::string::npos);                                   // 'x' headers used
-    for (const std::size_t chunk : {std::size_t{1}, std::size_t{511}, std::size_t{512}, std::size_t{513},
-                                    std::size_t{65536}, tar.size()}) {
+    if (std::string(name) == "gnu.tar")
+      CHECK(tar.find("././@LongLink") != std::string::npos);  // 'L' entries used
+    else
+      CHECK(tar.find("PaxHeaders") != std::string::npos);  // 'x' headers used
+    for (const std::size_t chunk :
+         {std::size_t{1}, std::size_t{511}, std::size_t{512}, std::size_t{513}, std::size_t{65536}, tar.size()}) {
       CAPTURE(name);
       CAPTURE(chunk);
       check_entries_match_source(parse_tar(tar, chunk));
@@ -297,7 +302,8 @@ TEST_CASE("tar_reader: ustar prefix + name, and our own tar_writer") {
   CHECK(entries.back().entry.path == archives().ustar_path());
   CHECK(entries.back().data == "split path\n");
 
-  const auto tar = tinker::detail::make_tar({{"adapter_config.json", "{}"}, {"adapter_model.safetensors", random_bytes(5000, 1)}}, 1700000000);
+  const auto tar = tinker::detail::make_tar(
+      {{"adapter_config.json", "{}"}, {"adapter_model.safetensors", random_bytes(5000, 1)}}, 1700000000);
   const auto written = parse_tar(tar, 333);
   REQUIRE(written.size() == 2);
   CHECK(written[0].entry.path == "adapter_config.json");
@@ -355,7 +361,7 @@ TEST_CASE("tar_reader: hostile and broken archives are errors, not crashes") {
   // A zero block followed by another header.
   {
     std::string tar = tinker::detail::make_tar({{"a.txt", "a"}}, 0);
-    tar.resize(tar.size() - 512);                      // one zero block left
+    tar.resize(tar.size() - 512);                          // one zero block left
     tar += tinker::detail::make_tar({{"b.txt", "b"}}, 0);  // then more entries
     expect(tar_error_of(tar), "lone zero block");
   }
@@ -471,13 +477,14 @@ TEST_CASE("archive_extractor: the memory for remembered paths is bounded") {
   tinker::detail::extract_limits limits;
   limits.max_path_bytes = 1000;
   tinker::detail::archive_extractor x(root.path(), limits);
-  CHECK_THROWS_WITH_AS(x.write(read_file(archives() / "gnu.tar.gz")), doctest::Contains("paths take more than 1000 bytes"),
-                       tinker::archive_error);
+  CHECK_THROWS_WITH_AS(x.write(read_file(archives() / "gnu.tar.gz")),
+                       doctest::Contains("paths take more than 1000 bytes"), tinker::archive_error);
 }
 
 TEST_CASE("download_url: parsing, redaction of the query, redirect resolution") {
   using tinker::detail::download_url;
-  const auto u = download_url::parse("HTTPS://Storage.Example.com/bucket/run%201/ckpt.tar.gz?X-Amz-Signature=SECRET#frag");
+  const auto u =
+      download_url::parse("HTTPS://Storage.Example.com/bucket/run%201/ckpt.tar.gz?X-Amz-Signature=SECRET#frag");
   CHECK(u.scheme == "https");
   CHECK(u.host == "storage.example.com");
   CHECK(u.port == 443);
@@ -504,7 +511,8 @@ TEST_CASE("download_url: parsing, redaction of the query, redirect resolution") 
   for (const char* bad : {"ftp://h/x", "h/x", "http://", "http://h:0/", "http://h:99999/", "http://us:pw@h/x",
                           "http://h /x", "http://[::1/x", "http://h:/x"})
     CHECK_THROWS_AS(download_url::parse(bad), tinker::invalid_argument);
-  CHECK_THROWS_WITH(download_url::parse("gopher://h/p?sig=SECRET"), "invalid download URL 'gopher://h/p': the scheme must be http or https");
+  CHECK_THROWS_WITH(download_url::parse("gopher://h/p?sig=SECRET"),
+                    "invalid download URL 'gopher://h/p': the scheme must be http or https");
   CHECK(download_url::redact_text("https://user:pw@h/p?s=1") == "https://h/p");
   CHECK_THROWS_AS(u.resolve("mailto:x@y"), tinker::invalid_argument);
 }

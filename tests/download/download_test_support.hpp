@@ -4,32 +4,33 @@
 
 #include <doctest/doctest.h>
 
-#include <algorithm>
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sys/stat.h>
-#include <netinet/in.h>
 #include <random>
 #include <set>
-#include <signal.h>
-#include <spawn.h>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 extern char** environ;
@@ -89,8 +90,10 @@ inline std::string random_bytes(std::size_t n, std::uint64_t seed) {
 inline std::string shell_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   return out + "'";
 }
@@ -383,7 +386,6 @@ private:
   std::uint16_t port_ = 0;
 };
 
-
 // Archives made at test time. Valid ones by the real GNU tar (gnu/pax/ustar formats) and by
 // python's tarfile (GNU and pax), hostile ones by python's tarfile. Each exists as <name>.tar and
 // <name>.tar.gz in archives().dir.
@@ -486,7 +488,14 @@ public:
     add("exact512.bin", random_bytes(512, 3), 0644);
     add("empty.txt", "", 0644);
     add("deep/" + std::string(120, 'd') + "/" + std::string(110, 'f') + ".bin", random_bytes(1000, 4), 0644);
-    add("\xc3\xbc" "n" "\xc3\xaf" "c" "\xc3\xb8" "d" "\xc3\xa9-\xe5\x90\x8d\xe5\x89\x8d.txt", "unicode name\n", 0644);  // "ünïcødé-名前.txt"
+    add("\xc3\xbc"
+        "n"
+        "\xc3\xaf"
+        "c"
+        "\xc3\xb8"
+        "d"
+        "\xc3\xa9-\xe5\x90\x8d\xe5\x89\x8d.txt",
+        "unicode name\n", 0644);  // "ünïcødé-名前.txt"
     add("tool.sh", "#!/bin/sh\necho hi\n", 04755);
     add("private.key", "secret\n", 0600);
     add("readonly.txt", "read only\n", 0444);
@@ -503,14 +512,16 @@ public:
     const auto ustar_src = dir_ / "ustar-src";
     ustar_path_ = std::string(90, 'p') + "/" + std::string(90, 'n') + ".txt";
     write_file(ustar_src / ustar_path_, "split path\n");
-    run_shell("tar --format=ustar -cf " + o + "/ustar.tar -C " + shell_quote(ustar_src) + " " + shell_quote(ustar_path_));
+    run_shell("tar --format=ustar -cf " + o + "/ustar.tar -C " + shell_quote(ustar_src) + " " +
+              shell_quote(ustar_path_));
     // Small archives with every header kind, for mutation tests.
     const auto small_src = dir_ / "small-src";
     write_file(small_src / "adapter_config.json", "{\"r\": 4}\n");
     write_file(small_src / (std::string(150, 'L') + ".bin"), random_bytes(2000, 6));
     write_file(small_src / "d1" / "d2" / "f.txt", "nested\n");
     for (const char* format : {"gnu", "pax"})
-      run_shell(std::string("tar --format=") + format + " -cf " + o + "/small-" + format + ".tar -C " + shell_quote(small_src) + " .");
+      run_shell(std::string("tar --format=") + format + " -cf " + o + "/small-" + format + ".tar -C " +
+                shell_quote(small_src) + " .");
   }
 
   const fs::path& dir() const noexcept { return out_; }

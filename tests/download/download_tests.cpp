@@ -14,7 +14,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -64,7 +63,9 @@ E extract_fails(const std::string& url, const temp_dir& dir, tinker::download_op
   throw std::logic_error("unreachable");
 }
 
-bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 /// Archives big enough to measure: 200 MiB of zeros (compresses to ~200 KiB) and 64 MiB of random
 /// bytes (incompressible), made on first use next to the other archives.
@@ -76,10 +77,12 @@ struct big_archives {
     const auto zdir = a / "big-zeros-src", rdir = a / "big-random-src";
     fs::create_directories(zdir);
     fs::create_directories(rdir);
-    run_shell("head -c " + std::to_string(zeros_bytes) + " /dev/zero > " + shell_quote(zdir / "adapter_model.safetensors"));
+    run_shell("head -c " + std::to_string(zeros_bytes) + " /dev/zero > " +
+              shell_quote(zdir / "adapter_model.safetensors"));
     run_shell("echo '{\"r\": 64}' > " + shell_quote(zdir / "adapter_config.json"));
     run_shell("tar -czf " + shell_quote(a / "zeros.tar.gz") + " -C " + shell_quote(zdir) + " .");
-    run_shell("head -c " + std::to_string(random_size_bytes) + " /dev/urandom > " + shell_quote(rdir / "adapter_model.safetensors"));
+    run_shell("head -c " + std::to_string(random_size_bytes) + " /dev/urandom > " +
+              shell_quote(rdir / "adapter_model.safetensors"));
     run_shell("tar -cf - -C " + shell_quote(rdir) + " . | gzip -1 > " + shell_quote(a / "random.tar.gz"));
     fs::remove_all(zdir);
     random_model = rdir / "adapter_model.safetensors";
@@ -100,30 +103,52 @@ public:
     const auto good = pki_.issue("localhost", {"localhost"}, {"127.0.0.1"});
     const auto other = pki_.issue("other", {"other.test"}, {});
     plain_port_ = pick_free_port();
-    do tls_port_ = pick_free_port(); while (tls_port_ == plain_port_);
-    do mismatch_port_ = pick_free_port(); while (mismatch_port_ == plain_port_ || mismatch_port_ == tls_port_);
+    do tls_port_ = pick_free_port();
+    while (tls_port_ == plain_port_);
+    do mismatch_port_ = pick_free_port();
+    while (mismatch_port_ == plain_port_ || mismatch_port_ == tls_port_);
     const auto d = dir_.path().string(), root = archives().dir().string();
     fs::create_directories(dir_ / "tmp");
-    const auto temp_paths = "client_body_temp_path " + d + "/tmp; proxy_temp_path " + d + "/tmp; fastcgi_temp_path " + d +
-                            "/tmp; uwsgi_temp_path " + d + "/tmp; scgi_temp_path " + d + "/tmp;";
+    const auto temp_paths = "client_body_temp_path " + d + "/tmp; proxy_temp_path " + d + "/tmp; fastcgi_temp_path " +
+                            d + "/tmp; uwsgi_temp_path " + d + "/tmp; scgi_temp_path " + d + "/tmp;";
     write_file(dir_ / "nginx.conf",
                "daemon off; master_process off; worker_processes 1;\n"
-               "pid " + d + "/nginx.pid; error_log " + d + "/error.log warn;\n"
-               "events { worker_connections 256; }\n"
-               "http {\n  access_log off; sendfile on; default_type application/octet-stream;\n  " + temp_paths + "\n"
-               "  server { listen 127.0.0.1:" + std::to_string(plain_port_) + "; root " + root + "; }\n"
-               "  server { listen 127.0.0.1:" + std::to_string(tls_port_) + " ssl; root " + root + ";\n"
-               "    ssl_certificate " + good.cert_file + "; ssl_certificate_key " + good.key_file + ";\n"
-               "    location /downgrade/ { return 302 http://127.0.0.1:" + std::to_string(plain_port_) + "/gnu.tar.gz; }\n"
-               "  }\n"
-               // Two names on one port: without SNI nginx presents the default (other.test) certificate.
-               "  server { listen 127.0.0.1:" + std::to_string(mismatch_port_) + " ssl default_server; root " + root + ";\n"
-               "    ssl_certificate " + other.cert_file + "; ssl_certificate_key " + other.key_file + "; }\n"
-               "  server { listen 127.0.0.1:" + std::to_string(mismatch_port_) + " ssl; server_name localhost; root " + root + ";\n"
-               "    ssl_certificate " + good.cert_file + "; ssl_certificate_key " + good.key_file + "; }\n"
-               "}\n");
-    process_.emplace(std::vector<std::string>{"/usr/sbin/nginx", "-p", d, "-c", d + "/nginx.conf", "-e", d + "/error.log"},
-                     false);
+               "pid " +
+                   d + "/nginx.pid; error_log " + d +
+                   "/error.log warn;\n"
+                   "events { worker_connections 256; }\n"
+                   "http {\n  access_log off; sendfile on; default_type application/octet-stream;\n  " +
+                   temp_paths +
+                   "\n"
+                   "  server { listen 127.0.0.1:" +
+                   std::to_string(plain_port_) + "; root " + root +
+                   "; }\n"
+                   "  server { listen 127.0.0.1:" +
+                   std::to_string(tls_port_) + " ssl; root " + root +
+                   ";\n"
+                   "    ssl_certificate " +
+                   good.cert_file + "; ssl_certificate_key " + good.key_file +
+                   ";\n"
+                   "    location /downgrade/ { return 302 http://127.0.0.1:" +
+                   std::to_string(plain_port_) +
+                   "/gnu.tar.gz; }\n"
+                   "  }\n"
+                   // Two names on one port: without SNI nginx presents the default (other.test) certificate.
+                   "  server { listen 127.0.0.1:" +
+                   std::to_string(mismatch_port_) + " ssl default_server; root " + root +
+                   ";\n"
+                   "    ssl_certificate " +
+                   other.cert_file + "; ssl_certificate_key " + other.key_file +
+                   "; }\n"
+                   "  server { listen 127.0.0.1:" +
+                   std::to_string(mismatch_port_) + " ssl; server_name localhost; root " + root +
+                   ";\n"
+                   "    ssl_certificate " +
+                   good.cert_file + "; ssl_certificate_key " + good.key_file +
+                   "; }\n"
+                   "}\n");
+    process_.emplace(
+        std::vector<std::string>{"/usr/sbin/nginx", "-p", d, "-c", d + "/nginx.conf", "-e", d + "/error.log"}, false);
     for (const auto port : {plain_port_, tls_port_, mismatch_port_}) wait_for_port(port, process_->pid());
   }
 
@@ -169,7 +194,8 @@ TEST_CASE("download_and_extract: GNU tar archive over HTTP (Content-Length, chun
     CAPTURE(route);
     const auto dest = tmp / (std::string("ckpt-") + route);
     // The query plays the signature of a signed URL; the server ignores it.
-    const auto files = extract(server().url(std::string("/") + route + "/gnu.tar.gz?X-Amz-Signature=abc123&X-Amz-Expires=900"), dest);
+    const auto files =
+        extract(server().url(std::string("/") + route + "/gnu.tar.gz?X-Amz-Signature=abc123&X-Amz-Expires=900"), dest);
     CHECK(std::set<std::string>(files.begin(), files.end()) == archives().file_names());
     CHECK(files.size() == archives().files().size());
     check_extracted_tree(dest);
@@ -212,7 +238,8 @@ TEST_CASE("download_and_extract: hostile archives are refused with the entry nam
       {"dotdot", "../evil-dotdot", "contains a '..' component"},
       {"nested_dotdot", "a/b/../../../evil-nested", "contains a '..' component"},
       {"absolute", "/tmp/tinker-evil-absolute", "absolute paths are not allowed"},
-      {"symlink", "escape", "symbolic links are not allowed (a checkpoint archive needs none); it points to '/etc/passwd'"},
+      {"symlink", "escape",
+       "symbolic links are not allowed (a checkpoint archive needs none); it points to '/etc/passwd'"},
       {"symlink_dir", "dir", "symbolic links are not allowed"},
       {"hardlink", "link", "hard links are not allowed (a checkpoint archive needs none)"},
       {"chardev", "null", "character device entries are not allowed"},
@@ -238,11 +265,13 @@ TEST_CASE("download_and_extract: hostile archives are refused with the entry nam
   REQUIRE(!fs::exists("/tmp/tinker-evil-absolute"));
   for (const auto& c : cases) {
     CAPTURE(c.archive);
-    const auto e = extract_fails<tinker::archive_error>(server().url(std::string("/files/") + c.archive + ".tar.gz"), tmp);
+    const auto e =
+        extract_fails<tinker::archive_error>(server().url(std::string("/files/") + c.archive + ".tar.gz"), tmp);
     CHECK(e.entry() == c.entry);
     CHECK_MESSAGE(contains(e.what(), c.message), e.what());
     CHECK(contains(e.what(), "checkpoint archive rejected"));
-    if (*c.entry && std::string(c.entry).size() < 100) CHECK(contains(e.what(), "entry '" + std::string(c.entry) + "'"));
+    if (*c.entry && std::string(c.entry).size() < 100)
+      CHECK(contains(e.what(), "entry '" + std::string(c.entry) + "'"));
   }
   // The escapes went nowhere: not next to the destination, not at the absolute path.
   CHECK(list_dir(tmp.path()).empty());
@@ -288,7 +317,8 @@ TEST_CASE("download_and_extract: HTTP errors map to the api_status_error hierarc
   auto e404 = extract_fails<tinker::not_found_error>(server().url("/files/missing.tar.gz" + secret), tmp);
   CHECK(e404.status() == 404);
   CHECK(e404.body() == "no such file: missing.tar.gz");
-  CHECK(contains(e404.what(), "GET http://127.0.0.1:" + std::to_string(server().port()) + "/files/missing.tar.gz failed with HTTP 404"));
+  CHECK(contains(e404.what(), "GET http://127.0.0.1:" + std::to_string(server().port()) +
+                                  "/files/missing.tar.gz failed with HTTP 404"));
   CHECK(!contains(e404.what(), "TOPSECRET"));
   CHECK(!contains(e404.what(), "X-Amz"));
   CHECK(extract_fails<tinker::permission_denied_error>(server().url("/status/403" + secret), tmp).status() == 403);
@@ -312,7 +342,8 @@ TEST_CASE("download_and_extract: Content-Length lies and dropped connections") {
   const auto long_e = extract_fails<tinker::archive_error>(server().url("/long/gnu.tar.gz"), tmp);
   CHECK(contains(long_e.what(), "truncated"));
   // A close-delimited body cut short is caught by gzip.
-  CHECK(contains(extract_fails<tinker::archive_error>(server().url("/eof/truncated_gzip.tar.gz"), tmp).what(), "truncated"));
+  CHECK(contains(extract_fails<tinker::archive_error>(server().url("/eof/truncated_gzip.tar.gz"), tmp).what(),
+                 "truncated"));
 }
 
 TEST_CASE("download_and_extract: idle and connect timeouts, refused connections") {
@@ -339,17 +370,18 @@ TEST_CASE("download_and_extract: idle and connect timeouts, refused connections"
 
 TEST_CASE("download_and_extract: user errors before anything is touched") {
   temp_dir tmp;
-  CHECK_THROWS_WITH_AS(extract("ftp://example.com/a.tar.gz", tmp / "x"), doctest::Contains("scheme must be http or https"),
+  CHECK_THROWS_WITH_AS(extract("ftp://example.com/a.tar.gz", tmp / "x"),
+                       doctest::Contains("scheme must be http or https"), tinker::invalid_argument);
+  CHECK_THROWS_WITH_AS(extract("not a url?sig=SECRET", tmp / "x"),
+                       doctest::Contains("invalid download URL 'not a url'"), tinker::invalid_argument);
+  CHECK_THROWS_WITH_AS(extract("http://user:pw@example.com/a", tmp / "x"), doctest::Contains("user info"),
                        tinker::invalid_argument);
-  CHECK_THROWS_WITH_AS(extract("not a url?sig=SECRET", tmp / "x"), doctest::Contains("invalid download URL 'not a url'"),
-                       tinker::invalid_argument);
-  CHECK_THROWS_WITH_AS(extract("http://user:pw@example.com/a", tmp / "x"), doctest::Contains("user info"), tinker::invalid_argument);
   fs::create_directories(tmp / "exists");
   CHECK_THROWS_WITH_AS(extract(server().url("/files/gnu.tar.gz"), tmp / "exists"), doctest::Contains("already exists"),
                        tinker::invalid_argument);
   fs::create_symlink(tmp / "nowhere", tmp / "dangling");
-  CHECK_THROWS_WITH_AS(extract(server().url("/files/gnu.tar.gz"), tmp / "dangling"), doctest::Contains("already exists"),
-                       tinker::invalid_argument);
+  CHECK_THROWS_WITH_AS(extract(server().url("/files/gnu.tar.gz"), tmp / "dangling"),
+                       doctest::Contains("already exists"), tinker::invalid_argument);
   tinker::download_options bad;
   bad.max_redirects = -1;
   CHECK_THROWS_AS(extract(server().url("/files/gnu.tar.gz"), tmp / "y", bad), tinker::invalid_argument);
@@ -439,8 +471,9 @@ TEST_CASE("download_and_extract: losing a race against a timer (awaitable operat
   o.idle_timeout = 300s;
   run_coro(io, [&]() -> asio::awaitable<void> {
     asio::steady_timer timer(io, 200ms);
-    auto result = co_await (tinker::download_and_extract(io.get_executor(), server().url("/stall/gnu.tar.gz"), tmp / "out", o) ||
-                            timer.async_wait(asio::use_awaitable));
+    auto result =
+        co_await (tinker::download_and_extract(io.get_executor(), server().url("/stall/gnu.tar.gz"), tmp / "out", o) ||
+                  timer.async_wait(asio::use_awaitable));
     CHECK(result.index() == 1);
   }());
   CHECK(list_dir(tmp.path()).empty());
@@ -458,8 +491,8 @@ TEST_CASE("download_to_file: the raw archive, byte-exact, through a temporary") 
   CHECK(read_file(tmp / "ckpt.tar.gz") == expected);
   CHECK(list_dir(tmp.path()) == std::set<std::string>{"ckpt.tar.gz"});
 
-  CHECK_THROWS_WITH_AS(to_file(server().url("/files/gnu.tar.gz"), tmp / "ckpt.tar.gz"), doctest::Contains("already exists"),
-                       tinker::invalid_argument);
+  CHECK_THROWS_WITH_AS(to_file(server().url("/files/gnu.tar.gz"), tmp / "ckpt.tar.gz"),
+                       doctest::Contains("already exists"), tinker::invalid_argument);
   CHECK_THROWS_AS(to_file(server().url("/short/gnu.tar.gz"), tmp / "short.tar.gz"), tinker::api_connection_error);
   CHECK_THROWS_AS(to_file(server().url("/status/500"), tmp / "err.tar.gz"), tinker::internal_server_error);
   CHECK(list_dir(tmp.path()) == std::set<std::string>{"ckpt.tar.gz"});
@@ -542,9 +575,12 @@ TEST_CASE("download: a 200 MiB archive streams in constant memory, throughput (i
     CHECK(all_zero);
   }
   const auto compressed = fs::file_size(archives() / "zeros.tar.gz");
-  std::printf("[download] 200 MiB of zeros (%.1f KiB compressed) over HTTP: %.0f MiB/s extracted; RSS %llu KiB before, peak %llu KiB during (peak reset: %s)\n",
-              static_cast<double>(compressed) / 1024, mib_per_s(big_archives::zeros_bytes, elapsed),
-              static_cast<unsigned long long>(rss_before), static_cast<unsigned long long>(peak), peak_resettable ? "yes" : "no");
+  std::printf(
+      "[download] 200 MiB of zeros (%.1f KiB compressed) over HTTP: %.0f MiB/s extracted; RSS %llu KiB before, peak "
+      "%llu KiB during (peak reset: %s)\n",
+      static_cast<double>(compressed) / 1024, mib_per_s(big_archives::zeros_bytes, elapsed),
+      static_cast<unsigned long long>(rss_before), static_cast<unsigned long long>(peak),
+      peak_resettable ? "yes" : "no");
   if (peak_resettable) CHECK(peak < rss_before + 48 * 1024);  // buffers are fixed; 200 MiB never in memory
   fs::remove_all(tmp / "zeros");
 
@@ -556,7 +592,8 @@ TEST_CASE("download: a 200 MiB archive streams in constant memory, throughput (i
     std::string url;
     tinker::download_options options;
   };
-  for (const auto& c : {run_case{"HTTP", n.http("/random.tar.gz"), {}}, run_case{"HTTPS", n.https("/random.tar.gz"), n.trusting()}}) {
+  for (const auto& c :
+       {run_case{"HTTP", n.http("/random.tar.gz"), {}}, run_case{"HTTPS", n.https("/random.tar.gz"), n.trusting()}}) {
     auto t = std::chrono::steady_clock::now();
     const auto got = to_file(c.url, tmp / (std::string(c.label) + ".tar.gz"), c.options);
     const auto raw_time = std::chrono::steady_clock::now() - t;
@@ -565,9 +602,10 @@ TEST_CASE("download: a 200 MiB archive streams in constant memory, throughput (i
     extract(c.url, tmp / c.label, c.options);
     const auto extract_time = std::chrono::steady_clock::now() - t;
     CHECK(fs::file_size(tmp / c.label / "adapter_model.safetensors") == expected_model);
-    std::printf("[download] %s, %.1f MiB random archive: download_to_file %.0f MiB/s, download_and_extract %.0f MiB/s\n",
-                c.label, static_cast<double>(random_size) / (1 << 20), mib_per_s(random_size, raw_time),
-                mib_per_s(random_size, extract_time));
+    std::printf(
+        "[download] %s, %.1f MiB random archive: download_to_file %.0f MiB/s, download_and_extract %.0f MiB/s\n",
+        c.label, static_cast<double>(random_size) / (1 << 20), mib_per_s(random_size, raw_time),
+        mib_per_s(random_size, extract_time));
   }
   CHECK(read_file(b.random_model) == read_file(tmp / "HTTPS" / "adapter_model.safetensors"));
 }

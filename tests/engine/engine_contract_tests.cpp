@@ -37,7 +37,9 @@ struct pb {
     }
     out += static_cast<char>(v);
   }
-  void tag(int field, int wire_type) { varint(static_cast<std::uint64_t>(field) << 3 | static_cast<unsigned>(wire_type)); }
+  void tag(int field, int wire_type) {
+    varint(static_cast<std::uint64_t>(field) << 3 | static_cast<unsigned>(wire_type));
+  }
   pb& bytes(int field, std::string_view b) {
     tag(field, 2);
     varint(b.size());
@@ -77,8 +79,8 @@ pb pb_dense(const std::string& values, int dtype, const std::vector<std::int64_t
   if (!shape.empty()) t.packed(4, shape);
   return t;
 }
-pb pb_sparse(const std::string& values, int dtype, const std::vector<std::int64_t>& shape, const std::vector<std::int64_t>& crow,
-             const std::vector<std::int64_t>& col) {
+pb pb_sparse(const std::string& values, int dtype, const std::vector<std::int64_t>& shape,
+             const std::vector<std::int64_t>& crow, const std::vector<std::int64_t>& col) {
   pb csr;
   csr.bytes(1, values).bytes(2, pb::little_endian(crow)).bytes(3, pb::little_endian(col));
   pb t;
@@ -128,7 +130,8 @@ std::string json_fb(const std::string& model, std::int64_t seq, boost::json::arr
   boost::json::object datum{{"model_input", boost::json::object{{"chunks", boost::json::array{chunk}}}},
                             {"loss_fn_inputs", std::move(inputs)}};
   boost::json::object input{{"data", boost::json::array{datum}}, {"loss_fn", loss}};
-  return boost::json::serialize(boost::json::object{{"model_id", model}, {"seq_id", seq}, {"forward_backward_input", input}});
+  return boost::json::serialize(
+      boost::json::object{{"model_id", model}, {"seq_id", seq}, {"forward_backward_input", input}});
 }
 
 /// Collects what the engine's request observer reports (it runs on the engine's thread), and lets
@@ -182,9 +185,10 @@ sample_request small_sample(const std::string& sampler, std::int64_t seq) {
   return r;
 }
 
-std::string create_sampler(engine_fixture& f, const std::string& session, std::int64_t seq, std::optional<std::string> base,
-                           std::optional<std::string> path) {
-  auto res = f.post("/api/v1/create_sampling_session", create_sampling_session_request{session, seq, std::move(base), std::move(path)});
+std::string create_sampler(engine_fixture& f, const std::string& session, std::int64_t seq,
+                           std::optional<std::string> base, std::optional<std::string> path) {
+  auto res = f.post("/api/v1/create_sampling_session",
+                    create_sampling_session_request{session, seq, std::move(base), std::move(path)});
   return json::from_json<create_sampling_session_response>(res.body).sampling_session_id;
 }
 
@@ -197,7 +201,8 @@ std::string save_sampler(engine_fixture& f, const std::string& model, const std:
   sfs.model_id = model;
   sfs.path = name;
   sfs.seq_id = seq;
-  return *json::from_value<save_weights_for_sampler_response>(f.submit_and_wait("/api/v1/save_weights_for_sampler", json::to_json(sfs)))
+  return *json::from_value<save_weights_for_sampler_response>(
+              f.submit_and_wait("/api/v1/save_weights_for_sampler", json::to_json(sfs)))
               .path;
 }
 
@@ -208,7 +213,8 @@ std::string save_state(engine_fixture& f, const std::string& model, const std::s
 }
 
 std::vector<checkpoint> checkpoints_of(engine_fixture& f, const std::string& model) {
-  return json::from_json<checkpoints_list_response>(f.http->get("/api/v1/training_runs/" + model + "/checkpoints").body).checkpoints;
+  return json::from_json<checkpoints_list_response>(f.http->get("/api/v1/training_runs/" + model + "/checkpoints").body)
+      .checkpoints;
 }
 
 std::string read_text(const std::filesystem::path& p) {
@@ -221,724 +227,769 @@ std::string read_text(const std::filesystem::path& p) {
 }  // namespace
 
 TEST_SUITE("engine") {
+  TEST_CASE("per-token tensors with huge shapes are refused before anything is allocated, over JSON and protobuf") {
+    engine_fixture f;
+    const auto model = f.create_model(f.create_session());
+    constexpr std::int64_t huge = std::int64_t{1} << 62;  // 4 x 2^62 wraps to 0 in 64 bits
+    boost::json::object weights{{"data", boost::json::array{1.0, 1.0, 1.0, 1.0}}, {"dtype", "float32"}};
+    auto expect_refused = [&](const sync_response& res) {
+      CHECK_MESSAGE(res.status == 400, res.status << " " << res.body);
+      CHECK_MESSAGE(contains(detail_of(res), "target_tokens"), res.body);
+    };
+    std::int64_t seq = 1;
+    // Sparse [4, 2^62] with one non-zero at column 5.
+    boost::json::object sparse{{"data", ints({1})},
+                               {"dtype", "int64"},
+                               {"shape", ints({4, huge})},
+                               {"sparse_crow_indices", ints({0, 0, 1, 1, 1})},
+                               {"sparse_col_indices", ints({5})}};
+    expect_refused(
+        f.http->post_raw("/api/v1/forward_backward",
+                         json_fb(model, seq++, ints({1, 2, 3, 4}), {{"target_tokens", sparse}, {"weights", weights}}),
+                         "application/json"));
+    // Dense [4, 2^62] with no values (the element count wraps to the number of values given).
+    boost::json::object dense{{"data", boost::json::array{}}, {"dtype", "int64"}, {"shape", ints({4, huge})}};
+    expect_refused(
+        f.http->post_raw("/api/v1/forward_backward",
+                         json_fb(model, seq++, ints({1, 2, 3, 4}), {{"target_tokens", dense}, {"weights", weights}}),
+                         "application/json"));
+    // The same over protobuf.
+    const auto w = pb_dense(pb::little_endian(std::vector<float>{1, 1, 1, 1}), 1, {4});
+    const auto sparse_pb =
+        pb_sparse(pb::little_endian(std::vector<std::int64_t>{1}), 2, {4, huge}, {0, 0, 1, 1, 1}, {5});
+    expect_refused(f.http->post_raw(
+        "/api/v1/forward_backward",
+        pb_request(model, seq++, pb_datum({1, 2, 3, 4}, {{"target_tokens", sparse_pb}, {"weights", w}}),
+                   "cross_entropy"),
+        "application/x-protobuf"));
+    const auto dense_pb = pb_dense("", 2, {4, huge});
+    expect_refused(
+        f.http->post_raw("/api/v1/forward_backward",
+                         pb_request(model, seq++, pb_datum({1, 2, 3, 4}, {{"target_tokens", dense_pb}, {"weights", w}}),
+                                    "cross_entropy"),
+                         "application/x-protobuf"));
+    // Wider than the vocabulary, but otherwise consistent: refused too (K <= vocab).
+    const auto wide = pb_sparse(pb::little_endian(std::vector<std::int64_t>{1}), 2, {4, 100000}, {0, 0, 1, 1, 1}, {5});
+    expect_refused(f.http->post_raw(
+        "/api/v1/forward_backward",
+        pb_request(model, seq++, pb_datum({1, 2, 3, 4}, {{"target_tokens", wide}, {"weights", w}}), "cross_entropy"),
+        "application/x-protobuf"));
+    // The server is fine, and the model's queue moved past every refused seq_id.
+    CHECK(f.http->get("/api/v1/healthz").status == 200);
+    CHECK(std::isfinite(loss_sum(f.forward_backward(model, seq++, {engine_fixture::text_datum("still here")}))));
+  }
 
-TEST_CASE("per-token tensors with huge shapes are refused before anything is allocated, over JSON and protobuf") {
-  engine_fixture f;
-  const auto model = f.create_model(f.create_session());
-  constexpr std::int64_t huge = std::int64_t{1} << 62;  // 4 x 2^62 wraps to 0 in 64 bits
-  boost::json::object weights{{"data", boost::json::array{1.0, 1.0, 1.0, 1.0}}, {"dtype", "float32"}};
-  auto expect_refused = [&](const sync_response& res) {
-    CHECK_MESSAGE(res.status == 400, res.status << " " << res.body);
-    CHECK_MESSAGE(contains(detail_of(res), "target_tokens"), res.body);
-  };
-  std::int64_t seq = 1;
-  // Sparse [4, 2^62] with one non-zero at column 5.
-  boost::json::object sparse{{"data", ints({1})},
-                             {"dtype", "int64"},
-                             {"shape", ints({4, huge})},
-                             {"sparse_crow_indices", ints({0, 0, 1, 1, 1})},
-                             {"sparse_col_indices", ints({5})}};
-  expect_refused(f.http->post_raw("/api/v1/forward_backward",
-                                  json_fb(model, seq++, ints({1, 2, 3, 4}), {{"target_tokens", sparse}, {"weights", weights}}),
-                                  "application/json"));
-  // Dense [4, 2^62] with no values (the element count wraps to the number of values given).
-  boost::json::object dense{{"data", boost::json::array{}}, {"dtype", "int64"}, {"shape", ints({4, huge})}};
-  expect_refused(f.http->post_raw("/api/v1/forward_backward",
-                                  json_fb(model, seq++, ints({1, 2, 3, 4}), {{"target_tokens", dense}, {"weights", weights}}),
-                                  "application/json"));
-  // The same over protobuf.
-  const auto w = pb_dense(pb::little_endian(std::vector<float>{1, 1, 1, 1}), 1, {4});
-  const auto sparse_pb = pb_sparse(pb::little_endian(std::vector<std::int64_t>{1}), 2, {4, huge}, {0, 0, 1, 1, 1}, {5});
-  expect_refused(f.http->post_raw(
-      "/api/v1/forward_backward",
-      pb_request(model, seq++, pb_datum({1, 2, 3, 4}, {{"target_tokens", sparse_pb}, {"weights", w}}), "cross_entropy"),
-      "application/x-protobuf"));
-  const auto dense_pb = pb_dense("", 2, {4, huge});
-  expect_refused(f.http->post_raw(
-      "/api/v1/forward_backward",
-      pb_request(model, seq++, pb_datum({1, 2, 3, 4}, {{"target_tokens", dense_pb}, {"weights", w}}), "cross_entropy"),
-      "application/x-protobuf"));
-  // Wider than the vocabulary, but otherwise consistent: refused too (K <= vocab).
-  const auto wide = pb_sparse(pb::little_endian(std::vector<std::int64_t>{1}), 2, {4, 100000}, {0, 0, 1, 1, 1}, {5});
-  expect_refused(f.http->post_raw("/api/v1/forward_backward",
-                                  pb_request(model, seq++, pb_datum({1, 2, 3, 4}, {{"target_tokens", wide}, {"weights", w}}), "cross_entropy"),
-                                  "application/x-protobuf"));
-  // The server is fine, and the model's queue moved past every refused seq_id.
-  CHECK(f.http->get("/api/v1/healthz").status == 200);
-  CHECK(std::isfinite(loss_sum(f.forward_backward(model, seq++, {engine_fixture::text_datum("still here")}))));
-}
+  TEST_CASE("asample refuses impossible sampling parameters at submission, naming the field") {
+    engine_fixture f;
+    const auto session = f.create_session();
+    const auto sampler = create_sampler(f, session, 0, tiny_model, std::nullopt);
+    auto refused = [&](sample_request r, const std::string& needle, const std::string& route = "/api/v1/asample") {
+      auto res = f.post(route, r, 400);
+      CHECK_MESSAGE(contains(detail_of(res), needle), res.body);
+    };
+    auto r = small_sample(sampler, 0);
+    r.num_samples = 1'000'000'000;
+    refused(r, "num_samples");
+    refused(r, "num_samples", "/api/v1/sample");
+    CHECK(f.engine->pending_sample_count() == 0);
+    CHECK(f.engine->future_count() == 0);
+    r = small_sample(sampler, 1);
+    r.sampling_params.max_tokens = 5000;  // prompt + max_tokens > the 4096-token context
+    refused(r, "max_tokens");
+    r = small_sample(sampler, 2);
+    r.num_samples = 60'000;
+    r.sampling_params.max_tokens = 4000;  // 240 M tokens for one request
+    refused(r, "per-request limit");
+    r = small_sample(sampler, 3);
+    r.sampling_params.temperature = -1;
+    refused(r, "temperature");
+    r = small_sample(sampler, 4);
+    r.sampling_params.top_p = 0;
+    refused(r, "top_p");
+    r = small_sample(sampler, 5);
+    r.sampling_params.top_k = 0;
+    refused(r, "top_k");
+    r = small_sample(sampler, 6);
+    r.topk_prompt_logprobs = 100'000;
+    refused(r, "topk_prompt_logprobs");
+    r = small_sample(sampler, 7);
+    r.prompt = model_input::from_ints({256, 70000});
+    refused(r, "70000");
+    CHECK(f.engine->pending_sample_count() == 0);
+    // Still serving.
+    CHECK(sample_now(f, small_sample(sampler, 8)).sequences.size() == 2);
+  }
 
-TEST_CASE("asample refuses impossible sampling parameters at submission, naming the field") {
-  engine_fixture f;
-  const auto session = f.create_session();
-  const auto sampler = create_sampler(f, session, 0, tiny_model, std::nullopt);
-  auto refused = [&](sample_request r, const std::string& needle, const std::string& route = "/api/v1/asample") {
-    auto res = f.post(route, r, 400);
-    CHECK_MESSAGE(contains(detail_of(res), needle), res.body);
-  };
-  auto r = small_sample(sampler, 0);
-  r.num_samples = 1'000'000'000;
-  refused(r, "num_samples");
-  refused(r, "num_samples", "/api/v1/sample");
-  CHECK(f.engine->pending_sample_count() == 0);
-  CHECK(f.engine->future_count() == 0);
-  r = small_sample(sampler, 1);
-  r.sampling_params.max_tokens = 5000;  // prompt + max_tokens > the 4096-token context
-  refused(r, "max_tokens");
-  r = small_sample(sampler, 2);
-  r.num_samples = 60'000;
-  r.sampling_params.max_tokens = 4000;  // 240 M tokens for one request
-  refused(r, "per-request limit");
-  r = small_sample(sampler, 3);
-  r.sampling_params.temperature = -1;
-  refused(r, "temperature");
-  r = small_sample(sampler, 4);
-  r.sampling_params.top_p = 0;
-  refused(r, "top_p");
-  r = small_sample(sampler, 5);
-  r.sampling_params.top_k = 0;
-  refused(r, "top_k");
-  r = small_sample(sampler, 6);
-  r.topk_prompt_logprobs = 100'000;
-  refused(r, "topk_prompt_logprobs");
-  r = small_sample(sampler, 7);
-  r.prompt = model_input::from_ints({256, 70000});
-  refused(r, "70000");
-  CHECK(f.engine->pending_sample_count() == 0);
-  // Still serving.
-  CHECK(sample_now(f, small_sample(sampler, 8)).sequences.size() == 2);
-}
-
-TEST_CASE("an identical resubmission whose result expired answers 400 (never a crash), and the model goes on") {
-  auto o = test_engine_options();
-  o.future_retention = std::chrono::milliseconds(0);
-  o.maintenance_interval = std::chrono::hours(1);  // expiry only when the test says so
-  engine_fixture f(o);
-  const auto model = f.create_model(f.create_session());
-  const auto data = std::vector<datum>{engine_fixture::text_datum("expire me")};
-  forward_backward_request req{forward_backward_input{data, loss_fn_type::cross_entropy, std::nullopt}, model, 1, false};
-  const auto body = proto::encode(req);
-  const auto id = future_id(f.http->post_raw("/api/v1/forward_backward", body, "application/x-protobuf"));
-  REQUIRE(f.wait(id, true).status == 200);
-  adam_params p;
-  const auto optim_body = json::to_json(optim_step_request{p, model, 2});
-  const auto optim_id = future_id(f.http->post_raw("/api/v1/optim_step", optim_body, "application/json"));
-  REQUIRE(f.wait(optim_id).status == 200);
-  f.engine->run_maintenance();
-  CHECK(f.engine->future_count() == 0);
-  f.post("/api/v1/retrieve_future", future_retrieve_request{id, true}, 404);
-  auto again = f.http->post_raw("/api/v1/forward_backward", body, "application/x-protobuf");
-  CHECK(again.status == 400);
-  CHECK_MESSAGE(contains(detail_of(again), "expired"), again.body);
-  auto optim_again = f.http->post_raw("/api/v1/optim_step", optim_body, "application/json");
-  CHECK(optim_again.status == 400);
-  CHECK_MESSAGE(contains(detail_of(optim_again), "expired"), optim_again.body);
-  CHECK(std::isfinite(loss_sum(f.forward_backward(model, 3, data))));
-}
-
-TEST_CASE("a request refused while being decoded still uses up its seq_id, a 415 does not") {
-  auto o = test_engine_options();
-  o.long_poll_hold = std::chrono::milliseconds(200);
-  engine_fixture f(o);
-  const auto model = f.create_model(f.create_session());
-  const auto data = std::vector<datum>{engine_fixture::text_datum("keep going")};
-  // optim_step with another optimizer family (no adam_params).
-  const auto dimuon = boost::json::serialize(boost::json::object{
-      {"model_id", model}, {"seq_id", 1}, {"optimizer_params", boost::json::object{{"type", "dimuon"}, {"learning_rate", 0.1}}}, {"type", "optim_step"}});
-  auto res = f.http->post_raw("/api/v1/optim_step", dimuon, "application/json");
-  CHECK(res.status == 400);
-  CHECK_MESSAGE(contains(detail_of(res), "optimizer_params"), res.body);
-  CHECK(std::isfinite(loss_sum(f.forward_backward(model, 2, data))));
-  // Protobuf with a text value in loss_fn_config_v2.
-  const auto w = pb_dense(pb::little_endian(std::vector<float>{1, 1}), 1, {2});
-  const auto t = pb_dense(pb::little_endian(std::vector<std::int64_t>{2, 3}), 2, {2});
-  pb text_value;
-  text_value.bytes(2, "high");
-  res = f.http->post_raw("/api/v1/forward_backward",
-                         pb_request(model, 3, pb_datum({1, 2}, {{"target_tokens", t}, {"weights", w}}), "ppo", {{"clip_high_threshold", text_value}}),
-                         "application/x-protobuf");
-  CHECK(res.status == 400);
-  CHECK_MESSAGE(contains(detail_of(res), "high"), res.body);
-  CHECK(std::isfinite(loss_sum(f.forward_backward(model, 4, data))));
-  // Protobuf and JSON with an unknown loss.
-  res = f.http->post_raw("/api/v1/forward_backward", pb_request(model, 5, pb_datum({1, 2}, {{"target_tokens", t}, {"weights", w}}), "magic"),
-                         "application/x-protobuf");
-  CHECK(res.status == 400);
-  CHECK_MESSAGE(contains(detail_of(res), "magic"), res.body);
-  CHECK(std::isfinite(loss_sum(f.forward_backward(model, 6, data))));
-  boost::json::object target{{"data", ints({2, 3})}, {"dtype", "int64"}};
-  boost::json::object weights{{"data", boost::json::array{1.0, 1.0}}, {"dtype", "float32"}};
-  res = f.http->post_raw("/api/v1/forward_backward", json_fb(model, 7, ints({1, 2}), {{"target_tokens", target}, {"weights", weights}}, "magic"),
-                         "application/json");
-  CHECK(res.status == 400);
-  CHECK(std::isfinite(loss_sum(f.forward_backward(model, 8, data))));
-  // 415 (an encoding the server does not take): the client re-sends the same seq_id, which must still be free.
-  forward_backward_request req{forward_backward_input{data, loss_fn_type::cross_entropy, std::nullopt}, model, 9, false};
-  res = f.http->post_raw("/api/v1/forward_backward", proto::encode(req), "application/x-protobuf", {{"Content-Encoding", "zstd"}});
-  CHECK(res.status == 415);
-  auto out = json::from_value<forward_backward_output>(f.submit_and_wait("/api/v1/forward_backward", json::to_json(req)));
-  CHECK(std::isfinite(out.metrics.at("loss:sum")));
-}
-
-TEST_CASE("seq_ids far beyond the next expected one are refused, the model keeps its place") {
-  auto o = test_engine_options();
-  o.max_seq_id_gap = 100;
-  engine_fixture f(o);
-  const auto model = f.create_model(f.create_session());
-  const auto data = std::vector<datum>{engine_fixture::text_datum("window")};
-  forward_backward_request far{forward_backward_input{data, loss_fn_type::cross_entropy, std::nullopt}, model, 102, false};
-  auto res = f.http->post_raw("/api/v1/forward_backward", proto::encode(far), "application/x-protobuf");
-  CHECK(res.status == 400);
-  CHECK_MESSAGE(contains(detail_of(res), "seq_id 102"), res.body);
-  adam_params p;
-  res = f.post("/api/v1/optim_step", optim_step_request{p, model, 1'000'000'000}, 400);
-  CHECK(contains(detail_of(res), "too far ahead"));
-  // Within the window: parked until its turn, then run.
-  far.seq_id = 3;
-  const auto parked = future_id(f.http->post_raw("/api/v1/forward_backward", proto::encode(far), "application/x-protobuf"));
-  CHECK(std::isfinite(loss_sum(f.forward_backward(model, 1, data))));
-  f.optim_step(model, 2);
-  CHECK(f.wait(parked, true).status == 200);
-  // A bad engine option is refused.
-  o.max_seq_id_gap = 0;
-  CHECK_THROWS_AS(local::embedded_engine{o}, tinker::invalid_argument);
-}
-
-TEST_CASE("checkpoint TTLs are capped at 10 years, saves with ttl_seconds expire, overwrite=true replaces") {
-  auto o = test_engine_options();
-  o.session_timeout = std::chrono::hours(24 * 365);  // the clock jumps an hour below: keep the session
-  engine_fixture f(o);
-  const auto model = f.create_model(f.create_session());
-  const auto ckpt = save_state(f, model, "kept", 1);
-  const auto route = "/api/v1/training_runs/" + model + "/checkpoints/weights/kept";
-  auto res = f.http->put(route + "/ttl", boost::json::object{{"ttl_seconds", 10'000'000'000'000}});
-  CHECK(res.status == 400);
-  CHECK(contains(detail_of(res), "ttl_seconds"));
-  CHECK(contains(detail_of(res), "10 years"));
-  f.engine->run_maintenance();
-  CHECK(f.post("/api/v1/weights_info", weights_info_request{ckpt}).status == 200);
-  // Exactly 10 years is fine, and its expiry formats as a timestamp.
-  CHECK(f.http->put(route + "/ttl", boost::json::object{{"ttl_seconds", 10 * 365 * 86'400}}).status == 200);
-  auto list = checkpoints_of(f, model);
-  REQUIRE(list.size() == 1);
-  REQUIRE(list[0].expires_at);
-  CHECK(*list[0].expires_at > std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 9));
-  f.engine->run_maintenance();
-  CHECK(f.post("/api/v1/weights_info", weights_info_request{ckpt}).status == 200);
-
-  // The saves refuse such TTLs too (and use up their seq_id).
-  save_weights_request save{model, "forever", 2, 10'000'000'000'000, false, std::nullopt};
-  CHECK(contains(detail_of(f.post("/api/v1/save_weights", save, 400)), "ttl_seconds"));
-  save_weights_for_sampler_request sfs;
-  sfs.model_id = model;
-  sfs.path = "forever-sampler";
-  sfs.seq_id = 3;
-  sfs.ttl_seconds = 10'000'000'000'000;
-  CHECK(contains(detail_of(f.post("/api/v1/save_weights_for_sampler", sfs, 400)), "ttl_seconds"));
-
-  // ttl_seconds on a save: listed, then really deleted once it passes.
-  const auto short_lived = save_state(f, model, "short", 4, 3600);
-  bool expiring = false;
-  for (const auto& c : checkpoints_of(f, model)) expiring |= c.tinker_path == short_lived && c.expires_at.has_value();
-  CHECK(expiring);
-  f.clock.advance(std::chrono::seconds(3601));
-  f.engine->run_maintenance();
-  f.post("/api/v1/weights_info", weights_info_request{short_lived}, 404);
-  CHECK(!std::filesystem::exists(f.engine->data_dir() / "runs" / model / "weights" / "short"));
-
-  // overwrite=true replaces a training state: loading it gives the newer weights.
-  const auto data = std::vector<datum>{engine_fixture::text_datum("overwrite me")};
-  const auto at_save = loss_sum(f.forward_backward(model, 5, data, loss_fn_type::cross_entropy, true));
-  f.forward_backward(model, 6, data);
-  f.optim_step(model, 7, 0.1);
-  const auto trained = loss_sum(f.forward_backward(model, 8, data, loss_fn_type::cross_entropy, true));
-  REQUIRE(trained != at_save);
-  CHECK(save_state(f, model, "kept", 9, std::nullopt, true) == ckpt);
-  load_weights_request load;
-  load.model_id = model;
-  load.seq_id = 10;
-  load.path = ckpt;
-  f.submit_and_wait("/api/v1/load_weights", json::to_json(load));
-  CHECK(loss_sum(f.forward_backward(model, 11, data, loss_fn_type::cross_entropy, true)) == trained);
-}
-
-TEST_CASE("sampler weights are immutable: saving the name again answers 400, uses the seq_id, and samples stay the same") {
-  engine_fixture f;
-  const auto session = f.create_session();
-  const auto model = f.create_model(session);
-  save_weights_for_sampler_request sfs;
-  sfs.model_id = model;
-  sfs.path = "x";
-  sfs.seq_id = 1;
-  const auto first_id = future_id(f.post("/api/v1/save_weights_for_sampler", sfs));
-  const auto path = *json::from_json<save_weights_for_sampler_response>(f.wait(first_id).body).path;
-  auto request = small_sample(create_sampler(f, session, 0, std::nullopt, path), 0);
-  const auto before = sample_now(f, request);
-
-  const auto data = std::vector<datum>{engine_fixture::text_datum("zzzzzzzzzzzzzzzz")};
-  f.forward_backward(model, 2, data);
-  f.optim_step(model, 3, 0.2);
-  // The identical first request again: the original request id (it does not run twice).
-  CHECK(future_id(f.post("/api/v1/save_weights_for_sampler", sfs)) == first_id);
-  // The same name at a later seq_id: refused for good (400, not 409).
-  sfs.seq_id = 4;
-  auto res = f.post("/api/v1/save_weights_for_sampler", sfs, 400);
-  CHECK(contains(detail_of(res), "already exists"));
-  // Its seq_id is used up: the next operation runs.
-  CHECK(std::isfinite(loss_sum(f.forward_backward(model, 5, data))));
-  // The sampler, and a new one loading the checkpoint from disk, sample what they did before.
-  request.seq_id = 1;
-  CHECK(sample_now(f, request).sequences == before.sequences);
-  auto fresh = small_sample(create_sampler(f, session, 1, std::nullopt, path), 0);
-  CHECK(sample_now(f, fresh).sequences == before.sequences);
-}
-
-TEST_CASE("create_model refuses a rank above the maximum without leaving a run behind, load_weights refuses another LoRA shape") {
-  engine_fixture f;
-  const auto session = f.create_session();
-  create_model_request big{session, 0, tiny_model, std::nullopt, lora_config{5000, 1, true, true, true}};
-  auto res = f.post("/api/v1/create_model", big, 400);
-  CHECK(contains(detail_of(res), "rank"));
-  CHECK(json::from_json<training_runs_response>(f.http->get("/api/v1/training_runs").body).training_runs.empty());
-  CHECK(!std::filesystem::exists(f.engine->data_dir() / "runs" / (session + ":train:0")));
-  CHECK(f.engine->loaded_model_count() == 0);
-  // The model_seq_id is still free.
-  const auto rank4 = f.create_model(session, 0, 4);
-  const auto rank8 = f.create_model(session, 1, 8);
-  const auto ckpt = save_state(f, rank8, "rank8", 1);
-  load_weights_request load;
-  load.model_id = rank4;
-  load.seq_id = 1;
-  load.path = ckpt;
-  res = f.post("/api/v1/load_weights", load, 400);
-  CHECK(contains(detail_of(res), "rank 8"));
-  CHECK(std::isfinite(loss_sum(f.forward_backward(rank4, 2, {engine_fixture::text_datum("next")}))));
-}
-
-TEST_CASE("create_sampling_session takes base_model and model_path together when they agree") {
-  auto o = test_engine_options();
-  o.model_aliases["Qwen/Qwen3-8B"] = tiny_model;
-  engine_fixture f(o);
-  const auto session = f.create_session();
-  const auto model = f.create_model(session);
-  const auto path = save_sampler(f, model, "s", 1);
-  const auto both = create_sampler(f, session, 0, std::string(tiny_model), path);
-  CHECK(sample_now(f, small_sample(both, 0)).sequences.size() == 2);
-  // Through an alias of the same engine model.
-  const auto aliased = create_sampler(f, session, 1, std::string("Qwen/Qwen3-8B"), path);
-  CHECK(json::from_json<get_sampler_response>(f.http->get("/api/v1/samplers/" + aliased).body).model_path == path);
-  // An identical retry gets the same sampler.
-  CHECK(create_sampler(f, session, 1, std::string("Qwen/Qwen3-8B"), path) == aliased);
-  // Disagreeing, or unknown: 400 naming the problem.
-  auto res = f.post("/api/v1/create_sampling_session",
-                    create_sampling_session_request{session, 2, std::string("tinker-local/byte-lm-small"), path}, 400);
-  CHECK(contains(detail_of(res), "does not match"));
-  res = f.post("/api/v1/create_sampling_session", create_sampling_session_request{session, 3, std::string("no/such-model"), path}, 400);
-  CHECK(contains(detail_of(res), "no/such-model"));
-  res = f.post("/api/v1/create_sampling_session", create_sampling_session_request{session, 4, std::nullopt, std::nullopt}, 400);
-  CHECK(contains(detail_of(res), "base_model"));
-}
-
-TEST_CASE("long_poll_hold must be positive and at most 40 s") {
-  for (auto hold : {std::chrono::milliseconds(0), std::chrono::milliseconds(-5), std::chrono::milliseconds(40'001),
-                    std::chrono::milliseconds(std::chrono::hours(1))}) {
+  TEST_CASE("an identical resubmission whose result expired answers 400 (never a crash), and the model goes on") {
     auto o = test_engine_options();
-    o.long_poll_hold = hold;
-    boost::asio::io_context io;
-    CHECK_THROWS_AS(local::engine(io.get_executor(), o), tinker::invalid_argument);
-  }
-  auto o = test_engine_options();
-  o.long_poll_hold = std::chrono::seconds(40);
-  boost::asio::io_context io;
-  CHECK_NOTHROW(local::engine(io.get_executor(), o));
-}
-
-TEST_CASE("a poll of an unfinished future is held, then answers try_again: one answer per poll") {
-  auto o = test_engine_options();
-  o.long_poll_hold = std::chrono::milliseconds(300);
-  o.faults.training_step_time = std::chrono::hours(1);
-  engine_fixture f(o);
-  create_model_request create{f.create_session(), 0, tiny_model, std::nullopt, lora_config{4, 1, true, true, true}};
-  const auto id = future_id(f.post("/api/v1/create_model", create));
-  for (std::uint64_t n = 1; n <= 2; ++n) {
-    auto res = f.post("/api/v1/retrieve_future", future_retrieve_request{id, true});
-    CHECK(is_try_again(res));
-    CHECK(json::from_json<try_again_response>(res.body).queue_state == queue_state::active);
-    CHECK(f.engine->request_count("retrieve_future") == n);
-  }
-  // retrieve_futures clamps absurd timeouts to [0, hold] and answers.
-  const auto sampler = create_sampler(f, create.session_id, 0, tiny_model, std::nullopt);
-  for (double timeout : {1e300, -5.0, 0.0}) {
-    auto resp = json::from_json<retrieve_futures_response>(
-        f.post("/api/v1/retrieve_futures", retrieve_futures_request{{sampler, 0}, 0, timeout}).body);
-    CHECK(resp.completions.empty());
-    CHECK(resp.cursor == 0);
-  }
-  // Polls for clones that never completed anything leave no completion log behind.
-  for (std::int64_t clone = 1; clone <= 50; ++clone)
-    f.post("/api/v1/retrieve_futures", retrieve_futures_request{{sampler, clone * 1'000'000'000}, 0, 0.0});
-  CHECK(f.engine->completion_log_count() == 0);
-}
-
-TEST_CASE("a held poll answers with the result as soon as it is ready") {
-  auto o = test_engine_options();
-  o.long_poll_hold = std::chrono::seconds(40);  // a broken wake-up would answer try_again only after 40 s
-  auto seen = observed::attach(o);
-  engine_fixture f(o);
-  const auto model = f.create_model(f.create_session());
-  const auto data = std::vector<datum>{engine_fixture::text_datum("wake up")};
-  // seq 2 waits for seq 1, which is not sent yet: its future cannot finish before we say so.
-  forward_backward_request second{forward_backward_input{data, loss_fn_type::cross_entropy, std::nullopt}, model, 2, true};
-  const auto id = future_id(f.http->post_raw("/api/v1/forward_backward", proto::encode(second), "application/x-protobuf"));
-  const auto polls_before = f.engine->request_count("retrieve_future");
-  auto arrived = seen->expect("retrieve_future", id);
-  sync_response held;
-  std::thread poller([&, url = f.engine->base_url()] {
-    sync_http_client client(url);
-    held = client.request(verb::post, "/api/v1/retrieve_future", json::to_json(future_retrieve_request{id, true}),
-                          {{"Accept", "application/x-protobuf"}});
-  });
-  arrived.wait();  // the poll is in the engine, waiting
-  CHECK(std::isfinite(loss_sum(f.forward_backward(model, 1, data))));
-  poller.join();
-  CHECK(held.status == 200);
-  CHECK(held.header("Content-Type") == "application/x-protobuf");
-  CHECK(proto::decode_forward_backward_output(held.body).loss_fn_outputs.size() == 1);
-  CHECK(f.engine->request_count("retrieve_future") - polls_before == 2);  // the held poll + the fixture's one for seq 1
-}
-
-TEST_CASE("route latency holds that route's requests while other routes answer") {
-  auto o = test_engine_options();
-  o.faults.route_latency["create_session"] = std::chrono::hours(1);
-  auto seen = observed::attach(o);
-  std::thread slow;
-  std::atomic<bool> answered{false};
-  {
+    o.future_retention = std::chrono::milliseconds(0);
+    o.maintenance_interval = std::chrono::hours(1);  // expiry only when the test says so
     engine_fixture f(o);
-    auto arrived = seen->expect("create_session");
-    slow = std::thread([&, url = f.engine->base_url()] {
-      try {
-        sync_http_client client(url);
-        create_session_request req;
-        client.post_raw("/api/v1/create_session", json::to_json(req), "application/json");
-        answered = true;
-      } catch (const std::exception&) {
-        // the engine stopped with the request still held: its connection closed
-      }
-    });
-    arrived.wait();
-    // The held request has arrived but not been handled: no session exists yet, while other
-    // routes answer (the engine handles requests one at a time on one thread, so without the
-    // latency the session would exist before these are even read).
-    CHECK(f.http->get("/api/v1/get_server_capabilities").status == 200);
-    CHECK(json::from_json<list_sessions_response>(f.http->get("/api/v1/sessions").body).sessions.empty());
-    CHECK(f.engine->request_count("create_session") == 1);
-    CHECK_FALSE(answered.load());
-  }  // stopping the engine closes the held connection
-  slow.join();
-  CHECK_FALSE(answered.load());
-}
-
-TEST_CASE("pause windows report paused_rate_limit with a reason") {
-  auto o = test_engine_options();
-  o.long_poll_hold = std::chrono::milliseconds(200);
-  engine_fixture f(o);
-  create_model_request create{f.create_session(), 0, tiny_model, std::nullopt, lora_config{4, 1, true, true, true}};
-  const auto id = future_id(f.post("/api/v1/create_model", create));
-  REQUIRE(f.wait(id).status == 200);
-  local::fault_options faults;
-  faults.pause_state = queue_state::paused_rate_limit;
-  faults.pause_period = std::chrono::hours(2);
-  faults.pause_duration = std::chrono::hours(2);
-  f.engine->set_faults(faults);
-  auto paused = json::from_json<try_again_response>(f.post("/api/v1/retrieve_future", future_retrieve_request{id, true}).body);
-  CHECK(paused.queue_state == queue_state::paused_rate_limit);
-  REQUIRE(paused.queue_state_reason);
-  CHECK(contains(*paused.queue_state_reason, "rate limit"));
-  f.engine->set_faults({});
-  CHECK(f.wait(id).body.find("model_id") != std::string::npos);
-}
-
-TEST_CASE("finish_session: the first call wins, heartbeats answer 410, and it stays finished across restarts") {
-  temp_dir dir;
-  std::string session;
-  {
-    engine_fixture f(test_engine_options(dir.path.string()));
-    session = f.create_session();
-    const auto model = f.create_model(session);
-    const auto finish = "/api/v1/sessions/" + session + "/finish";
-    auto first = f.http->post(finish, boost::json::object{{"reason", boost::json::object{{"type", "success"}, {"detail", "done"}}}});
-    REQUIRE(first.status == 200);
-    const auto answer = first.json().as_object();
-    CHECK(answer.at("reason").as_object().at("type") == "success");
-    CHECK(f.engine->loaded_model_count() == 0);
-    auto second = f.http->post(finish, boost::json::object{{"reason", boost::json::object{{"type", "errored"}}}});
-    REQUIRE(second.status == 200);
-    CHECK(second.json().as_object() == answer);  // the recorded reason and time
-    CHECK(f.post("/api/v1/session_heartbeat", session_heartbeat_request{session}, 410).status == 410);
+    const auto model = f.create_model(f.create_session());
+    const auto data = std::vector<datum>{engine_fixture::text_datum("expire me")};
+    forward_backward_request req{forward_backward_input{data, loss_fn_type::cross_entropy, std::nullopt}, model, 1,
+                                 false};
+    const auto body = proto::encode(req);
+    const auto id = future_id(f.http->post_raw("/api/v1/forward_backward", body, "application/x-protobuf"));
+    REQUIRE(f.wait(id, true).status == 200);
     adam_params p;
-    f.post("/api/v1/optim_step", optim_step_request{p, model, 1}, 404);
-    // Someone else's session: 404.
-    f.http->set_api_key("tml-someone-else");
-    CHECK(f.http->post(finish, boost::json::object{}).status == 404);
+    const auto optim_body = json::to_json(optim_step_request{p, model, 2});
+    const auto optim_id = future_id(f.http->post_raw("/api/v1/optim_step", optim_body, "application/json"));
+    REQUIRE(f.wait(optim_id).status == 200);
+    f.engine->run_maintenance();
+    CHECK(f.engine->future_count() == 0);
+    f.post("/api/v1/retrieve_future", future_retrieve_request{id, true}, 404);
+    auto again = f.http->post_raw("/api/v1/forward_backward", body, "application/x-protobuf");
+    CHECK(again.status == 400);
+    CHECK_MESSAGE(contains(detail_of(again), "expired"), again.body);
+    auto optim_again = f.http->post_raw("/api/v1/optim_step", optim_body, "application/json");
+    CHECK(optim_again.status == 400);
+    CHECK_MESSAGE(contains(detail_of(optim_again), "expired"), optim_again.body);
+    CHECK(std::isfinite(loss_sum(f.forward_backward(model, 3, data))));
   }
-  engine_fixture f(test_engine_options(dir.path.string()));
-  CHECK(f.post("/api/v1/session_heartbeat", session_heartbeat_request{session}, 410).status == 410);
-  auto again = f.http->post("/api/v1/sessions/" + session + "/finish", boost::json::object{});
-  REQUIRE(again.status == 200);
-  CHECK(again.json().as_object().at("reason").as_object().at("type") == "success");
-}
 
-TEST_CASE("unload_model is a future, the unloaded model answers 404, its run stays") {
-  engine_fixture f;
-  const auto session = f.create_session();
-  const auto model = f.create_model(session);
-  f.forward_backward(model, 1, {engine_fixture::text_datum("bye")});
-  auto v = f.submit_and_wait("/api/v1/unload_model", json::to_json(unload_model_request{model}));
-  CHECK(json::from_value<unload_model_response>(v).model_id == model);
-  CHECK(f.engine->loaded_model_count() == 0);
-  adam_params p;
-  CHECK(contains(detail_of(f.post("/api/v1/optim_step", optim_step_request{p, model, 2}, 404)), "not loaded"));
-  f.post("/api/v1/unload_model", unload_model_request{model}, 404);
-  CHECK(f.post("/api/v1/get_info", get_info_request{model}).status == 200);
-  CHECK(f.http->get("/api/v1/training_runs/" + model).status == 200);
-}
-
-TEST_CASE("create_session accepts user_metadata values of any JSON type") {
-  engine_fixture f;
-  const auto body = boost::json::serialize(boost::json::object{
-      {"tags", boost::json::array{}},
-      {"user_metadata", boost::json::object{{"name", "x"}, {"n", 5}, {"nested", boost::json::object{{"k", ints({1, 2})}}}, {"flag", true}}},
-      {"sdk_version", "0.25.0"},
-      {"type", "create_session"}});
-  auto res = f.http->post_raw("/api/v1/create_session", body, "application/json");
-  REQUIRE_MESSAGE(res.status == 200, res.body);
-  const auto id = json::from_json<create_session_response>(res.body).session_id;
-  const auto stored = boost::json::parse(read_text(f.engine->data_dir() / "sessions" / (id + ".json"))).as_object();
-  const auto& meta = stored.at("user_metadata").as_object();
-  CHECK(meta.at("name") == "x");
-  CHECK(meta.at("n") == "5");
-  CHECK(meta.at("flag") == "true");
-  CHECK(boost::json::parse(meta.at("nested").as_string()) == boost::json::parse(R"({"k":[1,2]})"));
-  // create_model's user_metadata likewise.
-  const auto create = boost::json::serialize(boost::json::object{{"session_id", id},
-                                                                 {"model_seq_id", 0},
-                                                                 {"base_model", tiny_model},
-                                                                 {"user_metadata", boost::json::object{{"step", 3}, {"tag", "a"}}},
-                                                                 {"lora_config", boost::json::object{{"rank", 4}}}});
-  const auto model = json::from_value<create_model_response>(f.submit_and_wait("/api/v1/create_model", create)).model_id;
-  const auto run = json::from_json<training_run>(f.http->get("/api/v1/training_runs/" + model).body);
-  REQUIRE(run.user_metadata);
-  CHECK(*run.user_metadata == metadata_map{{"step", "3"}, {"tag", "a"}});
-  // Still an object of something: anything else is a 400 naming the field.
-  res = f.http->post_raw("/api/v1/create_session", R"({"tags":[],"user_metadata":[1],"sdk_version":"0.25.0"})", "application/json");
-  CHECK(res.status == 400);
-  CHECK(contains(detail_of(res), "user_metadata"));
-}
-
-TEST_CASE("another tenant may sample from and load a published checkpoint, but never change it") {
-  engine_fixture f;
-  const auto owner_session = f.create_session();
-  const auto model = f.create_model(owner_session);
-  f.forward_backward(model, 1, {engine_fixture::text_datum("shared knowledge")});
-  f.optim_step(model, 2, 0.1);
-  const auto state = save_state(f, model, "state", 3, 86'400);
-  const auto sampler_path = save_sampler(f, model, "sampler", 4);
-  const auto base = "/api/v1/training_runs/" + model + "/checkpoints/";
-  for (const auto* c : {"weights/state", "sampler_weights/sampler"})
-    REQUIRE(f.http->post_raw(base + c + "/publish", "", "application/json").status == 200);
-  const auto listed = checkpoints_of(f, model);
-  const auto owner_sample = sample_now(f, small_sample(create_sampler(f, owner_session, 0, std::nullopt, sampler_path), 0));
-
-  f.http->set_api_key("tml-another-tenant");
-  const auto session = f.create_session();
-  // Sampling from it and loading it are allowed.
-  CHECK(sample_now(f, small_sample(create_sampler(f, session, 0, std::nullopt, sampler_path), 0)).sequences == owner_sample.sequences);
-  const auto mine = f.create_model(session);
-  load_weights_request load;
-  load.model_id = mine;
-  load.seq_id = 1;
-  load.path = state;
-  load.optimizer = true;
-  f.submit_and_wait("/api/v1/load_weights", json::to_json(load));
-  f.forward_backward(mine, 2, {engine_fixture::text_datum("my own training")});
-  f.optim_step(mine, 3, 0.5);
-  CHECK(save_state(f, mine, "state", 4).find(mine) != std::string::npos);  // saves go to its own run
-  // Changing it is not: 403 for each.
-  for (const auto* c : {"weights/state", "sampler_weights/sampler"}) {
-    CAPTURE(c);
-    CHECK(f.http->del(base + c).status == 403);
-    CHECK(f.http->request(verb::delete_, base + c + "/publish").status == 403);
-    CHECK(f.http->post_raw(base + c + "/publish", "", "application/json").status == 403);
-    CHECK(f.http->put(base + c + "/ttl", boost::json::object{{"ttl_seconds", 60}}).status == 403);
+  TEST_CASE("a request refused while being decoded still uses up its seq_id, a 415 does not") {
+    auto o = test_engine_options();
+    o.long_poll_hold = std::chrono::milliseconds(200);
+    engine_fixture f(o);
+    const auto model = f.create_model(f.create_session());
+    const auto data = std::vector<datum>{engine_fixture::text_datum("keep going")};
+    // optim_step with another optimizer family (no adam_params).
+    const auto dimuon = boost::json::serialize(
+        boost::json::object{{"model_id", model},
+                            {"seq_id", 1},
+                            {"optimizer_params", boost::json::object{{"type", "dimuon"}, {"learning_rate", 0.1}}},
+                            {"type", "optim_step"}});
+    auto res = f.http->post_raw("/api/v1/optim_step", dimuon, "application/json");
+    CHECK(res.status == 400);
+    CHECK_MESSAGE(contains(detail_of(res), "optimizer_params"), res.body);
+    CHECK(std::isfinite(loss_sum(f.forward_backward(model, 2, data))));
+    // Protobuf with a text value in loss_fn_config_v2.
+    const auto w = pb_dense(pb::little_endian(std::vector<float>{1, 1}), 1, {2});
+    const auto t = pb_dense(pb::little_endian(std::vector<std::int64_t>{2, 3}), 2, {2});
+    pb text_value;
+    text_value.bytes(2, "high");
+    res = f.http->post_raw("/api/v1/forward_backward",
+                           pb_request(model, 3, pb_datum({1, 2}, {{"target_tokens", t}, {"weights", w}}), "ppo",
+                                      {{"clip_high_threshold", text_value}}),
+                           "application/x-protobuf");
+    CHECK(res.status == 400);
+    CHECK_MESSAGE(contains(detail_of(res), "high"), res.body);
+    CHECK(std::isfinite(loss_sum(f.forward_backward(model, 4, data))));
+    // Protobuf and JSON with an unknown loss.
+    res = f.http->post_raw("/api/v1/forward_backward",
+                           pb_request(model, 5, pb_datum({1, 2}, {{"target_tokens", t}, {"weights", w}}), "magic"),
+                           "application/x-protobuf");
+    CHECK(res.status == 400);
+    CHECK_MESSAGE(contains(detail_of(res), "magic"), res.body);
+    CHECK(std::isfinite(loss_sum(f.forward_backward(model, 6, data))));
+    boost::json::object target{{"data", ints({2, 3})}, {"dtype", "int64"}};
+    boost::json::object weights{{"data", boost::json::array{1.0, 1.0}}, {"dtype", "float32"}};
+    res = f.http->post_raw("/api/v1/forward_backward",
+                           json_fb(model, 7, ints({1, 2}), {{"target_tokens", target}, {"weights", weights}}, "magic"),
+                           "application/json");
+    CHECK(res.status == 400);
+    CHECK(std::isfinite(loss_sum(f.forward_backward(model, 8, data))));
+    // 415 (an encoding the server does not take): the client re-sends the same seq_id, which must still be free.
+    forward_backward_request req{forward_backward_input{data, loss_fn_type::cross_entropy, std::nullopt}, model, 9,
+                                 false};
+    res = f.http->post_raw("/api/v1/forward_backward", proto::encode(req), "application/x-protobuf",
+                           {{"Content-Encoding", "zstd"}});
+    CHECK(res.status == 415);
+    auto out =
+        json::from_value<forward_backward_output>(f.submit_and_wait("/api/v1/forward_backward", json::to_json(req)));
+    CHECK(std::isfinite(out.metrics.at("loss:sum")));
   }
-  // Nor can it train the owner's model or use the owner's sessions.
-  adam_params p;
-  f.post("/api/v1/optim_step", optim_step_request{p, model, 5}, 404);
-  f.post("/api/v1/create_sampling_session", create_sampling_session_request{owner_session, 5, std::string(tiny_model), std::nullopt}, 404);
 
-  // The owner sees its checkpoints exactly as before and samples the same.
-  f.http->set_api_key("tml-test-key");
-  const auto after = checkpoints_of(f, model);
-  CHECK(after == listed);
-  CHECK(sample_now(f, small_sample(create_sampler(f, owner_session, 1, std::nullopt, sampler_path), 0)).sequences == owner_sample.sequences);
-  CHECK(std::isfinite(loss_sum(f.forward_backward(model, 5, {engine_fixture::text_datum("owner again")}))));
-}
+  TEST_CASE("seq_ids far beyond the next expected one are refused, the model keeps its place") {
+    auto o = test_engine_options();
+    o.max_seq_id_gap = 100;
+    engine_fixture f(o);
+    const auto model = f.create_model(f.create_session());
+    const auto data = std::vector<datum>{engine_fixture::text_datum("window")};
+    forward_backward_request far{forward_backward_input{data, loss_fn_type::cross_entropy, std::nullopt}, model, 102,
+                                 false};
+    auto res = f.http->post_raw("/api/v1/forward_backward", proto::encode(far), "application/x-protobuf");
+    CHECK(res.status == 400);
+    CHECK_MESSAGE(contains(detail_of(res), "seq_id 102"), res.body);
+    adam_params p;
+    res = f.post("/api/v1/optim_step", optim_step_request{p, model, 1'000'000'000}, 400);
+    CHECK(contains(detail_of(res), "too far ahead"));
+    // Within the window: parked until its turn, then run.
+    far.seq_id = 3;
+    const auto parked =
+        future_id(f.http->post_raw("/api/v1/forward_backward", proto::encode(far), "application/x-protobuf"));
+    CHECK(std::isfinite(loss_sum(f.forward_backward(model, 1, data))));
+    f.optim_step(model, 2);
+    CHECK(f.wait(parked, true).status == 200);
+    // A bad engine option is refused.
+    o.max_seq_id_gap = 0;
+    CHECK_THROWS_AS(local::embedded_engine{o}, tinker::invalid_argument);
+  }
 
-TEST_CASE("publishing, TTLs and sessions survive a restart") {
-  temp_dir dir;
-  std::string session, model, ckpt;
-  std::vector<checkpoint> before;
-  {
+  TEST_CASE("checkpoint TTLs are capped at 10 years, saves with ttl_seconds expire, overwrite=true replaces") {
+    auto o = test_engine_options();
+    o.session_timeout = std::chrono::hours(24 * 365);  // the clock jumps an hour below: keep the session
+    engine_fixture f(o);
+    const auto model = f.create_model(f.create_session());
+    const auto ckpt = save_state(f, model, "kept", 1);
+    const auto route = "/api/v1/training_runs/" + model + "/checkpoints/weights/kept";
+    auto res = f.http->put(route + "/ttl", boost::json::object{{"ttl_seconds", 10'000'000'000'000}});
+    CHECK(res.status == 400);
+    CHECK(contains(detail_of(res), "ttl_seconds"));
+    CHECK(contains(detail_of(res), "10 years"));
+    f.engine->run_maintenance();
+    CHECK(f.post("/api/v1/weights_info", weights_info_request{ckpt}).status == 200);
+    // Exactly 10 years is fine, and its expiry formats as a timestamp.
+    CHECK(f.http->put(route + "/ttl", boost::json::object{{"ttl_seconds", 10 * 365 * 86'400}}).status == 200);
+    auto list = checkpoints_of(f, model);
+    REQUIRE(list.size() == 1);
+    REQUIRE(list[0].expires_at);
+    CHECK(*list[0].expires_at > std::chrono::system_clock::now() + std::chrono::hours(24 * 365 * 9));
+    f.engine->run_maintenance();
+    CHECK(f.post("/api/v1/weights_info", weights_info_request{ckpt}).status == 200);
+
+    // The saves refuse such TTLs too (and use up their seq_id).
+    save_weights_request save{model, "forever", 2, 10'000'000'000'000, false, std::nullopt};
+    CHECK(contains(detail_of(f.post("/api/v1/save_weights", save, 400)), "ttl_seconds"));
+    save_weights_for_sampler_request sfs;
+    sfs.model_id = model;
+    sfs.path = "forever-sampler";
+    sfs.seq_id = 3;
+    sfs.ttl_seconds = 10'000'000'000'000;
+    CHECK(contains(detail_of(f.post("/api/v1/save_weights_for_sampler", sfs, 400)), "ttl_seconds"));
+
+    // ttl_seconds on a save: listed, then really deleted once it passes.
+    const auto short_lived = save_state(f, model, "short", 4, 3600);
+    bool expiring = false;
+    for (const auto& c : checkpoints_of(f, model)) expiring |= c.tinker_path == short_lived && c.expires_at.has_value();
+    CHECK(expiring);
+    f.clock.advance(std::chrono::seconds(3601));
+    f.engine->run_maintenance();
+    f.post("/api/v1/weights_info", weights_info_request{short_lived}, 404);
+    CHECK(!std::filesystem::exists(f.engine->data_dir() / "runs" / model / "weights" / "short"));
+
+    // overwrite=true replaces a training state: loading it gives the newer weights.
+    const auto data = std::vector<datum>{engine_fixture::text_datum("overwrite me")};
+    const auto at_save = loss_sum(f.forward_backward(model, 5, data, loss_fn_type::cross_entropy, true));
+    f.forward_backward(model, 6, data);
+    f.optim_step(model, 7, 0.1);
+    const auto trained = loss_sum(f.forward_backward(model, 8, data, loss_fn_type::cross_entropy, true));
+    REQUIRE(trained != at_save);
+    CHECK(save_state(f, model, "kept", 9, std::nullopt, true) == ckpt);
+    load_weights_request load;
+    load.model_id = model;
+    load.seq_id = 10;
+    load.path = ckpt;
+    f.submit_and_wait("/api/v1/load_weights", json::to_json(load));
+    CHECK(loss_sum(f.forward_backward(model, 11, data, loss_fn_type::cross_entropy, true)) == trained);
+  }
+
+  TEST_CASE(
+      "sampler weights are immutable: saving the name again answers 400, uses the seq_id, and samples stay the same") {
+    engine_fixture f;
+    const auto session = f.create_session();
+    const auto model = f.create_model(session);
+    save_weights_for_sampler_request sfs;
+    sfs.model_id = model;
+    sfs.path = "x";
+    sfs.seq_id = 1;
+    const auto first_id = future_id(f.post("/api/v1/save_weights_for_sampler", sfs));
+    const auto path = *json::from_json<save_weights_for_sampler_response>(f.wait(first_id).body).path;
+    auto request = small_sample(create_sampler(f, session, 0, std::nullopt, path), 0);
+    const auto before = sample_now(f, request);
+
+    const auto data = std::vector<datum>{engine_fixture::text_datum("zzzzzzzzzzzzzzzz")};
+    f.forward_backward(model, 2, data);
+    f.optim_step(model, 3, 0.2);
+    // The identical first request again: the original request id (it does not run twice).
+    CHECK(future_id(f.post("/api/v1/save_weights_for_sampler", sfs)) == first_id);
+    // The same name at a later seq_id: refused for good (400, not 409).
+    sfs.seq_id = 4;
+    auto res = f.post("/api/v1/save_weights_for_sampler", sfs, 400);
+    CHECK(contains(detail_of(res), "already exists"));
+    // Its seq_id is used up: the next operation runs.
+    CHECK(std::isfinite(loss_sum(f.forward_backward(model, 5, data))));
+    // The sampler, and a new one loading the checkpoint from disk, sample what they did before.
+    request.seq_id = 1;
+    CHECK(sample_now(f, request).sequences == before.sequences);
+    auto fresh = small_sample(create_sampler(f, session, 1, std::nullopt, path), 0);
+    CHECK(sample_now(f, fresh).sequences == before.sequences);
+  }
+
+  TEST_CASE(
+      "create_model refuses a rank above the maximum without leaving a run behind, load_weights refuses another LoRA "
+      "shape") {
+    engine_fixture f;
+    const auto session = f.create_session();
+    create_model_request big{session, 0, tiny_model, std::nullopt, lora_config{5000, 1, true, true, true}};
+    auto res = f.post("/api/v1/create_model", big, 400);
+    CHECK(contains(detail_of(res), "rank"));
+    CHECK(json::from_json<training_runs_response>(f.http->get("/api/v1/training_runs").body).training_runs.empty());
+    CHECK(!std::filesystem::exists(f.engine->data_dir() / "runs" / (session + ":train:0")));
+    CHECK(f.engine->loaded_model_count() == 0);
+    // The model_seq_id is still free.
+    const auto rank4 = f.create_model(session, 0, 4);
+    const auto rank8 = f.create_model(session, 1, 8);
+    const auto ckpt = save_state(f, rank8, "rank8", 1);
+    load_weights_request load;
+    load.model_id = rank4;
+    load.seq_id = 1;
+    load.path = ckpt;
+    res = f.post("/api/v1/load_weights", load, 400);
+    CHECK(contains(detail_of(res), "rank 8"));
+    CHECK(std::isfinite(loss_sum(f.forward_backward(rank4, 2, {engine_fixture::text_datum("next")}))));
+  }
+
+  TEST_CASE("create_sampling_session takes base_model and model_path together when they agree") {
+    auto o = test_engine_options();
+    o.model_aliases["Qwen/Qwen3-8B"] = tiny_model;
+    engine_fixture f(o);
+    const auto session = f.create_session();
+    const auto model = f.create_model(session);
+    const auto path = save_sampler(f, model, "s", 1);
+    const auto both = create_sampler(f, session, 0, std::string(tiny_model), path);
+    CHECK(sample_now(f, small_sample(both, 0)).sequences.size() == 2);
+    // Through an alias of the same engine model.
+    const auto aliased = create_sampler(f, session, 1, std::string("Qwen/Qwen3-8B"), path);
+    CHECK(json::from_json<get_sampler_response>(f.http->get("/api/v1/samplers/" + aliased).body).model_path == path);
+    // An identical retry gets the same sampler.
+    CHECK(create_sampler(f, session, 1, std::string("Qwen/Qwen3-8B"), path) == aliased);
+    // Disagreeing, or unknown: 400 naming the problem.
+    auto res =
+        f.post("/api/v1/create_sampling_session",
+               create_sampling_session_request{session, 2, std::string("tinker-local/byte-lm-small"), path}, 400);
+    CHECK(contains(detail_of(res), "does not match"));
+    res = f.post("/api/v1/create_sampling_session",
+                 create_sampling_session_request{session, 3, std::string("no/such-model"), path}, 400);
+    CHECK(contains(detail_of(res), "no/such-model"));
+    res = f.post("/api/v1/create_sampling_session",
+                 create_sampling_session_request{session, 4, std::nullopt, std::nullopt}, 400);
+    CHECK(contains(detail_of(res), "base_model"));
+  }
+
+  TEST_CASE("long_poll_hold must be positive and at most 40 s") {
+    for (auto hold : {std::chrono::milliseconds(0), std::chrono::milliseconds(-5), std::chrono::milliseconds(40'001),
+                      std::chrono::milliseconds(std::chrono::hours(1))}) {
+      auto o = test_engine_options();
+      o.long_poll_hold = hold;
+      boost::asio::io_context io;
+      CHECK_THROWS_AS(local::engine(io.get_executor(), o), tinker::invalid_argument);
+    }
+    auto o = test_engine_options();
+    o.long_poll_hold = std::chrono::seconds(40);
+    boost::asio::io_context io;
+    CHECK_NOTHROW(local::engine(io.get_executor(), o));
+  }
+
+  TEST_CASE("a poll of an unfinished future is held, then answers try_again: one answer per poll") {
+    auto o = test_engine_options();
+    o.long_poll_hold = std::chrono::milliseconds(300);
+    o.faults.training_step_time = std::chrono::hours(1);
+    engine_fixture f(o);
+    create_model_request create{f.create_session(), 0, tiny_model, std::nullopt, lora_config{4, 1, true, true, true}};
+    const auto id = future_id(f.post("/api/v1/create_model", create));
+    for (std::uint64_t n = 1; n <= 2; ++n) {
+      auto res = f.post("/api/v1/retrieve_future", future_retrieve_request{id, true});
+      CHECK(is_try_again(res));
+      CHECK(json::from_json<try_again_response>(res.body).queue_state == queue_state::active);
+      CHECK(f.engine->request_count("retrieve_future") == n);
+    }
+    // retrieve_futures clamps absurd timeouts to [0, hold] and answers.
+    const auto sampler = create_sampler(f, create.session_id, 0, tiny_model, std::nullopt);
+    for (double timeout : {1e300, -5.0, 0.0}) {
+      auto resp = json::from_json<retrieve_futures_response>(
+          f.post("/api/v1/retrieve_futures", retrieve_futures_request{{sampler, 0}, 0, timeout}).body);
+      CHECK(resp.completions.empty());
+      CHECK(resp.cursor == 0);
+    }
+    // Polls for clones that never completed anything leave no completion log behind.
+    for (std::int64_t clone = 1; clone <= 50; ++clone)
+      f.post("/api/v1/retrieve_futures", retrieve_futures_request{{sampler, clone * 1'000'000'000}, 0, 0.0});
+    CHECK(f.engine->completion_log_count() == 0);
+  }
+
+  TEST_CASE("a held poll answers with the result as soon as it is ready") {
+    auto o = test_engine_options();
+    o.long_poll_hold = std::chrono::seconds(40);  // a broken wake-up would answer try_again only after 40 s
+    auto seen = observed::attach(o);
+    engine_fixture f(o);
+    const auto model = f.create_model(f.create_session());
+    const auto data = std::vector<datum>{engine_fixture::text_datum("wake up")};
+    // seq 2 waits for seq 1, which is not sent yet: its future cannot finish before we say so.
+    forward_backward_request second{forward_backward_input{data, loss_fn_type::cross_entropy, std::nullopt}, model, 2,
+                                    true};
+    const auto id =
+        future_id(f.http->post_raw("/api/v1/forward_backward", proto::encode(second), "application/x-protobuf"));
+    const auto polls_before = f.engine->request_count("retrieve_future");
+    auto arrived = seen->expect("retrieve_future", id);
+    sync_response held;
+    std::thread poller([&, url = f.engine->base_url()] {
+      sync_http_client client(url);
+      held = client.request(verb::post, "/api/v1/retrieve_future", json::to_json(future_retrieve_request{id, true}),
+                            {{"Accept", "application/x-protobuf"}});
+    });
+    arrived.wait();  // the poll is in the engine, waiting
+    CHECK(std::isfinite(loss_sum(f.forward_backward(model, 1, data))));
+    poller.join();
+    CHECK(held.status == 200);
+    CHECK(held.header("Content-Type") == "application/x-protobuf");
+    CHECK(proto::decode_forward_backward_output(held.body).loss_fn_outputs.size() == 1);
+    CHECK(f.engine->request_count("retrieve_future") - polls_before ==
+          2);  // the held poll + the fixture's one for seq 1
+  }
+
+  TEST_CASE("route latency holds that route's requests while other routes answer") {
+    auto o = test_engine_options();
+    o.faults.route_latency["create_session"] = std::chrono::hours(1);
+    auto seen = observed::attach(o);
+    std::thread slow;
+    std::atomic<bool> answered{false};
+    {
+      engine_fixture f(o);
+      auto arrived = seen->expect("create_session");
+      slow = std::thread([&, url = f.engine->base_url()] {
+        try {
+          sync_http_client client(url);
+          create_session_request req;
+          client.post_raw("/api/v1/create_session", json::to_json(req), "application/json");
+          answered = true;
+        } catch (const std::exception&) {
+          // the engine stopped with the request still held: its connection closed
+        }
+      });
+      arrived.wait();
+      // The held request has arrived but not been handled: no session exists yet, while other
+      // routes answer (the engine handles requests one at a time on one thread, so without the
+      // latency the session would exist before these are even read).
+      CHECK(f.http->get("/api/v1/get_server_capabilities").status == 200);
+      CHECK(json::from_json<list_sessions_response>(f.http->get("/api/v1/sessions").body).sessions.empty());
+      CHECK(f.engine->request_count("create_session") == 1);
+      CHECK_FALSE(answered.load());
+    }  // stopping the engine closes the held connection
+    slow.join();
+    CHECK_FALSE(answered.load());
+  }
+
+  TEST_CASE("pause windows report paused_rate_limit with a reason") {
+    auto o = test_engine_options();
+    o.long_poll_hold = std::chrono::milliseconds(200);
+    engine_fixture f(o);
+    create_model_request create{f.create_session(), 0, tiny_model, std::nullopt, lora_config{4, 1, true, true, true}};
+    const auto id = future_id(f.post("/api/v1/create_model", create));
+    REQUIRE(f.wait(id).status == 200);
+    local::fault_options faults;
+    faults.pause_state = queue_state::paused_rate_limit;
+    faults.pause_period = std::chrono::hours(2);
+    faults.pause_duration = std::chrono::hours(2);
+    f.engine->set_faults(faults);
+    auto paused =
+        json::from_json<try_again_response>(f.post("/api/v1/retrieve_future", future_retrieve_request{id, true}).body);
+    CHECK(paused.queue_state == queue_state::paused_rate_limit);
+    REQUIRE(paused.queue_state_reason);
+    CHECK(contains(*paused.queue_state_reason, "rate limit"));
+    f.engine->set_faults({});
+    CHECK(f.wait(id).body.find("model_id") != std::string::npos);
+  }
+
+  TEST_CASE("finish_session: the first call wins, heartbeats answer 410, and it stays finished across restarts") {
+    temp_dir dir;
+    std::string session;
+    {
+      engine_fixture f(test_engine_options(dir.path.string()));
+      session = f.create_session();
+      const auto model = f.create_model(session);
+      const auto finish = "/api/v1/sessions/" + session + "/finish";
+      auto first = f.http->post(
+          finish, boost::json::object{{"reason", boost::json::object{{"type", "success"}, {"detail", "done"}}}});
+      REQUIRE(first.status == 200);
+      const auto answer = first.json().as_object();
+      CHECK(answer.at("reason").as_object().at("type") == "success");
+      CHECK(f.engine->loaded_model_count() == 0);
+      auto second = f.http->post(finish, boost::json::object{{"reason", boost::json::object{{"type", "errored"}}}});
+      REQUIRE(second.status == 200);
+      CHECK(second.json().as_object() == answer);  // the recorded reason and time
+      CHECK(f.post("/api/v1/session_heartbeat", session_heartbeat_request{session}, 410).status == 410);
+      adam_params p;
+      f.post("/api/v1/optim_step", optim_step_request{p, model, 1}, 404);
+      // Someone else's session: 404.
+      f.http->set_api_key("tml-someone-else");
+      CHECK(f.http->post(finish, boost::json::object{}).status == 404);
+    }
     engine_fixture f(test_engine_options(dir.path.string()));
-    session = f.create_session();
-    model = f.create_model(session);
-    ckpt = save_state(f, model, "durable", 1);
-    save_sampler(f, model, "durable-sampler", 2);
-    const auto route = "/api/v1/training_runs/" + model + "/checkpoints/weights/durable";
-    REQUIRE(f.http->post_raw(route + "/publish", "", "application/json").status == 200);
-    REQUIRE(f.http->put(route + "/ttl", boost::json::object{{"ttl_seconds", 7200}}).status == 200);
-    before = checkpoints_of(f, model);
+    CHECK(f.post("/api/v1/session_heartbeat", session_heartbeat_request{session}, 410).status == 410);
+    auto again = f.http->post("/api/v1/sessions/" + session + "/finish", boost::json::object{});
+    REQUIRE(again.status == 200);
+    CHECK(again.json().as_object().at("reason").as_object().at("type") == "success");
   }
-  engine_fixture f(test_engine_options(dir.path.string()));
-  const auto after = checkpoints_of(f, model);
-  CHECK(after == before);
-  bool published = false, expiring = false;
-  for (const auto& c : after)
-    if (c.tinker_path == ckpt) {
-      published = c.is_public;
-      expiring = c.expires_at.has_value();
+
+  TEST_CASE("unload_model is a future, the unloaded model answers 404, its run stays") {
+    engine_fixture f;
+    const auto session = f.create_session();
+    const auto model = f.create_model(session);
+    f.forward_backward(model, 1, {engine_fixture::text_datum("bye")});
+    auto v = f.submit_and_wait("/api/v1/unload_model", json::to_json(unload_model_request{model}));
+    CHECK(json::from_value<unload_model_response>(v).model_id == model);
+    CHECK(f.engine->loaded_model_count() == 0);
+    adam_params p;
+    CHECK(contains(detail_of(f.post("/api/v1/optim_step", optim_step_request{p, model, 2}, 404)), "not loaded"));
+    f.post("/api/v1/unload_model", unload_model_request{model}, 404);
+    CHECK(f.post("/api/v1/get_info", get_info_request{model}).status == 200);
+    CHECK(f.http->get("/api/v1/training_runs/" + model).status == 200);
+  }
+
+  TEST_CASE("create_session accepts user_metadata values of any JSON type") {
+    engine_fixture f;
+    const auto body = boost::json::serialize(boost::json::object{
+        {"tags", boost::json::array{}},
+        {"user_metadata",
+         boost::json::object{
+             {"name", "x"}, {"n", 5}, {"nested", boost::json::object{{"k", ints({1, 2})}}}, {"flag", true}}},
+        {"sdk_version", "0.25.0"},
+        {"type", "create_session"}});
+    auto res = f.http->post_raw("/api/v1/create_session", body, "application/json");
+    REQUIRE_MESSAGE(res.status == 200, res.body);
+    const auto id = json::from_json<create_session_response>(res.body).session_id;
+    const auto stored = boost::json::parse(read_text(f.engine->data_dir() / "sessions" / (id + ".json"))).as_object();
+    const auto& meta = stored.at("user_metadata").as_object();
+    CHECK(meta.at("name") == "x");
+    CHECK(meta.at("n") == "5");
+    CHECK(meta.at("flag") == "true");
+    CHECK(boost::json::parse(meta.at("nested").as_string()) == boost::json::parse(R"({"k":[1,2]})"));
+    // create_model's user_metadata likewise.
+    const auto create =
+        boost::json::serialize(boost::json::object{{"session_id", id},
+                                                   {"model_seq_id", 0},
+                                                   {"base_model", tiny_model},
+                                                   {"user_metadata", boost::json::object{{"step", 3}, {"tag", "a"}}},
+                                                   {"lora_config", boost::json::object{{"rank", 4}}}});
+    const auto model =
+        json::from_value<create_model_response>(f.submit_and_wait("/api/v1/create_model", create)).model_id;
+    const auto run = json::from_json<training_run>(f.http->get("/api/v1/training_runs/" + model).body);
+    REQUIRE(run.user_metadata);
+    CHECK(*run.user_metadata == metadata_map{{"step", "3"}, {"tag", "a"}});
+    // Still an object of something: anything else is a 400 naming the field.
+    res = f.http->post_raw("/api/v1/create_session", R"({"tags":[],"user_metadata":[1],"sdk_version":"0.25.0"})",
+                           "application/json");
+    CHECK(res.status == 400);
+    CHECK(contains(detail_of(res), "user_metadata"));
+  }
+
+  TEST_CASE("another tenant may sample from and load a published checkpoint, but never change it") {
+    engine_fixture f;
+    const auto owner_session = f.create_session();
+    const auto model = f.create_model(owner_session);
+    f.forward_backward(model, 1, {engine_fixture::text_datum("shared knowledge")});
+    f.optim_step(model, 2, 0.1);
+    const auto state = save_state(f, model, "state", 3, 86'400);
+    const auto sampler_path = save_sampler(f, model, "sampler", 4);
+    const auto base = "/api/v1/training_runs/" + model + "/checkpoints/";
+    for (const auto* c : {"weights/state", "sampler_weights/sampler"})
+      REQUIRE(f.http->post_raw(base + c + "/publish", "", "application/json").status == 200);
+    const auto listed = checkpoints_of(f, model);
+    const auto owner_sample =
+        sample_now(f, small_sample(create_sampler(f, owner_session, 0, std::nullopt, sampler_path), 0));
+
+    f.http->set_api_key("tml-another-tenant");
+    const auto session = f.create_session();
+    // Sampling from it and loading it are allowed.
+    CHECK(sample_now(f, small_sample(create_sampler(f, session, 0, std::nullopt, sampler_path), 0)).sequences ==
+          owner_sample.sequences);
+    const auto mine = f.create_model(session);
+    load_weights_request load;
+    load.model_id = mine;
+    load.seq_id = 1;
+    load.path = state;
+    load.optimizer = true;
+    f.submit_and_wait("/api/v1/load_weights", json::to_json(load));
+    f.forward_backward(mine, 2, {engine_fixture::text_datum("my own training")});
+    f.optim_step(mine, 3, 0.5);
+    CHECK(save_state(f, mine, "state", 4).find(mine) != std::string::npos);  // saves go to its own run
+    // Changing it is not: 403 for each.
+    for (const auto* c : {"weights/state", "sampler_weights/sampler"}) {
+      CAPTURE(c);
+      CHECK(f.http->del(base + c).status == 403);
+      CHECK(f.http->request(verb::delete_, base + c + "/publish").status == 403);
+      CHECK(f.http->post_raw(base + c + "/publish", "", "application/json").status == 403);
+      CHECK(f.http->put(base + c + "/ttl", boost::json::object{{"ttl_seconds", 60}}).status == 403);
     }
-  CHECK(published);
-  CHECK(expiring);
-  f.http->set_api_key("tml-reader");
-  CHECK(f.post("/api/v1/weights_info", weights_info_request{ckpt}).status == 200);
-  f.http->set_api_key("tml-test-key");
-  CHECK(json::from_json<list_sessions_response>(f.http->get("/api/v1/sessions").body).sessions == std::vector<std::string>{session});
-  CHECK(json::from_json<get_session_response>(f.http->get("/api/v1/sessions/" + session).body).training_run_ids ==
-        std::vector<std::string>{model});
-  // The TTL still runs: two hours later the checkpoint is gone.
-  f.clock.advance(std::chrono::hours(3));
-  f.engine->run_maintenance();
-  f.post("/api/v1/weights_info", weights_info_request{ckpt}, 404);
-}
+    // Nor can it train the owner's model or use the owner's sessions.
+    adam_params p;
+    f.post("/api/v1/optim_step", optim_step_request{p, model, 5}, 404);
+    f.post("/api/v1/create_sampling_session",
+           create_sampling_session_request{owner_session, 5, std::string(tiny_model), std::nullopt}, 404);
 
-TEST_CASE("asample: an identical resubmission returns the same request id, a different body with the same seq_id is refused") {
-  engine_fixture f;
-  const auto sampler = create_sampler(f, f.create_session(), 0, tiny_model, std::nullopt);
-  const auto request = small_sample(sampler, 7);
-  auto first = json::from_json<untyped_api_future>(f.post("/api/v1/asample", request).body);
-  auto again = json::from_json<untyped_api_future>(f.post("/api/v1/asample", request).body);
-  CHECK(again.request_id == first.request_id);
-  CHECK(again.sample_sequence_ids == first.sample_sequence_ids);
-  REQUIRE(f.wait(first.request_id, true).status == 200);
-  CHECK(future_id(f.post("/api/v1/asample", request)) == first.request_id);  // after it finished, too
-  auto other = request;
-  other.sampling_params.max_tokens = 3;
-  CHECK(contains(detail_of(f.post("/api/v1/asample", other, 400)), "seq_id 7"));
-}
+    // The owner sees its checkpoints exactly as before and samples the same.
+    f.http->set_api_key("tml-test-key");
+    const auto after = checkpoints_of(f, model);
+    CHECK(after == listed);
+    CHECK(sample_now(f, small_sample(create_sampler(f, owner_session, 1, std::nullopt, sampler_path), 0)).sequences ==
+          owner_sample.sequences);
+    CHECK(std::isfinite(loss_sum(f.forward_backward(model, 5, {engine_fixture::text_datum("owner again")}))));
+  }
 
-TEST_CASE("allowlist mode accepts only the listed keys") {
-  auto o = test_engine_options();
-  o.api_keys = {"tml-allowed-key"};
-  engine_fixture f(o);
-  f.http->set_api_key("tml-allowed-key");
-  CHECK(f.http->get("/api/v1/get_server_capabilities").status == 200);
-  f.http->set_api_key("tml-not-listed");
-  auto res = f.http->get("/api/v1/get_server_capabilities");
-  CHECK(res.status == 401);
-  CHECK(contains(detail_of(res), "API key"));
-  CHECK(!contains(res.body, "tml-not-listed"));
-  f.http->set_api_key("");
-  CHECK(f.http->get("/api/v1/healthz").status == 200);
-}
-
-TEST_CASE("every authenticated route answers 401 without a valid key, and routes are named as the table says") {
-  auto o = test_engine_options();
-  auto seen = observed::attach(o);
-  engine_fixture f(o);
-  std::set<std::string> names;
-  for (const auto& route : local::detail::route_table()) {
-    CAPTURE(route.name);
-    names.insert(std::string(route.name));
-    // A concrete target for the pattern.
-    std::string target;
-    std::string_view pattern = route.pattern;
-    while (!pattern.empty()) {
-      const auto start = pattern.find('{');
-      if (start == std::string_view::npos) {
-        target += pattern;
-        break;
+  TEST_CASE("publishing, TTLs and sessions survive a restart") {
+    temp_dir dir;
+    std::string session, model, ckpt;
+    std::vector<checkpoint> before;
+    {
+      engine_fixture f(test_engine_options(dir.path.string()));
+      session = f.create_session();
+      model = f.create_model(session);
+      ckpt = save_state(f, model, "durable", 1);
+      save_sampler(f, model, "durable-sampler", 2);
+      const auto route = "/api/v1/training_runs/" + model + "/checkpoints/weights/durable";
+      REQUIRE(f.http->post_raw(route + "/publish", "", "application/json").status == 200);
+      REQUIRE(f.http->put(route + "/ttl", boost::json::object{{"ttl_seconds", 7200}}).status == 200);
+      before = checkpoints_of(f, model);
+    }
+    engine_fixture f(test_engine_options(dir.path.string()));
+    const auto after = checkpoints_of(f, model);
+    CHECK(after == before);
+    bool published = false, expiring = false;
+    for (const auto& c : after)
+      if (c.tinker_path == ckpt) {
+        published = c.is_public;
+        expiring = c.expires_at.has_value();
       }
-      target += pattern.substr(0, start);
-      const auto end = pattern.find('}', start);
-      target += pattern.substr(start, end - start + 1) == "{...}" ? "run/weights/name.tar.gz" : "x";
-      pattern.remove_prefix(end + 1);
-    }
-    for (const auto* key : {"", "not-a-tinker-key", "tml-"}) {
-      f.http->set_api_key(key);
-      auto res = f.http->request(route.method, target, route.method == verb::get || route.method == verb::delete_ ? "" : "{}");
-      if (route.authenticated) {
-        CHECK_MESSAGE(res.status == 401, target << " -> " << res.status << " " << res.body);
-        CHECK(contains(detail_of(res), "API key"));
-      } else {
-        CHECK_MESSAGE(res.status != 401, target << " -> " << res.status);
+    CHECK(published);
+    CHECK(expiring);
+    f.http->set_api_key("tml-reader");
+    CHECK(f.post("/api/v1/weights_info", weights_info_request{ckpt}).status == 200);
+    f.http->set_api_key("tml-test-key");
+    CHECK(json::from_json<list_sessions_response>(f.http->get("/api/v1/sessions").body).sessions ==
+          std::vector<std::string>{session});
+    CHECK(json::from_json<get_session_response>(f.http->get("/api/v1/sessions/" + session).body).training_run_ids ==
+          std::vector<std::string>{model});
+    // The TTL still runs: two hours later the checkpoint is gone.
+    f.clock.advance(std::chrono::hours(3));
+    f.engine->run_maintenance();
+    f.post("/api/v1/weights_info", weights_info_request{ckpt}, 404);
+  }
+
+  TEST_CASE(
+      "asample: an identical resubmission returns the same request id, a different body with the same seq_id is "
+      "refused") {
+    engine_fixture f;
+    const auto sampler = create_sampler(f, f.create_session(), 0, tiny_model, std::nullopt);
+    const auto request = small_sample(sampler, 7);
+    auto first = json::from_json<untyped_api_future>(f.post("/api/v1/asample", request).body);
+    auto again = json::from_json<untyped_api_future>(f.post("/api/v1/asample", request).body);
+    CHECK(again.request_id == first.request_id);
+    CHECK(again.sample_sequence_ids == first.sample_sequence_ids);
+    REQUIRE(f.wait(first.request_id, true).status == 200);
+    CHECK(future_id(f.post("/api/v1/asample", request)) == first.request_id);  // after it finished, too
+    auto other = request;
+    other.sampling_params.max_tokens = 3;
+    CHECK(contains(detail_of(f.post("/api/v1/asample", other, 400)), "seq_id 7"));
+  }
+
+  TEST_CASE("allowlist mode accepts only the listed keys") {
+    auto o = test_engine_options();
+    o.api_keys = {"tml-allowed-key"};
+    engine_fixture f(o);
+    f.http->set_api_key("tml-allowed-key");
+    CHECK(f.http->get("/api/v1/get_server_capabilities").status == 200);
+    f.http->set_api_key("tml-not-listed");
+    auto res = f.http->get("/api/v1/get_server_capabilities");
+    CHECK(res.status == 401);
+    CHECK(contains(detail_of(res), "API key"));
+    CHECK(!contains(res.body, "tml-not-listed"));
+    f.http->set_api_key("");
+    CHECK(f.http->get("/api/v1/healthz").status == 200);
+  }
+
+  TEST_CASE("every authenticated route answers 401 without a valid key, and routes are named as the table says") {
+    auto o = test_engine_options();
+    auto seen = observed::attach(o);
+    engine_fixture f(o);
+    std::set<std::string> names;
+    for (const auto& route : local::detail::route_table()) {
+      CAPTURE(route.name);
+      names.insert(std::string(route.name));
+      // A concrete target for the pattern.
+      std::string target;
+      std::string_view pattern = route.pattern;
+      while (!pattern.empty()) {
+        const auto start = pattern.find('{');
+        if (start == std::string_view::npos) {
+          target += pattern;
+          break;
+        }
+        target += pattern.substr(0, start);
+        const auto end = pattern.find('}', start);
+        target += pattern.substr(start, end - start + 1) == "{...}" ? "run/weights/name.tar.gz" : "x";
+        pattern.remove_prefix(end + 1);
       }
-      auto records = seen->snapshot();
-      REQUIRE(!records.empty());
-      CHECK(records.back().route == route.name);
-      CHECK(records.back().target == target);
+      for (const auto* key : {"", "not-a-tinker-key", "tml-"}) {
+        f.http->set_api_key(key);
+        auto res = f.http->request(route.method, target,
+                                   route.method == verb::get || route.method == verb::delete_ ? "" : "{}");
+        if (route.authenticated) {
+          CHECK_MESSAGE(res.status == 401, target << " -> " << res.status << " " << res.body);
+          CHECK(contains(detail_of(res), "API key"));
+        } else {
+          CHECK_MESSAGE(res.status != 401, target << " -> " << res.status);
+        }
+        auto records = seen->snapshot();
+        REQUIRE(!records.empty());
+        CHECK(records.back().route == route.name);
+        CHECK(records.back().target == target);
+      }
+    }
+    CHECK(names.size() == local::detail::route_table().size());  // no route named twice
+    CHECK(names.contains("forward_backward"));
+    CHECK(names.contains("download"));
+  }
+
+  TEST_CASE("the request observer reports each routed request in order: seq_ids, request ids, headers, never the key") {
+    auto o = test_engine_options();
+    auto seen = observed::attach(o);
+    engine_fixture f(o);
+    const auto model = f.create_model(f.create_session());
+    forward_backward_request req{
+        forward_backward_input{{engine_fixture::text_datum("observe")}, loss_fn_type::cross_entropy, std::nullopt},
+        model, 1, false};
+    const auto id =
+        future_id(f.http->post_raw("/api/v1/forward_backward", proto::encode(req), "application/x-protobuf"));
+    auto done = f.http->request(verb::post, "/api/v1/retrieve_future", json::to_json(future_retrieve_request{id, true}),
+                                {{"X-Tinker-Request-Type", "ForwardBackward"},
+                                 {"Accept", "application/x-protobuf"},
+                                 {"Authorization", "Bearer tml-test-key"}});
+    REQUIRE(done.status == 200);
+    adam_params p;
+    f.post("/api/v1/optim_step", optim_step_request{p, model, 2});
+    f.http->set_api_key("bad-key");
+    f.http->get("/api/v1/get_server_capabilities");  // refused, still reported
+    f.http->get("/api/v1/not_a_route");              // unrouted: not reported
+
+    const auto records = seen->snapshot();
+    std::vector<std::string> routes;
+    for (const auto& r : records) routes.push_back(r.route);
+    const std::vector<std::string> tail(routes.end() - 4, routes.end());
+    CHECK(tail ==
+          std::vector<std::string>{"forward_backward", "retrieve_future", "optim_step", "get_server_capabilities"});
+    const auto& fb = records[records.size() - 4];
+    CHECK(fb.method == "POST");
+    CHECK(fb.target == "/api/v1/forward_backward");
+    CHECK(fb.model_id == model);
+    CHECK(fb.seq_id == 1);
+    CHECK(fb.headers.at("content-type") == "application/x-protobuf");
+    const auto& poll = records[records.size() - 3];
+    CHECK(poll.headers.at("x-tinker-request-type") == "ForwardBackward");
+    CHECK(poll.request_id == id);
+    CHECK(!poll.seq_id);
+    const auto& optim = records[records.size() - 2];
+    CHECK(optim.seq_id == 2);
+    CHECK(optim.model_id == model);
+    for (const auto& r : records) {
+      CHECK(!r.headers.contains("x-api-key"));
+      CHECK(!r.headers.contains("authorization"));
+      for (const auto& [name, value] : r.headers) {
+        CHECK(!contains(value, "tml-test-key"));
+        CHECK(!contains(value, "bad-key"));
+      }
     }
   }
-  CHECK(names.size() == local::detail::route_table().size());  // no route named twice
-  CHECK(names.contains("forward_backward"));
-  CHECK(names.contains("download"));
-}
-
-TEST_CASE("the request observer reports each routed request in order: seq_ids, request ids, headers, never the key") {
-  auto o = test_engine_options();
-  auto seen = observed::attach(o);
-  engine_fixture f(o);
-  const auto model = f.create_model(f.create_session());
-  forward_backward_request req{forward_backward_input{{engine_fixture::text_datum("observe")}, loss_fn_type::cross_entropy, std::nullopt},
-                               model, 1, false};
-  const auto id = future_id(f.http->post_raw("/api/v1/forward_backward", proto::encode(req), "application/x-protobuf"));
-  auto done = f.http->request(verb::post, "/api/v1/retrieve_future", json::to_json(future_retrieve_request{id, true}),
-                              {{"X-Tinker-Request-Type", "ForwardBackward"}, {"Accept", "application/x-protobuf"},
-                               {"Authorization", "Bearer tml-test-key"}});
-  REQUIRE(done.status == 200);
-  adam_params p;
-  f.post("/api/v1/optim_step", optim_step_request{p, model, 2});
-  f.http->set_api_key("bad-key");
-  f.http->get("/api/v1/get_server_capabilities");  // refused, still reported
-  f.http->get("/api/v1/not_a_route");              // unrouted: not reported
-
-  const auto records = seen->snapshot();
-  std::vector<std::string> routes;
-  for (const auto& r : records) routes.push_back(r.route);
-  const std::vector<std::string> tail(routes.end() - 4, routes.end());
-  CHECK(tail == std::vector<std::string>{"forward_backward", "retrieve_future", "optim_step", "get_server_capabilities"});
-  const auto& fb = records[records.size() - 4];
-  CHECK(fb.method == "POST");
-  CHECK(fb.target == "/api/v1/forward_backward");
-  CHECK(fb.model_id == model);
-  CHECK(fb.seq_id == 1);
-  CHECK(fb.headers.at("content-type") == "application/x-protobuf");
-  const auto& poll = records[records.size() - 3];
-  CHECK(poll.headers.at("x-tinker-request-type") == "ForwardBackward");
-  CHECK(poll.request_id == id);
-  CHECK(!poll.seq_id);
-  const auto& optim = records[records.size() - 2];
-  CHECK(optim.seq_id == 2);
-  CHECK(optim.model_id == model);
-  for (const auto& r : records) {
-    CHECK(!r.headers.contains("x-api-key"));
-    CHECK(!r.headers.contains("authorization"));
-    for (const auto& [name, value] : r.headers) {
-      CHECK(!contains(value, "tml-test-key"));
-      CHECK(!contains(value, "bad-key"));
-    }
-  }
-}
 
 }  // TEST_SUITE

@@ -53,8 +53,8 @@ inline local::engine_options test_engine_options(const std::string& data_dir = {
 struct temp_dir {
   std::filesystem::path path;
   temp_dir() {
-    path = std::filesystem::temp_directory_path() / ("tinker-engine-test-" + std::to_string(::getpid()) + "-" +
-                                                     std::to_string(counter()++));
+    path = std::filesystem::temp_directory_path() /
+           ("tinker-engine-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
     std::filesystem::remove_all(path);
     std::filesystem::create_directories(path);
   }
@@ -98,10 +98,11 @@ struct engine_fixture {
   /// Polls until the future is done; returns the final answer (protobuf or JSON).
   sync_response wait(const std::string& request_id, bool accept_protobuf = false) {
     for (int i = 0; i < 1000; ++i) {
-      auto res = http->request(boost::beast::http::verb::post, "/api/v1/retrieve_future",
-                               json::to_json(future_retrieve_request{request_id, true}),
-                               accept_protobuf ? std::vector<std::pair<std::string, std::string>>{{"Accept", "application/x-protobuf"}}
-                                               : std::vector<std::pair<std::string, std::string>>{});
+      auto res = http->request(
+          boost::beast::http::verb::post, "/api/v1/retrieve_future",
+          json::to_json(future_retrieve_request{request_id, true}),
+          accept_protobuf ? std::vector<std::pair<std::string, std::string>>{{"Accept", "application/x-protobuf"}}
+                          : std::vector<std::pair<std::string, std::string>>{});
       if (res.status != 200) return res;
       if (res.header("Content-Type").find("protobuf") != std::string::npos) return res;
       auto v = res.json();
@@ -175,7 +176,9 @@ inline std::string detail_of(const sync_response& r) {
   return std::string(v.as_object().at("detail").as_string());
 }
 
-inline bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+inline bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 /// The request id of a future-returning submission's answer; fails the test unless it is a 200.
 inline std::string future_id(const sync_response& res) {

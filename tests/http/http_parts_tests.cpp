@@ -1,6 +1,9 @@
 // The pieces of the HTTP layer on their own: URL parsing, gzip with real zlib, the request head
 // writer, Accept-Encoding parsing, and the server against raw bytes (garbage, limits, pipelining,
 // 100-continue, stop).
+#include "common/test_certs.hpp"
+#include "http/http_test_support.hpp"
+
 #include <tinker/http/detail/request_head.hpp>
 #include <tinker/http/gzip.hpp>
 #include <tinker/http/url.hpp>
@@ -12,9 +15,6 @@
 
 #include <random>
 #include <string>
-
-#include "common/test_certs.hpp"
-#include "http/http_test_support.hpp"
 
 using namespace tinker;
 using namespace tinker::test;

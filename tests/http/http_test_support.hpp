@@ -3,6 +3,8 @@
 // garbage input, and spawning transport calls whose outcome the test inspects later.
 #pragma once
 
+#include "common/run_coro.hpp"
+
 #include <tinker/error.hpp>
 #include <tinker/http/gzip.hpp>
 #include <tinker/http/transport.hpp>
@@ -33,8 +35,6 @@
 #include <string>
 #include <vector>
 
-#include "common/run_coro.hpp"
-
 namespace tinker::test {
 
 namespace asio = boost::asio;
@@ -44,7 +44,7 @@ using tinker::local::http_response;
 
 /// Handlers that call wait() park until open(); counts arrivals so tests can wait for "N parked".
 class gate {
- public:
+public:
   explicit gate(asio::any_io_executor ex) : ex_(std::move(ex)) {}
 
   asio::awaitable<void> wait() {
@@ -71,7 +71,7 @@ class gate {
   std::size_t parked() const noexcept { return parked_->size(); }
   std::size_t cancelled() const noexcept { return cancelled_; }
 
- private:
+private:
   asio::any_io_executor ex_;
   std::shared_ptr<std::vector<asio::steady_timer*>> parked_ = std::make_shared<std::vector<asio::steady_timer*>>();
   std::size_t arrived_ = 0, cancelled_ = 0;

@@ -1,6 +1,9 @@
 // The client transport against the local HTTP server over real loopback sockets (and TLS with a
 // CA and certificates made at test time). No sleeps for synchronisation: tests wait for
 // conditions (handlers parked, requests queued) by yielding to the event loop.
+#include "common/test_certs.hpp"
+#include "http/http_test_support.hpp"
+
 #include <tinker/http/transport.hpp>
 
 #include <boost/asio/deferred.hpp>
@@ -19,9 +22,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include "common/test_certs.hpp"
-#include "http/http_test_support.hpp"
 
 using namespace tinker;
 using namespace tinker::test;

@@ -63,7 +63,8 @@ inline std::vector<float> logprobs_of(const forward_backward_output& out, std::s
 
 /// Logprobs of every next token of `tokens` under `weights` (the dense, merged matrices), computed
 /// the textbook way: concat, matrix-vector products, tanh, softmax.
-inline std::vector<std::vector<double>> reference_logprobs(const detail::dense_weights& w, const std::vector<token_id>& tokens) {
+inline std::vector<std::vector<double>> reference_logprobs(const detail::dense_weights& w,
+                                                           const std::vector<token_id>& tokens) {
   const int d = w.dims.d, h = w.dims.hidden, v = w.dims.vocab;
   std::vector<std::vector<double>> out;
   for (std::size_t i = 0; i < tokens.size(); ++i) {

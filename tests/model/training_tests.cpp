@@ -21,7 +21,8 @@ using namespace tinker::local::test;
 
 TEST_CASE("byte_tokenizer: bytes are tokens, BOS/EOS are skipped on decode, bad ids are named") {
   byte_tokenizer tok;
-  static_assert(byte_tokenizer::vocab_size == 258 && byte_tokenizer::bos_token == 256 && byte_tokenizer::eos_token == 257);
+  static_assert(byte_tokenizer::vocab_size == 258 && byte_tokenizer::bos_token == 256 &&
+                byte_tokenizer::eos_token == 257);
   CHECK(byte_tokenizer::tokenizer_id == "tinker-local/byte");
   std::string all;
   for (int b = 0; b < 256; ++b) all.push_back(static_cast<char>(b));
@@ -152,11 +153,13 @@ TEST_CASE("LoRA: rank and train_* flags set the trainable parameters, a fresh ad
     CHECK(trainable_model(base, lora(r, 1, false, true, false)).trainable_parameter_count() == ur * (up + down));
     CHECK(trainable_model(base, lora(r, 1, false, false, true)).trainable_parameter_count() == ur * unembed);
   }
-  CHECK(trainable_model(base, lora(8, 1)).trainable_parameter_count() > trainable_model(base, lora(4, 1)).trainable_parameter_count());
+  CHECK(trainable_model(base, lora(8, 1)).trainable_parameter_count() >
+        trainable_model(base, lora(4, 1)).trainable_parameter_count());
   const auto small = base_model::create(default_base_models()[1]);
   CHECK(trainable_model(small, lora(2, 1)).trainable_parameter_count() == 2u * (3 * 64 + 2 * (64 + 128) + 64 + 258));
 
-  CHECK(contains(invalid_argument_message([&] { trainable_model(base, lora(4, 1, false, false, false)); }), "train_attn"));
+  CHECK(contains(invalid_argument_message([&] { trainable_model(base, lora(4, 1, false, false, false)); }),
+                 "train_attn"));
   CHECK(contains(invalid_argument_message([&] { trainable_model(base, lora(0, 1)); }), "rank"));
   CHECK(contains(invalid_argument_message([&] { trainable_model(nullptr, lora(4, 1)); }), "null"));
 
@@ -277,8 +280,10 @@ std::vector<datum> rl_data(trainable_model& model, const std::vector<double>& lo
     std::vector<std::int64_t> targets;
     for (std::size_t i = 1; i < input.size(); ++i) targets.push_back(input[i]);
     targets.push_back(257);
-    datum probe = rl_datum(input, targets, std::vector<float>(input.size(), 0.f), std::vector<float>(input.size(), 0.f));
-    const auto lp = logprobs_of(model.forward_backward(std::span(&probe, 1), loss_fn_type::importance_sampling, std::nullopt, true), 0);
+    datum probe =
+        rl_datum(input, targets, std::vector<float>(input.size(), 0.f), std::vector<float>(input.size(), 0.f));
+    const auto lp = logprobs_of(
+        model.forward_backward(std::span(&probe, 1), loss_fn_type::importance_sampling, std::nullopt, true), 0);
     std::vector<float> q, adv;
     for (std::size_t i = 0; i < input.size(); ++i, ++k) {
       q.push_back(static_cast<float>(lp[i] - log_ratios[k % log_ratios.size()]));
@@ -297,8 +302,8 @@ TEST_CASE("gradients match central finite differences for every LoRA part and ev
     const char* name;
     bool attn, mlp, unembed;
   };
-  for (auto p : {parts{"attn", true, false, false}, parts{"mlp", false, true, false}, parts{"unembed", false, false, true},
-                 parts{"all", true, true, true}}) {
+  for (auto p : {parts{"attn", true, false, false}, parts{"mlp", false, true, false},
+                 parts{"unembed", false, false, true}, parts{"all", true, true, true}}) {
     CAPTURE(p.name);
     trainable_model model(base, lora(2, 3, p.attn, p.mlp, p.unembed));
     model.set_parameters(random_parameters(model.trainable_parameter_count(), 11));
@@ -397,7 +402,8 @@ TEST_CASE("loss definitions: values per element, stop-gradient of cispo, zero PP
   trainable_model m(base, lora(2, 3));
   m.set_parameters(model.parameters());
   m.forward_backward(unclipped_only, loss_fn_type::ppo, std::nullopt, false);
-  for (std::size_t i = 0; i < ppo_grad.size(); ++i) CHECK(m.gradients()[i] == doctest::Approx(ppo_grad[i]).epsilon(1e-12));
+  for (std::size_t i = 0; i < ppo_grad.size(); ++i)
+    CHECK(m.gradients()[i] == doctest::Approx(ppo_grad[i]).epsilon(1e-12));
   bool any_difference = false;
   for (std::size_t i = 0; i < ppo_grad.size(); ++i) any_difference = any_difference || ppo_grad[i] != is_grad[i];
   CHECK(any_difference);  // some elements were clipped
@@ -444,8 +450,10 @@ TEST_CASE("forward_backward: 2-D targets (N x K), sparse (CSR) inputs and per-to
   // Two targets per position with weights: a distillation-style soft target.
   datum two;
   two.model_input = model_input::from_ints(input);
-  two.loss_fn_inputs.emplace("target_tokens", tensor_data(std::vector<std::int64_t>{'c', 'k', 'a', 'o', 't', 'r', 257, 's'}, {4, 2}));
-  two.loss_fn_inputs.emplace("weights", tensor_data(std::vector<float>{0.75f, 0.25f, 1.f, 0.f, 0.5f, 0.5f, 1.f, 0.f}, {4, 2}));
+  two.loss_fn_inputs.emplace("target_tokens",
+                             tensor_data(std::vector<std::int64_t>{'c', 'k', 'a', 'o', 't', 'r', 257, 's'}, {4, 2}));
+  two.loss_fn_inputs.emplace("weights",
+                             tensor_data(std::vector<float>{0.75f, 0.25f, 1.f, 0.f, 0.5f, 0.5f, 1.f, 0.f}, {4, 2}));
   const auto out = model.forward_backward(std::span(&two, 1), loss_fn_type::cross_entropy, std::nullopt, true);
   const auto& lp = out.loss_fn_outputs[0].at("logprobs");
   CHECK(lp.shape == std::vector<std::int64_t>{4, 2});
@@ -454,26 +462,32 @@ TEST_CASE("forward_backward: 2-D targets (N x K), sparse (CSR) inputs and per-to
     datum one;
     one.model_input = model_input::from_ints(input);
     std::vector<std::int64_t> t;
-    for (int i = 0; i < 4; ++i) t.push_back(two.loss_fn_inputs.at("target_tokens").int64s()[static_cast<std::size_t>(2 * i + col)]);
+    for (int i = 0; i < 4; ++i)
+      t.push_back(two.loss_fn_inputs.at("target_tokens").int64s()[static_cast<std::size_t>(2 * i + col)]);
     one.loss_fn_inputs.emplace("target_tokens", tensor_data(t));
     one.loss_fn_inputs.emplace("weights", tensor_data(std::vector<float>(4, 1.f)));
-    const auto lp1 = logprobs_of(model.forward_backward(std::span(&one, 1), loss_fn_type::cross_entropy, std::nullopt, true), 0);
-    for (int i = 0; i < 4; ++i) CHECK(lp.floats()[static_cast<std::size_t>(2 * i + col)] == lp1[static_cast<std::size_t>(i)]);
+    const auto lp1 =
+        logprobs_of(model.forward_backward(std::span(&one, 1), loss_fn_type::cross_entropy, std::nullopt, true), 0);
+    for (int i = 0; i < 4; ++i)
+      CHECK(lp.floats()[static_cast<std::size_t>(2 * i + col)] == lp1[static_cast<std::size_t>(i)]);
   }
   // The same targets and weights as CSR-sparse tensors: the zero-weight slots become (token 0, weight 0).
   datum sparse;
   sparse.model_input = model_input::from_ints(input);
-  sparse.loss_fn_inputs.emplace("target_tokens", tensor_data::sparse_csr(std::vector<std::int64_t>{'c', 'k', 'a', 't', 'r', 257}, 4, 2,
-                                                                          {0, 2, 3, 5, 6}, {0, 1, 0, 0, 1, 0}));
-  sparse.loss_fn_inputs.emplace("weights", tensor_data::sparse_csr(std::vector<float>{0.75f, 0.25f, 1.f, 0.5f, 0.5f, 1.f}, 4, 2,
-                                                                    {0, 2, 3, 5, 6}, {0, 1, 0, 0, 1, 0}));
-  const auto sparse_out = model.forward_backward(std::span(&sparse, 1), loss_fn_type::cross_entropy, std::nullopt, true);
+  sparse.loss_fn_inputs.emplace("target_tokens",
+                                tensor_data::sparse_csr(std::vector<std::int64_t>{'c', 'k', 'a', 't', 'r', 257}, 4, 2,
+                                                        {0, 2, 3, 5, 6}, {0, 1, 0, 0, 1, 0}));
+  sparse.loss_fn_inputs.emplace(
+      "weights", tensor_data::sparse_csr(std::vector<float>{0.75f, 0.25f, 1.f, 0.5f, 0.5f, 1.f}, 4, 2, {0, 2, 3, 5, 6},
+                                         {0, 1, 0, 0, 1, 0}));
+  const auto sparse_out =
+      model.forward_backward(std::span(&sparse, 1), loss_fn_type::cross_entropy, std::nullopt, true);
   CHECK(loss_sum(sparse_out) == doctest::Approx(loss_sum(out)).epsilon(1e-14));
 
   // Per-token clip thresholds (as loss_fn_inputs) override the configuration.
   auto data = rl_data(model, {0.5, 0.5, 0.5});
-  const auto per_config = loss_sum(model.forward_backward(data, loss_fn_type::ppo,
-                                                          loss_fn_config{{"clip_low_threshold", 0.5}, {"clip_high_threshold", 2.0}}, true));
+  const auto per_config = loss_sum(model.forward_backward(
+      data, loss_fn_type::ppo, loss_fn_config{{"clip_low_threshold", 0.5}, {"clip_high_threshold", 2.0}}, true));
   for (auto& d : data) {
     const auto n = d.model_input.length();
     d.loss_fn_inputs.emplace("clip_low_threshold", tensor_data(std::vector<float>(n, 0.5f)));
@@ -486,7 +500,8 @@ TEST_CASE("forward_backward: bad inputs are tinker::invalid_argument naming the 
   const auto& base = tiny_base();
   trainable_model model(base, lora(4, 9));
   const auto good = text_datum("valid");
-  auto fb = [&](const datum& d, loss_fn_type loss = loss_fn_type::cross_entropy, std::optional<loss_fn_config> config = std::nullopt) {
+  auto fb = [&](const datum& d, loss_fn_type loss = loss_fn_type::cross_entropy,
+                std::optional<loss_fn_config> config = std::nullopt) {
     return invalid_argument_message([&] { model.forward_backward(std::vector<datum>{good, d}, loss, config, false); });
   };
   auto with = [&](auto change) {
@@ -511,7 +526,9 @@ TEST_CASE("forward_backward: bad inputs are tinker::invalid_argument naming the 
   CHECK(contains(m, "data[1].loss_fn_inputs.weights"));
   CHECK(contains(m, "3 rows"));
   CHECK(contains(m, "5 tokens"));
-  m = fb(with([](datum& d) { d.loss_fn_inputs["target_tokens"] = tensor_data(std::vector<std::int64_t>{'a', 'b', 300, 'c', 'd'}); }));
+  m = fb(with([](datum& d) {
+    d.loss_fn_inputs["target_tokens"] = tensor_data(std::vector<std::int64_t>{'a', 'b', 300, 'c', 'd'});
+  }));
   CHECK(contains(m, "target_tokens"));
   CHECK(contains(m, "300"));
   m = fb(with([](datum& d) { d.loss_fn_inputs["target_tokens"] = tensor_data(std::vector<float>{1, 2, 3, 4, 5}); }));
@@ -531,7 +548,9 @@ TEST_CASE("forward_backward: bad inputs are tinker::invalid_argument naming the 
   }));
   CHECK(contains(m, "5000 tokens"));
   CHECK(contains(m, "4096"));
-  m = fb(with([](datum& d) { d.loss_fn_inputs["weights"] = tensor_data(std::vector<float>{1, 1, std::nanf(""), 1, 1}); }));
+  m = fb(with([](datum& d) {
+    d.loss_fn_inputs["weights"] = tensor_data(std::vector<float>{1, 1, std::nanf(""), 1, 1});
+  }));
   CHECK(contains(m, "weights"));
   CHECK(contains(m, "not finite"));
   m = fb(with([](datum& d) { d.loss_fn_inputs["weights"] = tensor_data(std::vector<float>(10, 1.f), {5, 2}); }));
@@ -540,15 +559,20 @@ TEST_CASE("forward_backward: bad inputs are tinker::invalid_argument naming the 
   // anything is allocated from them.
   constexpr std::int64_t huge = std::int64_t{1} << 62;
   m = fb(with([&](datum& d) {
-    d.loss_fn_inputs["target_tokens"] = tensor_data::sparse_csr(std::vector<std::int64_t>{1}, 5, huge, {0, 0, 1, 1, 1, 1}, {5});
+    d.loss_fn_inputs["target_tokens"] =
+        tensor_data::sparse_csr(std::vector<std::int64_t>{1}, 5, huge, {0, 0, 1, 1, 1, 1}, {5});
   }));
   CHECK(contains(m, "data[1].loss_fn_inputs.target_tokens"));
   CHECK(contains(m, "columns"));
-  m = fb(with([&](datum& d) { d.loss_fn_inputs["target_tokens"] = tensor_data(std::vector<std::int64_t>{}, {5, huge}); }));
+  m = fb(with([&](datum& d) {
+    d.loss_fn_inputs["target_tokens"] = tensor_data(std::vector<std::int64_t>{}, {5, huge});
+  }));
   CHECK(contains(m, "columns"));
   m = fb(with([&](datum& d) { d.loss_fn_inputs["weights"] = tensor_data(std::vector<float>{}, {5, huge}); }));
   CHECK(contains(m, "loss_fn_inputs.weights"));
-  m = fb(with([](datum& d) { d.loss_fn_inputs["target_tokens"] = tensor_data(std::vector<std::int64_t>(5 * 259, 1), {5, 259}); }));
+  m = fb(with([](datum& d) {
+    d.loss_fn_inputs["target_tokens"] = tensor_data(std::vector<std::int64_t>(5 * 259, 1), {5, 259});
+  }));
   CHECK(contains(m, "259 columns"));
   m = fb(with([](datum& d) { d.loss_fn_inputs["weights"] = tensor_data(std::vector<float>{1, 1}, {5, 1}); }));
   CHECK(contains(m, "2 values"));
@@ -558,7 +582,8 @@ TEST_CASE("forward_backward: bad inputs are tinker::invalid_argument naming the 
     const auto direct = invalid_argument_message(
         [&] { trainable_model::check_forward_backward_input(*base, data, loss_fn_type::cross_entropy, std::nullopt); });
     CHECK(direct == fb(data[1]));
-    CHECK_NOTHROW(trainable_model::check_forward_backward_input(*base, std::vector<datum>{good}, loss_fn_type::cross_entropy, std::nullopt));
+    CHECK_NOTHROW(trainable_model::check_forward_backward_input(*base, std::vector<datum>{good},
+                                                                loss_fn_type::cross_entropy, std::nullopt));
     adam_params a;
     a.beta2 = 1.0;
     CHECK(contains(invalid_argument_message([&] { trainable_model::check_adam_params(a); }), "beta2"));
@@ -567,12 +592,15 @@ TEST_CASE("forward_backward: bad inputs are tinker::invalid_argument naming the 
   CHECK(contains(m, "loss_fn_config"));
   CHECK(contains(m, "'beta'"));
   m = invalid_argument_message([&] {
-    model.forward_backward(rl_data(model, {0.0}), loss_fn_type::ppo, loss_fn_config{{"clip_low_threshold", 1.5}}, false);
+    model.forward_backward(rl_data(model, {0.0}), loss_fn_type::ppo, loss_fn_config{{"clip_low_threshold", 1.5}},
+                           false);
   });
   CHECK(contains(m, "clip_low_threshold"));
   CHECK(contains(m, "1.5"));
-  m = invalid_argument_message(
-      [&] { model.forward_backward(rl_data(model, {0.0}), loss_fn_type::dro, loss_fn_config{{"clip_high_threshold", 2.0}}, false); });
+  m = invalid_argument_message([&] {
+    model.forward_backward(rl_data(model, {0.0}), loss_fn_type::dro, loss_fn_config{{"clip_high_threshold", 2.0}},
+                           false);
+  });
   CHECK(contains(m, "unknown key 'clip_high_threshold'"));
   CHECK(contains(m, "beta"));
   // Nothing was accumulated by the failed calls.
@@ -629,7 +657,8 @@ TEST_CASE("optim_step: AdamW with bias correction, decoupled weight decay, clipp
   const auto rc = clipped.optim_step(qc);
   free.optim_step(q);
   CHECK(rc.metrics->at("grad_norm:mean") == doctest::Approx(std::sqrt(norm)));  // reported before clipping
-  const auto big = static_cast<std::size_t>(std::max_element(g.begin(), g.end(), [](double a, double b) { return std::abs(a) < std::abs(b); }) - g.begin());
+  const auto big = static_cast<std::size_t>(
+      std::max_element(g.begin(), g.end(), [](double a, double b) { return std::abs(a) < std::abs(b); }) - g.begin());
   const double step_free = free.parameters()[big] - before[big];
   const double step_clipped = clipped.parameters()[big] - before[big];
   CHECK(step_clipped / step_free == doctest::Approx(0.25).epsilon(1e-3));
@@ -645,7 +674,8 @@ TEST_CASE("optim_step: AdamW with bias correction, decoupled weight decay, clipp
   CHECK(contains(bad([](adam_params& a) { a.beta2 = -0.1; }), "beta2"));
   CHECK(contains(bad([](adam_params& a) { a.eps = 0; }), "eps"));
   CHECK(contains(bad([](adam_params& a) { a.weight_decay = -0.5; }), "-0.5"));
-  CHECK(contains(bad([](adam_params& a) { a.grad_clip_norm = std::numeric_limits<double>::infinity(); }), "grad_clip_norm"));
+  CHECK(contains(bad([](adam_params& a) { a.grad_clip_norm = std::numeric_limits<double>::infinity(); }),
+                 "grad_clip_norm"));
   CHECK(contains(bad([](adam_params& a) { a.learning_rate = std::nan(""); }), "learning_rate"));
   CHECK(model.step() == 1);
 }
@@ -699,7 +729,8 @@ TEST_CASE("learning: importance sampling with a group-mean baseline raises a low
       const auto& s = response.sequences[i];
       std::vector<token_id> input{byte_tokenizer::bos_token};
       input.insert(input.end(), s.tokens.begin(), s.tokens.end() - 1);
-      batch.push_back(rl_datum(std::move(input), std::vector<std::int64_t>(s.tokens.begin(), s.tokens.end()), *s.logprobs,
+      batch.push_back(rl_datum(std::move(input), std::vector<std::int64_t>(s.tokens.begin(), s.tokens.end()),
+                               *s.logprobs,
                                std::vector<float>(s.tokens.size(), static_cast<float>(rewards[i] - mean))));
     }
     const auto out = model.forward_backward(batch, loss_fn_type::importance_sampling, std::nullopt, false);
@@ -781,7 +812,8 @@ TEST_CASE("checkpoints: save -> load with optimizer reproduces the next steps ex
   reference.import_checkpoint(files, true);
   CHECK(std::equal(weights_only.parameters().begin(), weights_only.parameters().end(), reference.parameters().begin()));
   CHECK(weights_only.step() == 0);
-  CHECK(std::all_of(weights_only.gradients().begin(), weights_only.gradients().end(), [](double g) { return g == 0.0; }));
+  CHECK(
+      std::all_of(weights_only.gradients().begin(), weights_only.gradients().end(), [](double g) { return g == 0.0; }));
   weights_only.forward_backward(data, loss_fn_type::cross_entropy, std::nullopt, false);
   reference.forward_backward(data, loss_fn_type::cross_entropy, std::nullopt, false);
   weights_only.optim_step(p);
@@ -821,8 +853,10 @@ TEST_CASE("checkpoints: PEFT layout of adapter_config.json and adapter_model.saf
   CHECK(a.dtype == safetensors_dtype::f32);
   CHECK(a.shape == std::vector<std::uint64_t>{4, 32});
   CHECK(adapter.at("base_model.model.lm_head.lora_B.weight").shape == std::vector<std::uint64_t>{258, 4});
-  CHECK(adapter.at("base_model.model.model.layers.0.mlp.up_proj.lora_A.weight").shape == std::vector<std::uint64_t>{4, 32});
-  CHECK(adapter.at("base_model.model.model.layers.0.mlp.down_proj.lora_B.weight").shape == std::vector<std::uint64_t>{32, 4});
+  CHECK(adapter.at("base_model.model.model.layers.0.mlp.up_proj.lora_A.weight").shape ==
+        std::vector<std::uint64_t>{4, 32});
+  CHECK(adapter.at("base_model.model.model.layers.0.mlp.down_proj.lora_B.weight").shape ==
+        std::vector<std::uint64_t>{32, 4});
   CHECK(adapter.find("base_model.model.model.layers.0.attn.mix_proj.lora_A.weight") == nullptr);
   // The file's values are the parameters.
   const auto values = adapter.read_floats(a);
@@ -920,7 +954,8 @@ TEST_CASE("safetensors: round trip, a hand-made reference file, and rejection of
   CHECK(r.read_floats(r.at("moments")) == d);
   CHECK(r.at("empty").element_count == 0);
   CHECK(contains(protocol_error_message([&] { (void)r.at("nope"); }), "nope"));
-  CHECK(contains(invalid_argument_message([&] { w.add("weights", {1}, std::span<const float>(f.data(), 1)); }), "twice"));
+  CHECK(
+      contains(invalid_argument_message([&] { w.add("weights", {1}, std::span<const float>(f.data(), 1)); }), "twice"));
   CHECK(contains(invalid_argument_message([&] { w.add("x", {4}, std::span<const float>(f.data(), 3)); }), "shape"));
 
   // Written by hand after the format description (as the reference implementation lays it out):
@@ -959,11 +994,15 @@ TEST_CASE("safetensors: round trip, a hand-made reference file, and rejection of
   rejected(make_file(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}})", eight), "out of range");
   rejected(make_file(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", eight), "ends before it begins");
   rejected(make_file(R"({"t":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", eight), "non-negative");
-  rejected(make_file(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"u":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", eight),
-           "overlaps");
+  rejected(
+      make_file(
+          R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"u":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+          eight),
+      "overlaps");
   rejected(make_file(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", eight), "unused");
   rejected(make_file("{" + ok_entry + "}", eight + "xx"), "cover 8");
-  rejected(make_file(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", eight), "overflow");
+  rejected(make_file(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", eight),
+           "overflow");
   rejected(make_file(R"({"__metadata__":{"k":1}})", ""), "strings");
   rejected(make_file(R"({"t":{"dtype":"F32","shape":[2]}})", eight), "data_offsets");
   // Reading integers as floats is refused.

@@ -262,8 +262,9 @@ std::string first_difference(std::string_view a, std::string_view b) {
   std::size_t i = 0;
   while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
   if (i == a.size() && i == b.size()) return "identical";
-  return "lengths " + std::to_string(a.size() / 2) + " / " + std::to_string(b.size() / 2) + " bytes, first difference at byte " +
-         std::to_string(i / 2) + ": ..." + std::string(a.substr(i - i % 2, 32)) + " vs ..." + std::string(b.substr(i - i % 2, 32));
+  return "lengths " + std::to_string(a.size() / 2) + " / " + std::to_string(b.size() / 2) +
+         " bytes, first difference at byte " + std::to_string(i / 2) + ": ..." + std::string(a.substr(i - i % 2, 32)) +
+         " vs ..." + std::string(b.substr(i - i % 2, 32));
 }
 
 /// A temporary directory holding the generated tinker_public_pb2.py and the script.
@@ -276,10 +277,11 @@ public:
                     "(scripts/install-deps.sh installs protobuf-compiler and python3-protobuf)");
     REQUIRE_MESSAGE(fs::exists(system_python),
                     system_python << " not found: install the Debian packages python3 and python3-protobuf "
-                                   "(scripts/install-deps.sh does)");
-    REQUIRE_MESSAGE(std::system((std::string(system_python) + " -c 'import google.protobuf' >/dev/null 2>&1").c_str()) == 0,
-                    system_python << " cannot import google.protobuf: install the Debian package python3-protobuf "
-                                   "(scripts/install-deps.sh does)");
+                                     "(scripts/install-deps.sh does)");
+    REQUIRE_MESSAGE(
+        std::system((std::string(system_python) + " -c 'import google.protobuf' >/dev/null 2>&1").c_str()) == 0,
+        system_python << " cannot import google.protobuf: install the Debian package python3-protobuf "
+                         "(scripts/install-deps.sh does)");
 
     std::string pattern = (fs::temp_directory_path() / "tinker-proto-XXXXXX").string();
     REQUIRE_MESSAGE(mkdtemp(pattern.data()) != nullptr, "mkdtemp failed for " << pattern);
@@ -316,15 +318,16 @@ public:
   json::array run() {
     const auto jobs_file = dir_ / "jobs.json";
     std::ofstream(jobs_file) << json::serialize(jobs_);
-    const auto out = run_command(std::string(system_python) + " " + shell_quote((dir_ / "cross_check.py").string()) + " " +
-                                 shell_quote(dir_.string()) + " " + shell_quote(jobs_file.string()));
+    const auto out = run_command(std::string(system_python) + " " + shell_quote((dir_ / "cross_check.py").string()) +
+                                 " " + shell_quote(dir_.string()) + " " + shell_quote(jobs_file.string()));
     auto result = json::parse(out).as_object();
     MESSAGE("python3-protobuf implementation: " << result.at("implementation").as_string());
     auto results = result.at("results").as_array();
     REQUIRE(results.size() == jobs_.size());
     for (std::size_t i = 0; i < results.size(); ++i)
       if (const auto* error = results[i].as_object().if_contains("error"))
-        FAIL_CHECK("python job " << i << " (" << json::serialize(jobs_[i].at("op")) << ") failed: " << error->as_string());
+        FAIL_CHECK("python job " << i << " (" << json::serialize(jobs_[i].at("op"))
+                                 << ") failed: " << error->as_string());
     return results;
   }
 
@@ -370,13 +373,14 @@ json::object canonical(const forward_backward_request& r) {
     json::array chunks;
     for (const auto& c : d.model_input.chunks) {
       if (const auto* t = std::get_if<encoded_text_chunk>(&c))
-        chunks.push_back(json::object{{"encoded_text", json::object{{"tokens", ints(std::span<const token_id>(t->tokens))}}}});
+        chunks.push_back(
+            json::object{{"encoded_text", json::object{{"tokens", ints(std::span<const token_id>(t->tokens))}}}});
       else if (const auto* i = std::get_if<image_chunk>(&c))
-        chunks.push_back(json::object{{"image", json::object{{"data", hex(i->data)},
-                                                             {"format", to_string(i->format)},
-                                                             {"expected_tokens", i->expected_tokens
-                                                                                     ? json::value(*i->expected_tokens)
-                                                                                     : json::value(nullptr)}}}});
+        chunks.push_back(json::object{
+            {"image", json::object{{"data", hex(i->data)},
+                                   {"format", to_string(i->format)},
+                                   {"expected_tokens",
+                                    i->expected_tokens ? json::value(*i->expected_tokens) : json::value(nullptr)}}}});
       else if (const auto* m = std::get_if<dmel_chunk>(&c))
         chunks.push_back(json::object{{"dmel", json::object{{"dmel", hex(m->dmel)}}}});
     }
@@ -444,26 +448,29 @@ json::object canonical(const forward_backward_output& out) {
   }
   json::object metrics;
   for (const auto& [k, v] : out.metrics) metrics[k] = number(v);
-  return json::object{{"loss_fn_output_type", out.loss_fn_output_type}, {"metrics", std::move(metrics)},
+  return json::object{{"loss_fn_output_type", out.loss_fn_output_type},
+                      {"metrics", std::move(metrics)},
                       {"loss_fn_outputs", std::move(records)}};
 }
 
 json::object canonical(const sample_response& res) {
   json::array sequences;
   for (const auto& s : res.sequences)
-    sequences.push_back(json::object{{"stop_reason", s.stop_reason == stop_reason::stop ? 0 : 1},
-                                     {"tokens", ints(std::span<const token_id>(s.tokens))},
-                                     {"logprobs", s.logprobs ? json::value(floats(*s.logprobs)) : json::value(nullptr)}});
+    sequences.push_back(
+        json::object{{"stop_reason", s.stop_reason == stop_reason::stop ? 0 : 1},
+                     {"tokens", ints(std::span<const token_id>(s.tokens))},
+                     {"logprobs", s.logprobs ? json::value(floats(*s.logprobs)) : json::value(nullptr)}});
   json::value topk = nullptr;
   if (const auto& t = res.topk_prompt_logprobs)
     topk = json::object{{"token_ids", ints(std::span<const token_id>(t->token_ids))},
                         {"logprobs", floats(t->logprobs)},
                         {"k", t->k},
                         {"prompt_length", t->length}};
-  return json::object{{"sequences", std::move(sequences)},
-                      {"prompt_logprobs", res.prompt_logprobs ? json::value(floats(*res.prompt_logprobs)) : json::value(nullptr)},
-                      {"topk_prompt_logprobs", std::move(topk)},
-                      {"prompt_cache_hit_tokens", res.prompt_cache_hit_tokens}};
+  return json::object{
+      {"sequences", std::move(sequences)},
+      {"prompt_logprobs", res.prompt_logprobs ? json::value(floats(*res.prompt_logprobs)) : json::value(nullptr)},
+      {"topk_prompt_logprobs", std::move(topk)},
+      {"prompt_cache_hit_tokens", res.prompt_cache_hit_tokens}};
 }
 
 // --- field-by-field comparison ----------------------------------------------------------------------------
@@ -479,11 +486,14 @@ bool parse_number(const json::string& s, double& out) {
 /// numbers compare as numbers (the two sides format floats differently; NaN equals NaN).
 void compare(const json::value& expected, const json::value& actual, const std::string& path,
              std::vector<std::string>& diffs) {
-  auto differ = [&] { diffs.push_back(path + ": expected " + json::serialize(expected) + ", got " + json::serialize(actual)); };
+  auto differ = [&] {
+    diffs.push_back(path + ": expected " + json::serialize(expected) + ", got " + json::serialize(actual));
+  };
   if (expected.is_number() && actual.is_number()) {
     auto as_int = [](const json::value& v) {
-      return v.is_int64() ? static_cast<long double>(v.get_int64())
-                          : v.is_uint64() ? static_cast<long double>(v.get_uint64()) : static_cast<long double>(v.get_double());
+      return v.is_int64()    ? static_cast<long double>(v.get_int64())
+             : v.is_uint64() ? static_cast<long double>(v.get_uint64())
+                             : static_cast<long double>(v.get_double());
     };
     if (as_int(expected) != as_int(actual)) differ();
     return;
@@ -511,8 +521,10 @@ void compare(const json::value& expected, const json::value& actual, const std::
     case json::kind::object: {
       const auto &e = expected.get_object(), &a = actual.get_object();
       for (const auto& [k, v] : e) {
-        if (const auto* other = a.if_contains(k)) compare(v, *other, path + "." + std::string(k), diffs);
-        else diffs.push_back(path + "." + std::string(k) + ": missing");
+        if (const auto* other = a.if_contains(k))
+          compare(v, *other, path + "." + std::string(k), diffs);
+        else
+          diffs.push_back(path + "." + std::string(k) + ": missing");
       }
       for (const auto& [k, v] : a)
         if (!e.contains(k)) diffs.push_back(path + "." + std::string(k) + ": unexpected");
@@ -573,74 +585,75 @@ void cross_check(std::string_view type, const std::vector<case_of<T>>& cases) {
 }  // namespace
 
 TEST_SUITE("proto") {
+  TEST_CASE("python3-protobuf agrees: ForwardBackwardRequest") {
+    auto forward_only = proto_samples::mixed_request();
+    forward_only.forward_only = true;
+    forward_only.seq_id = -123456;  // negative int32: ten-byte varint
+    forward_only.forward_backward_input.loss_fn = loss_fn_type::importance_sampling;
+    forward_only.forward_backward_input.loss_fn_config.reset();
+    forward_only.forward_backward_input.data[1].loss_fn_inputs["weights"] = tensor_data{
+        proto_samples::nan_f, -proto_samples::nan_f, INFINITY, -0.0f, std::numeric_limits<float>::denorm_min()};
 
-TEST_CASE("python3-protobuf agrees: ForwardBackwardRequest") {
-  auto forward_only = proto_samples::mixed_request();
-  forward_only.forward_only = true;
-  forward_only.seq_id = -123456;  // negative int32: ten-byte varint
-  forward_only.forward_backward_input.loss_fn = loss_fn_type::importance_sampling;
-  forward_only.forward_backward_input.loss_fn_config.reset();
-  forward_only.forward_backward_input.data[1].loss_fn_inputs["weights"] =
-      tensor_data{proto_samples::nan_f, -proto_samples::nan_f, INFINITY, -0.0f, std::numeric_limits<float>::denorm_min()};
+    forward_backward_request empty;  // only the loss_fn string
+    cross_check<forward_backward_request>("ForwardBackwardRequest",
+                                          {{"mixed", proto_samples::mixed_request()},
+                                           {"forward_only", forward_only},
+                                           {"realistic", proto_samples::realistic_request(4, 300)},
+                                           {"empty", empty}});
+  }
 
-  forward_backward_request empty;  // only the loss_fn string
-  cross_check<forward_backward_request>("ForwardBackwardRequest", {{"mixed", proto_samples::mixed_request()},
-                                                                   {"forward_only", forward_only},
-                                                                   {"realistic", proto_samples::realistic_request(4, 300)},
-                                                                   {"empty", empty}});
-}
+  TEST_CASE("python3-protobuf agrees: ForwardBackwardOutput") {
+    cross_check<forward_backward_output>("ForwardBackwardOutput",
+                                         {{"single record", proto_samples::single_record_output()},
+                                          {"several records", proto_samples::multi_record_output()},
+                                          {"empty", forward_backward_output{}}});
+  }
 
-TEST_CASE("python3-protobuf agrees: ForwardBackwardOutput") {
-  cross_check<forward_backward_output>("ForwardBackwardOutput", {{"single record", proto_samples::single_record_output()},
-                                                                 {"several records", proto_samples::multi_record_output()},
-                                                                 {"empty", forward_backward_output{}}});
-}
+  TEST_CASE("python3-protobuf agrees: SampleResponse") {
+    auto plain = proto_samples::mixed_sample_response();
+    plain.topk_prompt_logprobs.reset();
+    plain.prompt_logprobs.reset();
+    plain.prompt_cache_hit_tokens = -1;
+    cross_check<sample_response>(
+        "SampleResponse",
+        {{"mixed", proto_samples::mixed_sample_response()}, {"plain", plain}, {"empty", sample_response{}}});
+  }
 
-TEST_CASE("python3-protobuf agrees: SampleResponse") {
-  auto plain = proto_samples::mixed_sample_response();
-  plain.topk_prompt_logprobs.reset();
-  plain.prompt_logprobs.reset();
-  plain.prompt_cache_hit_tokens = -1;
-  cross_check<sample_response>("SampleResponse", {{"mixed", proto_samples::mixed_sample_response()},
-                                                  {"plain", plain},
-                                                  {"empty", sample_response{}}});
-}
-
-TEST_CASE("python3-protobuf messages with INT32 and BFLOAT16 payloads decode widened") {
-  python_oracle python;
-  // Values exactly representable in bfloat16.
-  const auto output_job = python.build(
-      "ForwardBackwardOutput",
-      json::parse(R"({"loss_fn_output_type": "mod.sub:TorchLossReturn", "metrics": {},
+  TEST_CASE("python3-protobuf messages with INT32 and BFLOAT16 payloads decode widened") {
+    python_oracle python;
+    // Values exactly representable in bfloat16.
+    const auto output_job = python.build(
+        "ForwardBackwardOutput", json::parse(R"({"loss_fn_output_type": "mod.sub:TorchLossReturn", "metrics": {},
         "loss_fn_outputs": [
           {"type_tag": "", "num_datums": 2, "fields": {
              "lp":  {"dtype": 4, "trailing_shape": [], "offsets": [0, 4, 6], "data": ["-1.5", "0.25", "-inf"]},
              "ids": {"dtype": 3, "trailing_shape": [2], "offsets": [0, 8, 24], "data": [7, -8, 1, 2, 2147483647, -2147483648]}}},
           {"type_tag": "", "num_datums": 1, "fields": {}}]})"));
-  const auto request_job = python.build(
-      "ForwardBackwardRequest",
-      json::parse(R"({"model_id": "m", "seq_id": 3, "loss_fn": "cross_entropy", "forward_only": false,
+    const auto request_job =
+        python.build("ForwardBackwardRequest",
+                     json::parse(R"({"model_id": "m", "seq_id": 3, "loss_fn": "cross_entropy", "forward_only": false,
         "loss_fn_config": {}, "data": [{"model_input": [{"encoded_text": {"tokens": [1, 2]}}],
           "loss_fn_inputs": {
             "target_tokens": {"dtype": 3, "shape": [2], "dense": [5, -6]},
             "weights": {"dtype": 4, "shape": [], "dense": ["0.5", "1.0"]},
             "mask": {"dtype": 4, "shape": [1, 2], "sparse_csr": {"values": ["2.0"], "crow_indices": [0, 1], "col_indices": [1]}}}}]})"));
-  const auto results = python.run();
+    const auto results = python.run();
 
-  const auto out = proto::decode_forward_backward_output(from_hex(results[output_job].at("hex").as_string()));
-  CHECK(out.loss_fn_output_type == "TorchLossReturn");
-  REQUIRE(out.loss_fn_outputs.size() == 3);
-  CHECK(out.loss_fn_outputs[0].at("lp") == tensor_data(std::vector<float>{-1.5f, 0.25f}, {2}));
-  CHECK(out.loss_fn_outputs[1].at("lp") == tensor_data(std::vector<float>{-INFINITY}, {1}));
-  CHECK(out.loss_fn_outputs[0].at("ids") == tensor_data(std::vector<std::int64_t>{7, -8}, {1, 2}));
-  CHECK(out.loss_fn_outputs[1].at("ids") == tensor_data(std::vector<std::int64_t>{1, 2, 2147483647, -2147483648}, {2, 2}));
-  CHECK(out.loss_fn_outputs[2].empty());
+    const auto out = proto::decode_forward_backward_output(from_hex(results[output_job].at("hex").as_string()));
+    CHECK(out.loss_fn_output_type == "TorchLossReturn");
+    REQUIRE(out.loss_fn_outputs.size() == 3);
+    CHECK(out.loss_fn_outputs[0].at("lp") == tensor_data(std::vector<float>{-1.5f, 0.25f}, {2}));
+    CHECK(out.loss_fn_outputs[1].at("lp") == tensor_data(std::vector<float>{-INFINITY}, {1}));
+    CHECK(out.loss_fn_outputs[0].at("ids") == tensor_data(std::vector<std::int64_t>{7, -8}, {1, 2}));
+    CHECK(out.loss_fn_outputs[1].at("ids") ==
+          tensor_data(std::vector<std::int64_t>{1, 2, 2147483647, -2147483648}, {2, 2}));
+    CHECK(out.loss_fn_outputs[2].empty());
 
-  const auto req = proto::decode_forward_backward_request(from_hex(results[request_job].at("hex").as_string()));
-  const auto& inputs = req.forward_backward_input.data.at(0).loss_fn_inputs;
-  CHECK(inputs.at("target_tokens") == tensor_data(std::vector<std::int64_t>{5, -6}, {2}));
-  CHECK(inputs.at("weights") == tensor_data{0.5f, 1.0f});
-  CHECK(inputs.at("mask") == tensor_data::sparse_csr(std::vector<float>{2.0f}, 1, 2, {0, 1}, {1}));
-}
+    const auto req = proto::decode_forward_backward_request(from_hex(results[request_job].at("hex").as_string()));
+    const auto& inputs = req.forward_backward_input.data.at(0).loss_fn_inputs;
+    CHECK(inputs.at("target_tokens") == tensor_data(std::vector<std::int64_t>{5, -6}, {2}));
+    CHECK(inputs.at("weights") == tensor_data{0.5f, 1.0f});
+    CHECK(inputs.at("mask") == tensor_data::sparse_csr(std::vector<float>{2.0f}, 1, 2, {0, 1}, {1}));
+  }
 
 }  // TEST_SUITE

@@ -113,9 +113,10 @@ inline forward_backward_output multi_record_output() {
   };
   out.loss_fn_outputs.push_back({{"logprobs", logprobs({-1.0f, -2.0f})}});
   out.loss_fn_outputs.push_back({{"logprobs", logprobs({})}});
-  out.loss_fn_outputs.push_back({{"logprobs", logprobs({-3.0f})}, {"extra", tensor_data(std::vector<std::int64_t>{4}, {1})}});
+  out.loss_fn_outputs.push_back(
+      {{"logprobs", logprobs({-3.0f})}, {"extra", tensor_data(std::vector<std::int64_t>{4}, {1})}});
   out.loss_fn_outputs.push_back({{"logprobs", tensor_data(std::vector<std::int64_t>{1, 2}, {2})}});  // dtype differs
-  out.loss_fn_outputs.push_back({});                                                                    // no fields
+  out.loss_fn_outputs.push_back({});                                                                 // no fields
   out.loss_fn_outputs.push_back({});
   out.loss_fn_outputs.push_back({{"logprobs", tensor_data(std::vector<float>{1, 2, 3, 4, 5, 6}, {3, 2})}});  // 2-D
   out.metrics = {{"loss:mean", 0.125}};

@@ -53,7 +53,8 @@ public:
   template <class Rep, class Period>
   boost::asio::awaitable<T> result(std::chrono::duration<Rep, Period> timeout) {
     auto state = checked();
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
     if (!co_await state->wait_until(deadline))
       throw api_timeout_error("api_future: no result within " +
                               std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
@@ -69,7 +70,8 @@ public:
   void cancel() {
     if (state_ && !state_->ready()) {
       state_->cancel_producer();
-      state_->set_exception(std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted)));
+      state_->set_exception(
+          std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted)));
     }
   }
 

@@ -54,8 +54,8 @@
 namespace tinker {
 
 struct download_progress {
-  std::uint64_t bytes_received;               ///< body bytes so far (compressed, as on the wire)
-  std::optional<std::uint64_t> bytes_total;   ///< Content-Length, when the server sent one
+  std::uint64_t bytes_received;              ///< body bytes so far (compressed, as on the wire)
+  std::optional<std::uint64_t> bytes_total;  ///< Content-Length, when the server sent one
 };
 
 struct download_options {
@@ -123,7 +123,9 @@ private:
 };
 
 inline download_http_settings make_download_http_settings(const download_options& o) {
-  if (o.max_redirects < 0) throw tinker::invalid_argument("download_options::max_redirects must be >= 0, got " + std::to_string(o.max_redirects));
+  if (o.max_redirects < 0)
+    throw tinker::invalid_argument("download_options::max_redirects must be >= 0, got " +
+                                   std::to_string(o.max_redirects));
   if (o.connect_timeout.count() <= 0 || o.idle_timeout.count() <= 0)
     throw tinker::invalid_argument("download_options::connect_timeout and idle_timeout must be positive");
   return download_http_settings{o.tls, o.connect_timeout, o.idle_timeout, o.max_archive_bytes, o.max_redirects};
@@ -175,7 +177,8 @@ inline boost::asio::awaitable<std::vector<std::string>> download_and_extract(boo
 /// Downloads `url` into `file` as it is (no extraction), through a hidden sibling temporary that is
 /// renamed into place when complete; `file` must not exist yet. Returns the number of bytes.
 inline boost::asio::awaitable<std::uint64_t> download_to_file(boost::asio::any_io_executor ex, std::string url,
-                                                              std::filesystem::path file, download_options options = {}) {
+                                                              std::filesystem::path file,
+                                                              download_options options = {}) {
   auto settings = detail::make_download_http_settings(options);
   (void)detail::download_url::parse(url);
   file = detail::download_target(std::move(file));

@@ -41,10 +41,10 @@ struct retry_policy {
 
 /// Polling of server-side futures.
 struct polling_options {
-  std::chrono::milliseconds poll_timeout{45'000};     ///< per retrieve_future request
-  std::chrono::milliseconds min_retry_delay{50};      ///< floor for "retry now" answers (408, 5xx)
+  std::chrono::milliseconds poll_timeout{45'000};  ///< per retrieve_future request
+  std::chrono::milliseconds min_retry_delay{50};   ///< floor for "retry now" answers (408, 5xx)
   std::chrono::milliseconds max_fast_retry_delay{2'000};
-  std::chrono::milliseconds max_backoff{30'000};      ///< 429 / connection errors: min(2^n s, this)
+  std::chrono::milliseconds max_backoff{30'000};  ///< 429 / connection errors: min(2^n s, this)
   /// Use batched completion polling (retrieve_futures) for samples when the server offers it.
   bool use_batched_polling = true;
 };
@@ -125,8 +125,10 @@ struct client_options {
     if (api_key.empty())
       throw tinker::invalid_argument("client_options.api_key is empty and TINKER_API_KEY is not set");
     if (api_key.rfind("tml-", 0) != 0 && api_key.rfind("eyJ", 0) != 0)
-      throw tinker::invalid_argument("client_options.api_key must start with 'tml-' (or be a JWT); the key given does not");
-    if (sample_max_in_flight == 0) throw tinker::invalid_argument("client_options.sample_max_in_flight must be at least 1");
+      throw tinker::invalid_argument(
+          "client_options.api_key must start with 'tml-' (or be a JWT); the key given does not");
+    if (sample_max_in_flight == 0)
+      throw tinker::invalid_argument("client_options.sample_max_in_flight must be at least 1");
     if (retry.max_retries < 0) throw tinker::invalid_argument("client_options.retry.max_retries must not be negative");
     if (write_timeout.count() < 0 || read_timeout.count() < 0)
       throw tinker::invalid_argument("client_options.write_timeout and read_timeout must not be negative (0 = off)");

@@ -4,8 +4,8 @@
 #pragma once
 
 #include <tinker/client/detail/client_core.hpp>
-#include <tinker/client/download.hpp>
 #include <tinker/client/detail/validation.hpp>
+#include <tinker/client/download.hpp>
 #include <tinker/detail/base64.hpp>
 #include <tinker/tinker_path.hpp>
 
@@ -21,7 +21,9 @@ namespace tinker {
 
 enum class access_scope { owned, accessible };
 
-constexpr std::string_view to_string(access_scope s) noexcept { return s == access_scope::owned ? "owned" : "accessible"; }
+constexpr std::string_view to_string(access_scope s) noexcept {
+  return s == access_scope::owned ? "owned" : "accessible";
+}
 
 class rest_client {
 public:
@@ -38,7 +40,8 @@ public:
     co_return co_await core()->get_json<training_runs_response>(std::move(path));
   }
 
-  boost::asio::awaitable<training_run> get_training_run(std::string training_run_id, access_scope scope = access_scope::owned) {
+  boost::asio::awaitable<training_run> get_training_run(std::string training_run_id,
+                                                        access_scope scope = access_scope::owned) {
     check_id(training_run_id, "get_training_run", "training_run_id");
     co_return co_await core()->get_json<training_run>("/api/v1/training_runs/" + training_run_id +
                                                       "?access_scope=" + std::string(to_string(scope)));
@@ -64,13 +67,14 @@ public:
 
   boost::asio::awaitable<checkpoints_list_response> list_checkpoints(std::string training_run_id) {
     check_id(training_run_id, "list_checkpoints", "training_run_id");
-    co_return co_await core()->get_json<checkpoints_list_response>("/api/v1/training_runs/" + training_run_id + "/checkpoints");
+    co_return co_await core()->get_json<checkpoints_list_response>("/api/v1/training_runs/" + training_run_id +
+                                                                   "/checkpoints");
   }
 
   boost::asio::awaitable<checkpoints_list_response> list_user_checkpoints(int limit = 100, int offset = 0) {
     check_paging(limit, offset, "list_user_checkpoints");
-    co_return co_await core()->get_json<checkpoints_list_response>("/api/v1/checkpoints?limit=" + std::to_string(limit) +
-                                                                   "&offset=" + std::to_string(offset));
+    co_return co_await core()->get_json<checkpoints_list_response>(
+        "/api/v1/checkpoints?limit=" + std::to_string(limit) + "&offset=" + std::to_string(offset));
   }
 
   boost::asio::awaitable<void> delete_checkpoint(std::string training_run_id, std::string checkpoint_id) {
@@ -88,7 +92,8 @@ public:
   }
 
   /// Sets (or, with nullopt, removes) the checkpoint's time to live.
-  boost::asio::awaitable<void> set_checkpoint_ttl_from_tinker_path(std::string path, std::optional<std::int64_t> ttl_seconds) {
+  boost::asio::awaitable<void> set_checkpoint_ttl_from_tinker_path(std::string path,
+                                                                   std::optional<std::int64_t> ttl_seconds) {
     detail::validate_ttl(ttl_seconds, "set_checkpoint_ttl_from_tinker_path");
     const set_checkpoint_ttl_request body{ttl_seconds};
     co_await checkpoint_call(boost::beast::http::verb::put, checkpoint_route(path) + "/ttl", json::to_json(body));
@@ -100,7 +105,8 @@ public:
                                                                                      std::string checkpoint_id) {
     co_return co_await archive_url(checkpoint_route(training_run_id, checkpoint_id) + "/archive");
   }
-  boost::asio::awaitable<checkpoint_archive_url_response> get_checkpoint_archive_url_from_tinker_path(std::string path) {
+  boost::asio::awaitable<checkpoint_archive_url_response> get_checkpoint_archive_url_from_tinker_path(
+      std::string path) {
     co_return co_await archive_url(checkpoint_route(path) + "/archive");
   }
 
@@ -114,26 +120,28 @@ public:
   /// Downloads the checkpoint's archive and extracts it into `destination` (which must not exist
   /// yet): streamed to disk, never whole in memory, size checked, unsafe entries refused, the
   /// directory appearing only when complete. Returns the extracted files' relative paths.
-  boost::asio::awaitable<std::vector<std::string>> download_checkpoint_from_tinker_path(std::string path,
-                                                                                      std::filesystem::path destination) {
-    co_return co_await download_checkpoint_from_tinker_path(std::move(path), std::move(destination), default_download_options());
+  boost::asio::awaitable<std::vector<std::string>> download_checkpoint_from_tinker_path(
+      std::string path, std::filesystem::path destination) {
+    co_return co_await download_checkpoint_from_tinker_path(std::move(path), std::move(destination),
+                                                            default_download_options());
   }
-  boost::asio::awaitable<std::vector<std::string>> download_checkpoint_from_tinker_path(std::string path,
-                                                                                      std::filesystem::path destination,
-                                                                                      download_options options) {
+  boost::asio::awaitable<std::vector<std::string>> download_checkpoint_from_tinker_path(
+      std::string path, std::filesystem::path destination, download_options options) {
     auto url = co_await get_checkpoint_archive_url_from_tinker_path(std::move(path));
-    co_return co_await download_and_extract(core()->executor(), std::move(url.url), std::move(destination), std::move(options));
+    co_return co_await download_and_extract(core()->executor(), std::move(url.url), std::move(destination),
+                                            std::move(options));
   }
 
   boost::asio::awaitable<list_sessions_response> list_sessions(int limit = 20, int offset = 0,
                                                                access_scope scope = access_scope::owned) {
     check_paging(limit, offset, "list_sessions");
-    co_return co_await core()->get_json<list_sessions_response>("/api/v1/sessions?limit=" + std::to_string(limit) + "&offset=" +
-                                                                std::to_string(offset) + "&access_scope=" +
-                                                                std::string(to_string(scope)));
+    co_return co_await core()->get_json<list_sessions_response>("/api/v1/sessions?limit=" + std::to_string(limit) +
+                                                                "&offset=" + std::to_string(offset) +
+                                                                "&access_scope=" + std::string(to_string(scope)));
   }
 
-  boost::asio::awaitable<get_session_response> get_session(std::string session_id, access_scope scope = access_scope::owned) {
+  boost::asio::awaitable<get_session_response> get_session(std::string session_id,
+                                                           access_scope scope = access_scope::owned) {
     check_id(session_id, "get_session", "session_id");
     co_return co_await core()->get_json<get_session_response>("/api/v1/sessions/" + session_id +
                                                               "?access_scope=" + std::string(to_string(scope)));
@@ -149,14 +157,15 @@ public:
     check_id(session_id, "assign_session_project", "session_id");
     if (project_id.empty()) detail::invalid("assign_session_project: project_id is empty");
     const set_session_project_request body{std::move(project_id)};
-    co_await checkpoint_call(boost::beast::http::verb::put, "/api/v1/sessions/" + session_id + "/project", json::to_json(body));
+    co_await checkpoint_call(boost::beast::http::verb::put, "/api/v1/sessions/" + session_id + "/project",
+                             json::to_json(body));
   }
 
   /// Exports the session's trace and returns a signed URL to it (valid about an hour, fetched
   /// without credentials). The server prepares it meanwhile: "pending" answers are re-asked every
   /// `poll_interval` (the SDK's 5 s); "failed" throws api_error with the server's reason.
-  boost::asio::awaitable<std::string> export_session_trace(std::string session_id,
-                                                           std::chrono::milliseconds poll_interval = std::chrono::seconds(5)) {
+  boost::asio::awaitable<std::string> export_session_trace(
+      std::string session_id, std::chrono::milliseconds poll_interval = std::chrono::seconds(5)) {
     check_id(session_id, "export_session_trace", "session_id");
     const auto route = "/api/v1/sessions/" + session_id + "/trace_export";
     while (true) {
@@ -166,10 +175,9 @@ public:
           if (!r.url) throw api_response_validation_error("GET " + route + ": status 'ready' without a url");
           co_return std::move(*r.url);
         case trace_export_status::failed:
-          throw api_error("trace export of session " + session_id + " failed: " + r.error.value_or("(no reason given)"));
-        case trace_export_status::pending:
-          co_await core()->sleep(poll_interval);
-          break;
+          throw api_error("trace export of session " + session_id +
+                          " failed: " + r.error.value_or("(no reason given)"));
+        case trace_export_status::pending: co_await core()->sleep(poll_interval); break;
         case trace_export_status::unknown:
           throw api_response_validation_error("GET " + route + ": unknown trace export status");
       }
@@ -178,7 +186,8 @@ public:
 
   /// The account's audit log (the service requires an admin role). `event_type` is "all" or
   /// "checkpoints"; `day` ("YYYY-MM-DD") limits it to one UTC day.
-  boost::asio::awaitable<audit_log_response> get_audit_log(std::string event_type = "all", std::optional<std::string> day = {}) {
+  boost::asio::awaitable<audit_log_response> get_audit_log(std::string event_type = "all",
+                                                           std::optional<std::string> day = {}) {
     if (event_type != "all" && event_type != "checkpoints")
       detail::invalid("get_audit_log: event_type must be 'all' or 'checkpoints', got '" + event_type + "'");
     auto path = "/api/v1/audit?event_type=" + event_type;
@@ -195,15 +204,16 @@ public:
     using namespace std::chrono;
     auto whole_hour = [](timestamp t) { return t == floor<hours>(t); };
     if (!whole_hour(starting_on) || !whole_hour(ending_before))
-      detail::invalid("get_billing_usage: starting_on and ending_before must be whole hours, got " + format_timestamp(starting_on) +
-                      " and " + format_timestamp(ending_before));
+      detail::invalid("get_billing_usage: starting_on and ending_before must be whole hours, got " +
+                      format_timestamp(starting_on) + " and " + format_timestamp(ending_before));
     if (ending_before <= starting_on || ending_before - starting_on > days(14))
       detail::invalid("get_billing_usage: the window must be more than 0 and at most 14 days, got " +
                       format_timestamp(starting_on) + " to " + format_timestamp(ending_before));
     // (Formatted without fraction or '+': both would need escaping in a query.)
     auto rfc3339 = [](timestamp t) { return format_timestamp(t).substr(0, 19) + "Z"; };
-    co_return co_await core()->get_json<billing_usage_response>("/api/v1/billing/usage/events?starting_on=" + rfc3339(starting_on) +
-                                                                "&ending_before=" + rfc3339(ending_before));
+    co_return co_await core()->get_json<billing_usage_response>(
+        "/api/v1/billing/usage/events?starting_on=" + rfc3339(starting_on) +
+        "&ending_before=" + rfc3339(ending_before));
   }
 
   /// Who the credential belongs to, read from the JWT credential itself (no request), as the SDK
@@ -277,15 +287,18 @@ private:
       auto res = co_await core()->send(std::move(req));
       if (res.status == 302) {
         auto location = res.headers.find(boost::beast::http::field::location);
-        if (location == res.headers.end()) throw api_response_validation_error("GET " + route + ": 302 without a Location header");
+        if (location == res.headers.end())
+          throw api_response_validation_error("GET " + route + ": 302 without a Location header");
         checkpoint_archive_url_response out;
         out.url = std::string(location->value());
-        out.expires = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now() + std::chrono::minutes(15));
+        out.expires = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now() +
+                                                                              std::chrono::minutes(15));
         if (auto e = res.headers.find(boost::beast::http::field::expires); e != res.headers.end())
           if (auto t = parse_http_date(std::string(e->value()))) out.expires = *t;
         co_return out;
       }
-      if (res.status == 200) co_return detail::client_core::decode_json<checkpoint_archive_url_response>("GET", route, res.body);
+      if (res.status == 200)
+        co_return detail::client_core::decode_json<checkpoint_archive_url_response>("GET", route, res.body);
       if (res.status == 503 && attempt < 5) {
         core()->log(log_level::info, "checkpoint archive is being built; this may take a while");
         co_await core()->sleep(detail::seconds_d(30));

@@ -36,7 +36,8 @@ public:
   boost::asio::awaitable<sample_response> sample(model_input prompt, int num_samples, sampling_params params,
                                                  bool include_prompt_logprobs = false, int topk_prompt_logprobs = 0) {
     auto s = checked();
-    auto req = make_request(*s, std::move(prompt), num_samples, std::move(params), include_prompt_logprobs, topk_prompt_logprobs);
+    auto req = make_request(*s, std::move(prompt), num_samples, std::move(params), include_prompt_logprobs,
+                            topk_prompt_logprobs);
     co_return co_await run_sample(s, std::move(req));
   }
 
@@ -45,7 +46,8 @@ public:
   api_future<sample_response> submit_sample(model_input prompt, int num_samples, sampling_params params,
                                             bool include_prompt_logprobs = false, int topk_prompt_logprobs = 0) {
     auto s = checked();
-    auto req = make_request(*s, std::move(prompt), num_samples, std::move(params), include_prompt_logprobs, topk_prompt_logprobs);
+    auto req = make_request(*s, std::move(prompt), num_samples, std::move(params), include_prompt_logprobs,
+                            topk_prompt_logprobs);
     return s->core->spawn_future<sample_response>(
         [s, req = std::move(req)]() mutable { return run_sample(s, std::move(req)); }, {});
   }
@@ -53,7 +55,8 @@ public:
   /// Log-probabilities of every prompt token under these weights (NaN for the first token).
   boost::asio::awaitable<std::vector<float>> compute_logprobs(model_input prompt) {
     auto resp = co_await sample(std::move(prompt), 1, sampling_params(1), true, 0);
-    if (!resp.prompt_logprobs) throw api_response_validation_error("compute_logprobs: the server returned no prompt logprobs");
+    if (!resp.prompt_logprobs)
+      throw api_response_validation_error("compute_logprobs: the server returned no prompt logprobs");
     co_return std::move(*resp.prompt_logprobs);
   }
 
@@ -61,7 +64,8 @@ public:
   boost::asio::awaitable<std::string> get_base_model() {
     auto s = checked();
     if (s->base_model.empty())
-      s->base_model = (co_await s->core->get_json<get_sampler_response>("/api/v1/samplers/" + s->sampler_id)).base_model;
+      s->base_model =
+          (co_await s->core->get_json<get_sampler_response>("/api/v1/samplers/" + s->sampler_id)).base_model;
     co_return s->base_model;
   }
 
@@ -79,7 +83,9 @@ public:
   const std::string& sampler_id() const { return checked()->sampler_id; }
 
   /// Samples in flight right now (admitted and not finished).
-  std::size_t in_flight() const { return static_cast<std::size_t>(checked()->in_flight.capacity() - checked()->in_flight.available()); }
+  std::size_t in_flight() const {
+    return static_cast<std::size_t>(checked()->in_flight.capacity() - checked()->in_flight.available());
+  }
 
   // Internal: made by service_client / training_client.
   struct state {
@@ -134,10 +140,14 @@ private:
   static std::int64_t estimated_bytes(const sample_request& req) {
     std::int64_t n = 0;
     for (const auto& c : req.prompt.chunks) {
-      if (auto* t = std::get_if<encoded_text_chunk>(&c)) n += static_cast<std::int64_t>(t->tokens.size()) * 10;
-      else if (auto* i = std::get_if<image_chunk>(&c)) n += static_cast<std::int64_t>(i->data.size());
-      else if (auto* p = std::get_if<image_asset_pointer_chunk>(&c)) n += static_cast<std::int64_t>(p->location.size());
-      else if (auto* d = std::get_if<dmel_chunk>(&c)) n += static_cast<std::int64_t>(d->dmel.size());
+      if (auto* t = std::get_if<encoded_text_chunk>(&c))
+        n += static_cast<std::int64_t>(t->tokens.size()) * 10;
+      else if (auto* i = std::get_if<image_chunk>(&c))
+        n += static_cast<std::int64_t>(i->data.size());
+      else if (auto* p = std::get_if<image_asset_pointer_chunk>(&c))
+        n += static_cast<std::int64_t>(p->location.size());
+      else if (auto* d = std::get_if<dmel_chunk>(&c))
+        n += static_cast<std::int64_t>(d->dmel.size());
     }
     return n;
   }
@@ -154,7 +164,8 @@ private:
         co_await s->core->sleep(std::min<detail::seconds_d>(s->backoff_until - now, std::chrono::seconds(1)));
         now = std::chrono::steady_clock::now();
       }
-      const bool throttled = now - s->last_backoff < std::chrono::seconds(10) && s->last_backoff.time_since_epoch().count() != 0;
+      const bool throttled =
+          now - s->last_backoff < std::chrono::seconds(10) && s->last_backoff.time_since_epoch().count() != 0;
       const auto weight = throttled ? bytes * 20 : bytes;
       co_await s->dispatch_bytes.acquire(s->core->executor(), weight);
       struct release_bytes {
@@ -179,7 +190,8 @@ private:
         // 429, and 402 (billing) while the server lets a billing pause last, mean "back off".
         if (e.status() != 429 && !(e.status() == 402 && s->core->billing_pause_continues())) throw;
         const auto t = std::chrono::steady_clock::now();
-        s->backoff_until = std::max(s->backoff_until, t + (bytes > 128 * 1024 ? std::chrono::seconds(5) : std::chrono::seconds(1)));
+        s->backoff_until =
+            std::max(s->backoff_until, t + (bytes > 128 * 1024 ? std::chrono::seconds(5) : std::chrono::seconds(1)));
         s->last_backoff = t;
       }
     }
@@ -226,9 +238,9 @@ private:
           *ids = again.handle.sample_sequence_ids;
           co_return again;
         };
-        auto fut = s->core->poll<sample_response>(std::move(sub),
-                                                  {"Sample", "sampling on sampler " + s->sampler_id, http::lane::sample_poll},
-                                                  decoder(), std::move(resubmit));
+        auto fut = s->core->poll<sample_response>(
+            std::move(sub), {"Sample", "sampling on sampler " + s->sampler_id, http::lane::sample_poll}, decoder(),
+            std::move(resubmit));
         auto resp = co_await fut.result();
         if (*ids && (*ids)->size() == resp.sequences.size())
           for (std::size_t i = 0; i < resp.sequences.size(); ++i) resp.sequences[i].sequence_id = (**ids)[i];
@@ -239,7 +251,8 @@ private:
         failure = std::current_exception();
       }
       if (!retryable(failure) || attempt >= retry.max_retries) std::rethrow_exception(failure);
-      co_await s->core->sleep(detail::backoff_delay(attempt, retry.initial_backoff, retry.max_backoff, retry.jitter, s->core->rng()));
+      co_await s->core->sleep(
+          detail::backoff_delay(attempt, retry.initial_backoff, retry.max_backoff, retry.jitter, s->core->rng()));
     }
   }
 

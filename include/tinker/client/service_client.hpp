@@ -39,11 +39,13 @@ public:
       : core_(std::make_shared<detail::client_core>(std::move(executor), std::move(options))) {}
 
   boost::asio::awaitable<get_server_capabilities_response> get_server_capabilities() {
-    co_return co_await core_->get_json<get_server_capabilities_response>("/api/v1/get_server_capabilities", http::lane::train);
+    co_return co_await core_->get_json<get_server_capabilities_response>("/api/v1/get_server_capabilities",
+                                                                         http::lane::train);
   }
 
   /// A new LoRA model on `base_model`.
-  boost::asio::awaitable<training_client> create_lora_training_client(std::string base_model, lora_training_options o = {},
+  boost::asio::awaitable<training_client> create_lora_training_client(std::string base_model,
+                                                                      lora_training_options o = {},
                                                                       metadata_map user_metadata = {}) {
     if (base_model.empty()) detail::invalid("create_lora_training_client: base_model is empty");
     if (o.rank < 1) detail::invalid("create_lora_training_client: rank must be >= 1, got " + std::to_string(o.rank));
@@ -76,16 +78,16 @@ public:
   /// weights_info, then create_model with the checkpoint's LoRA settings, then load_state.
   /// `base_model` overrides the checkpoint's; `weights_access_token` reads someone else's checkpoint.
   boost::asio::awaitable<training_client> create_training_client_from_state(
-      std::string path, std::optional<std::string> base_model = {}, std::optional<std::string> weights_access_token = {},
-      metadata_map user_metadata = {}) {
+      std::string path, std::optional<std::string> base_model = {},
+      std::optional<std::string> weights_access_token = {}, metadata_map user_metadata = {}) {
     co_return co_await from_state(std::move(path), std::move(base_model), std::move(weights_access_token),
                                   std::move(user_metadata), false);
   }
 
   /// The same with the optimizer state: training continues exactly where the checkpoint was.
   boost::asio::awaitable<training_client> create_training_client_from_state_with_optimizer(
-      std::string path, std::optional<std::string> base_model = {}, std::optional<std::string> weights_access_token = {},
-      metadata_map user_metadata = {}) {
+      std::string path, std::optional<std::string> base_model = {},
+      std::optional<std::string> weights_access_token = {}, metadata_map user_metadata = {}) {
     co_return co_await from_state(std::move(path), std::move(base_model), std::move(weights_access_token),
                                   std::move(user_metadata), true);
   }
@@ -129,7 +131,8 @@ private:
                                                      bool with_optimizer) {
     const auto parsed = tinker_path::parse(path);
     if (parsed.kind != checkpoint_kind::weights)
-      detail::invalid("create_training_client_from_state: '" + path + "' is not a training-state checkpoint (tinker://<run>/weights/<name>)");
+      detail::invalid("create_training_client_from_state: '" + path +
+                      "' is not a training-state checkpoint (tinker://<run>/weights/<name>)");
     auto rest = create_rest_client();
     auto info = co_await rest.get_weights_info_by_tinker_path(path, token);
     lora_training_options lora;
@@ -137,7 +140,8 @@ private:
     lora.train_mlp = info.train_mlp.value_or(true);
     lora.train_attn = info.train_attn.value_or(true);
     lora.train_unembed = info.train_unembed.value_or(true);
-    auto client = co_await create_lora_training_client(base_model.value_or(info.base_model), lora, std::move(user_metadata));
+    auto client =
+        co_await create_lora_training_client(base_model.value_or(info.base_model), lora, std::move(user_metadata));
     // (if/else, not ?: — GCC 12 mishandles co_await inside a conditional expression)
     api_future<load_weights_response> loaded;
     if (with_optimizer)

@@ -71,8 +71,8 @@ public:
   }
 
   /// Loss, per-token outputs, and gradients accumulated for the next optim_step.
-  boost::asio::awaitable<api_future<forward_backward_output>> forward_backward(std::vector<datum> data, loss_fn_type loss,
-                                                                               std::optional<loss_fn_config> config = {}) {
+  boost::asio::awaitable<api_future<forward_backward_output>> forward_backward(
+      std::vector<datum> data, loss_fn_type loss, std::optional<loss_fn_config> config = {}) {
     auto s = submitting();
     detail::validate_batch(data, loss, s->format == wire_format::protobuf, "forward_backward");
     co_return co_await submit_fwdbwd(s, std::move(data), loss, std::move(config), false);
@@ -81,7 +81,8 @@ public:
   /// A loss of your own on the per-token logprobs: a forward pass, your function, then a backward
   /// pass that applies your gradients (through cross_entropy with weights = -gradient). Data may
   /// carry only `target_tokens` and optionally `weights`.
-  boost::asio::awaitable<api_future<forward_backward_output>> forward_backward_custom(std::vector<datum> data, custom_loss_fn loss) {
+  boost::asio::awaitable<api_future<forward_backward_output>> forward_backward_custom(std::vector<datum> data,
+                                                                                      custom_loss_fn loss) {
     auto s = submitting();
     if (!loss) detail::invalid("forward_backward_custom: the loss function is empty");
     for (std::size_t i = 0; i < data.size(); ++i) {
@@ -99,7 +100,8 @@ public:
         inputs.emplace("weights", std::move(zeros));
       }
     }
-    detail::validate_batch(data, loss_fn_type::cross_entropy, s->format == wire_format::protobuf, "forward_backward_custom");
+    detail::validate_batch(data, loss_fn_type::cross_entropy, s->format == wire_format::protobuf,
+                           "forward_backward_custom");
     // Both passes' seq_ids are reserved now, so later calls queue behind the backward pass. Once
     // reserved they must all reach the server, in order, whatever happens to the caller: the
     // whole flow runs in a task of its own (run_custom_loss) that nothing but its own end stops.
@@ -107,14 +109,14 @@ public:
     const auto first = s->gate.reserve(static_cast<std::int64_t>(2 * plan.size()));
     auto result = std::make_shared<detail::future_state<forward_backward_output>>(s->core->executor());
     auto submitted = std::make_shared<detail::future_state<std::vector<std::string>>>(s->core->executor());
-    boost::asio::co_spawn(s->core->executor(),
-                          run_custom_loss(s, std::move(data), plan, std::move(loss), first, result, submitted),
-                          boost::asio::bind_cancellation_slot(result->producer_slot(), [result, submitted](std::exception_ptr e) {
-                            if (e) {
-                              submitted->set_exception(e);
-                              result->set_exception(e);
-                            }
-                          }));
+    boost::asio::co_spawn(
+        s->core->executor(), run_custom_loss(s, std::move(data), plan, std::move(loss), first, result, submitted),
+        boost::asio::bind_cancellation_slot(result->producer_slot(), [result, submitted](std::exception_ptr e) {
+          if (e) {
+            submitted->set_exception(e);
+            result->set_exception(e);
+          }
+        }));
     // A caller cancelled here gives up the future; the flow itself goes on, but must not call the
     // loss (whose captures may be gone with the caller) and sends no gradient.
     struct abandon_unless_done {
@@ -139,9 +141,8 @@ public:
   }
 
   /// Saves the full training state (weights + optimizer) as `tinker://<model>/weights/<name>`.
-  boost::asio::awaitable<api_future<save_weights_response>> save_state(std::string name,
-                                                                       std::optional<std::int64_t> ttl_seconds = std::nullopt,
-                                                                       bool overwrite = false) {
+  boost::asio::awaitable<api_future<save_weights_response>> save_state(
+      std::string name, std::optional<std::int64_t> ttl_seconds = std::nullopt, bool overwrite = false) {
     auto s = submitting();
     detail::validate_checkpoint_name(name, "save_state");
     detail::validate_ttl(ttl_seconds, "save_state");
@@ -156,8 +157,8 @@ public:
   }
 
   /// Loads weights (not the optimizer state) from a `tinker://.../weights/...` checkpoint.
-  boost::asio::awaitable<api_future<load_weights_response>> load_state(std::string path,
-                                                                       std::optional<std::string> weights_access_token = {}) {
+  boost::asio::awaitable<api_future<load_weights_response>> load_state(
+      std::string path, std::optional<std::string> weights_access_token = {}) {
     co_return co_await load(std::move(path), false, std::move(weights_access_token));
   }
 
@@ -217,11 +218,13 @@ public:
   boost::asio::awaitable<byte_tokenizer> get_tokenizer() {
     auto info = co_await get_info();
     if (!info.model_data.tokenizer_id)
-      throw tinker_error("model " + info.model_id + " reports no tokenizer (get_info's model_data.tokenizer_id is absent)");
+      throw tinker_error("model " + info.model_id +
+                         " reports no tokenizer (get_info's model_data.tokenizer_id is absent)");
     auto id = *info.model_data.tokenizer_id;
     if (auto colon = id.find(':'); colon != std::string::npos) id.erase(colon);
     if (id != byte_tokenizer::tokenizer_id)
-      throw tinker_error("no tokenizer '" + id + "' in tinker-cpp (only the local engine's byte tokenizer ships with the library)");
+      throw tinker_error("no tokenizer '" + id +
+                         "' in tinker-cpp (only the local engine's byte tokenizer ships with the library)");
     co_return byte_tokenizer{};
   }
 
@@ -242,7 +245,8 @@ public:
 
   /// A sampling client on `sampler_id`, with the admission limits of the options and the server
   /// (the smaller of each), and batched completion polling when both sides want it.
-  static sampling_client make_sampler(std::shared_ptr<detail::client_core> core, std::string sampler_id, std::string base_model) {
+  static sampling_client make_sampler(std::shared_ptr<detail::client_core> core, std::string sampler_id,
+                                      std::string base_model) {
     const auto& o = core->options();
     const auto config = core->cached_config();
     auto max_in_flight = o.sample_max_in_flight;
@@ -254,16 +258,16 @@ public:
       max_in_flight = std::min(max_in_flight, static_cast<std::size_t>(config->sample_max_concurrent_requests));
     if (config && config->sample_dispatch_bytes_semaphore_size > 0)
       max_bytes = std::min(max_bytes, static_cast<std::size_t>(config->sample_dispatch_bytes_semaphore_size));
-    sampling_client client(std::make_shared<sampling_client::state>(std::move(core), std::move(sampler_id), std::move(base_model),
-                                                                    max_in_flight, max_bytes));
+    sampling_client client(std::make_shared<sampling_client::state>(std::move(core), std::move(sampler_id),
+                                                                    std::move(base_model), max_in_flight, max_bytes));
     if (batched) client.enable_batched_polling();
     return client;
   }
 
   /// create_sampling_session for a checkpoint path or a base model.
   static boost::asio::awaitable<sampling_client> make_sampling_session(std::shared_ptr<detail::client_core> core,
-                                                                      std::optional<std::string> model_path,
-                                                                      std::optional<std::string> base_model) {
+                                                                       std::optional<std::string> model_path,
+                                                                       std::optional<std::string> base_model) {
     create_sampling_session_request req;
     req.session_id = co_await core->session_id();
     req.sampling_session_seq_id = core->next_sampling_session_seq_id();
@@ -285,13 +289,15 @@ private:
   std::shared_ptr<state> submitting() const {
     auto s = checked();
     if (s->broken)
-      throw api_connection_error("training_client for model " + s->model_id + " cannot submit more requests: " + *s->broken +
+      throw api_connection_error("training_client for model " + s->model_id +
+                                 " cannot submit more requests: " + *s->broken +
                                  ", and the server runs a model's requests strictly in seq_id order; create a new "
                                  "training client (e.g. from the last saved state)");
     return s;
   }
 
-  static std::vector<std::pair<std::size_t, std::size_t>> plan_for(const std::shared_ptr<state>& s, const std::vector<datum>& data) {
+  static std::vector<std::pair<std::size_t, std::size_t>> plan_for(const std::shared_ptr<state>& s,
+                                                                   const std::vector<datum>& data) {
     return detail::plan_chunks(data, s->max_chunk_datums, s->max_chunk_bytes);
   }
 
@@ -353,8 +359,9 @@ private:
       r.forward_only = forward_only;
       r.forward_backward_input.loss_fn = loss;
       r.forward_backward_input.loss_fn_config = config;
-      r.forward_backward_input.data.assign(std::make_move_iterator(data.begin() + static_cast<std::ptrdiff_t>(plan[i].first)),
-                                           std::make_move_iterator(data.begin() + static_cast<std::ptrdiff_t>(plan[i].second)));
+      r.forward_backward_input.data.assign(
+          std::make_move_iterator(data.begin() + static_cast<std::ptrdiff_t>(plan[i].first)),
+          std::make_move_iterator(data.begin() + static_cast<std::ptrdiff_t>(plan[i].second)));
       requests.push_back(std::move(r));
     }
     // Every chunk is posted even when one fails: the server runs the model's requests in seq_id
@@ -403,14 +410,17 @@ private:
     try {
       std::rethrow_exception(e);
     } catch (const api_connection_error& c) {
-      if (!s.broken) s.broken = "the request with seq_id " + std::to_string(seq) + " may not have reached the server (" + c.what() + ")";
+      if (!s.broken)
+        s.broken =
+            "the request with seq_id " + std::to_string(seq) + " may not have reached the server (" + c.what() + ")";
     } catch (...) {
     }
   }
 
   /// One api_future over the chunks' results, merged.
   static api_future<forward_backward_output> poll_chunks(const std::shared_ptr<state>& s,
-                                                         const std::vector<detail::submission>& handles, bool forward_only) {
+                                                         const std::vector<detail::submission>& handles,
+                                                         bool forward_only) {
     const detail::poll_target target{forward_only ? "Forward" : "ForwardBackward", "training of model " + s->model_id};
     if (handles.size() == 1) return s->core->poll<forward_backward_output>(handles[0], target, fwdbwd_decoder());
     std::vector<api_future<forward_backward_output>> parts;
@@ -424,15 +434,17 @@ private:
         request_ids(handles));
   }
 
-  static boost::asio::awaitable<api_future<forward_backward_output>> submit_fwdbwd(std::shared_ptr<state> s, std::vector<datum> data,
-                                                                                  loss_fn_type loss,
-                                                                                  std::optional<loss_fn_config> config,
-                                                                                  bool forward_only) {
+  static boost::asio::awaitable<api_future<forward_backward_output>> submit_fwdbwd(std::shared_ptr<state> s,
+                                                                                   std::vector<datum> data,
+                                                                                   loss_fn_type loss,
+                                                                                   std::optional<loss_fn_config> config,
+                                                                                   bool forward_only) {
     auto plan = plan_for(s, data);
     const auto first = s->gate.reserve(static_cast<std::int64_t>(plan.size()));
     // (Named: GCC 12 destroys temporaries with destructors inside a co_await expression twice.)
     std::function<boost::asio::awaitable<std::vector<detail::submission>>()> post =
-        [s, data = std::move(data), plan = std::move(plan), loss, config = std::move(config), forward_only, first]() mutable {
+        [s, data = std::move(data), plan = std::move(plan), loss, config = std::move(config), forward_only,
+         first]() mutable {
           return post_chunks(s, std::move(data), std::move(plan), loss, std::move(config), forward_only, first);
         };
     auto handles = co_await s->core->run_to_completion(std::move(post));
@@ -442,20 +454,20 @@ private:
   /// Posts one JSON training request at its turn (seq_id `seq`, already reserved) and starts
   /// polling its result.
   template <class Result, class Request>
-  static boost::asio::awaitable<api_future<Result>> submit_json(std::shared_ptr<state> s, std::int64_t seq, std::string path,
-                                                                Request req, std::string request_type) {
+  static boost::asio::awaitable<api_future<Result>> submit_json(std::shared_ptr<state> s, std::int64_t seq,
+                                                                std::string path, Request req,
+                                                                std::string request_type) {
     std::function<boost::asio::awaitable<detail::submission>()> post =  // named: see submit_fwdbwd
         [s, seq, path = std::move(path), req = std::move(req)] { return post_json_at_turn(s, seq, path, req); };
     auto sub = co_await s->core->run_to_completion(std::move(post));
-    co_return s->core->poll<Result>(std::move(sub), {std::move(request_type), "training of model " + s->model_id},
-                                    detail::result_decoder<Result>{{}, [](const boost::json::value& v) {
-                                                                     return json::from_value<Result>(v);
-                                                                   }});
+    co_return s->core->poll<Result>(
+        std::move(sub), {std::move(request_type), "training of model " + s->model_id},
+        detail::result_decoder<Result>{{}, [](const boost::json::value& v) { return json::from_value<Result>(v); }});
   }
 
   template <class Request>
-  static boost::asio::awaitable<detail::submission> post_json_at_turn(std::shared_ptr<state> s, std::int64_t seq, std::string path,
-                                                                      Request req) {
+  static boost::asio::awaitable<detail::submission> post_json_at_turn(std::shared_ptr<state> s, std::int64_t seq,
+                                                                      std::string path, Request req) {
     co_await s->gate.wait_turn(s->core->executor(), seq);
     struct release_turn {
       detail::turn_gate& gate;
@@ -475,14 +487,13 @@ private:
   /// loss on its logprobs, the backward pass with the loss's gradients. The backward pass is sent
   /// whatever happens (with zero weights when the forward pass or the loss failed, or the caller
   /// gave up), since its seq_ids are reserved and the model's queue waits for them.
-  static boost::asio::awaitable<void> run_custom_loss(std::shared_ptr<state> s, std::vector<datum> data,
-                                                      std::vector<std::pair<std::size_t, std::size_t>> plan, custom_loss_fn loss,
-                                                      std::int64_t first,
-                                                      std::shared_ptr<detail::future_state<forward_backward_output>> result,
-                                                      std::shared_ptr<detail::future_state<std::vector<std::string>>> submitted) {
+  static boost::asio::awaitable<void> run_custom_loss(
+      std::shared_ptr<state> s, std::vector<datum> data, std::vector<std::pair<std::size_t, std::size_t>> plan,
+      custom_loss_fn loss, std::int64_t first, std::shared_ptr<detail::future_state<forward_backward_output>> result,
+      std::shared_ptr<detail::future_state<std::vector<std::string>>> submitted) {
     namespace asio = boost::asio;
     const auto n = static_cast<std::int64_t>(plan.size());
-    auto backward_data = data;  // the backward pass sends the same inputs with new weights
+    auto backward_data = data;                           // the backward pass sends the same inputs with new weights
     auto zero_weights = [](std::vector<datum>& batch) {  // a pass with no gradient, to use up seq_ids
       for (auto& d : batch) {
         auto& w = d.loss_fn_inputs["weights"];
@@ -501,8 +512,8 @@ private:
       // The backward pass's seq_ids are reserved: they must reach the server too.
       zero_weights(backward_data);
       try {
-        (void)co_await post_chunks(s, std::move(backward_data), std::move(plan), loss_fn_type::cross_entropy, std::nullopt,
-                                   false, first + n);
+        (void)co_await post_chunks(s, std::move(backward_data), std::move(plan), loss_fn_type::cross_entropy,
+                                   std::nullopt, false, first + n);
       } catch (...) {
       }
       std::rethrow_exception(forward_failure);
@@ -516,14 +527,16 @@ private:
       std::vector<std::vector<float>> logprobs;
       for (auto& out : fwd.loss_fn_outputs) {
         auto it = out.find("logprobs");
-        if (it == out.end()) throw api_response_validation_error("forward_backward_custom: the forward pass returned no logprobs");
+        if (it == out.end())
+          throw api_response_validation_error("forward_backward_custom: the forward pass returned no logprobs");
         logprobs.push_back(it->second.to_dense<float>());
       }
       if (result->abandoned()) throw boost::system::system_error(asio::error::operation_aborted);
       computed = loss(backward_data, logprobs);
       if (computed.logprob_gradients.size() != backward_data.size())
-        detail::invalid("forward_backward_custom: the loss returned " + std::to_string(computed.logprob_gradients.size()) +
-                        " gradients for " + std::to_string(backward_data.size()) + " datums");
+        detail::invalid("forward_backward_custom: the loss returned " +
+                        std::to_string(computed.logprob_gradients.size()) + " gradients for " +
+                        std::to_string(backward_data.size()) + " datums");
       for (std::size_t i = 0; i < backward_data.size(); ++i) {
         if (computed.logprob_gradients[i].size() != logprobs[i].size())
           detail::invalid("forward_backward_custom: gradient " + std::to_string(i) + " has " +

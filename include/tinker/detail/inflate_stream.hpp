@@ -85,14 +85,15 @@ public:
         total_in_ += zeros;
         if (input.empty()) break;
         // More bytes after a complete member: the next member of a concatenated gzip file.
-        if (inflateReset(zs_.get()) != Z_OK) throw inflate_error(inflate_error::kind::internal, "inflate: reset failed");
+        if (inflateReset(zs_.get()) != Z_OK)
+          throw inflate_error(inflate_error::kind::internal, "inflate: reset failed");
         member_ended_ = false;
         member_started_at_ = total_in_;
       }
       // Never let zlib produce more than one byte past the limit, whatever the ratio.
       const std::uint64_t budget = max_output_ == unlimited ? unlimited : max_output_ - total_out_ + 1;
-      const auto room = static_cast<uInt>(
-          std::min<std::uint64_t>({out_size - produced, budget, std::numeric_limits<uInt>::max()}));
+      const auto room =
+          static_cast<uInt>(std::min<std::uint64_t>({out_size - produced, budget, std::numeric_limits<uInt>::max()}));
       const auto feed = static_cast<uInt>(std::min<std::size_t>(input.size(), std::numeric_limits<uInt>::max()));
       zs_->next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data()));
       zs_->avail_in = feed;

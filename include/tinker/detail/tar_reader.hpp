@@ -56,18 +56,18 @@ inline std::string_view to_string(tar_entry_type t) noexcept {
 
 struct tar_entry {
   tar_entry_type type = tar_entry_type::regular;
-  char typeflag = '0';         ///< the raw type byte of the header ('0', '5', 'S', ...)
-  std::string path;            ///< as stored: pax path, else GNU long name, else ustar prefix + "/" + name
-  std::string link_target;     ///< links only: pax linkpath, else GNU long link name, else linkname
-  std::uint64_t size = 0;      ///< bytes of data following the header (pax size overrides the header)
-  std::uint32_t mode = 0;      ///< permission bits as stored (& 07777), unsanitised
-  std::int64_t mtime = 0;      ///< seconds since the epoch, as stored
+  char typeflag = '0';      ///< the raw type byte of the header ('0', '5', 'S', ...)
+  std::string path;         ///< as stored: pax path, else GNU long name, else ustar prefix + "/" + name
+  std::string link_target;  ///< links only: pax linkpath, else GNU long link name, else linkname
+  std::uint64_t size = 0;   ///< bytes of data following the header (pax size overrides the header)
+  std::uint32_t mode = 0;   ///< permission bits as stored (& 07777), unsanitised
+  std::int64_t mtime = 0;   ///< seconds since the epoch, as stored
 };
 
 struct tar_limits {
-  std::size_t max_path_bytes = 4096;                ///< a GNU long name / link name, or a pax path
+  std::size_t max_path_bytes = 4096;                  ///< a GNU long name / link name, or a pax path
   std::size_t max_extended_header_bytes = 64 * 1024;  ///< one pax 'x' header
-  std::uint64_t max_trailing_bytes = 16ull << 20;    ///< data after the end-of-archive marker (record padding)
+  std::uint64_t max_trailing_bytes = 16ull << 20;     ///< data after the end-of-archive marker (record padding)
 };
 
 class tar_reader {
@@ -97,7 +97,9 @@ public:
           const auto piece = data.substr(0, take);
           switch (data_kind_) {
             case data_kind::entry: handler.on_data(piece); break;
-            case data_kind::pax: case data_kind::long_name: case data_kind::long_link: extension_.append(piece); break;
+            case data_kind::pax:
+            case data_kind::long_name:
+            case data_kind::long_link: extension_.append(piece); break;
             case data_kind::skipped: break;
           }
           remaining_ -= take;
@@ -193,7 +195,8 @@ private:
     while (i < width && p[i] == ' ') ++i;
     std::uint64_t v = 0;
     for (; i < width && p[i] >= '0' && p[i] <= '7'; ++i) {
-      if (v > (std::numeric_limits<std::uint64_t>::max() >> 3)) fail_at_header(std::string(name) + " field is too large");
+      if (v > (std::numeric_limits<std::uint64_t>::max() >> 3))
+        fail_at_header(std::string(name) + " field is too large");
       v = (v << 3) | static_cast<unsigned>(p[i] - '0');
     }
     for (; i < width; ++i)
@@ -219,7 +222,8 @@ private:
       case 'x': return begin_extension(data_kind::pax, limits_.max_extended_header_bytes, "pax extended header");
       case 'L': return begin_extension(data_kind::long_name, limits_.max_path_bytes + 1, "GNU long name");
       case 'K': return begin_extension(data_kind::long_link, limits_.max_path_bytes + 1, "GNU long link name");
-      case 'g': return begin_extension(data_kind::skipped, std::numeric_limits<std::uint64_t>::max(), "pax global header");
+      case 'g':
+        return begin_extension(data_kind::skipped, std::numeric_limits<std::uint64_t>::max(), "pax global header");
       default: break;
     }
 
@@ -238,9 +242,12 @@ private:
       }
       entry_.path.append(name);
     }
-    if (pax_linkpath_) entry_.link_target = std::move(*pax_linkpath_);
-    else if (long_link_) entry_.link_target = std::move(*long_link_);
-    else entry_.link_target = std::string(field(block_.data() + 157, 100));
+    if (pax_linkpath_)
+      entry_.link_target = std::move(*pax_linkpath_);
+    else if (long_link_)
+      entry_.link_target = std::move(*long_link_);
+    else
+      entry_.link_target = std::string(field(block_.data() + 157, 100));
     entry_.size = pax_size_ ? *pax_size_ : numeric(124, 12, "size");
     entry_.mode = static_cast<std::uint32_t>(numeric(100, 8, "mode") & 07777);
     // A negative (pre-1970, base-256) mtime is legal; it is informational only, so it reads as 0.
@@ -256,10 +263,12 @@ private:
     pax_sparse_ = false;
 
     switch (typeflag) {
-      case '0': case '7': entry_.type = tar_entry_type::regular; break;
+      case '0':
+      case '7': entry_.type = tar_entry_type::regular; break;
       case '\0':
         // V7 archives mark directories only by a trailing slash.
-        entry_.type = !entry_.path.empty() && entry_.path.back() == '/' ? tar_entry_type::directory : tar_entry_type::regular;
+        entry_.type =
+            !entry_.path.empty() && entry_.path.back() == '/' ? tar_entry_type::directory : tar_entry_type::regular;
         break;
       case '1': entry_.type = tar_entry_type::hardlink; break;
       case '2': entry_.type = tar_entry_type::symlink; break;
@@ -307,8 +316,10 @@ private:
     data_kind_ = kind;
     remaining_ = size;
     data_size_ = size;
-    if (size == 0) end_of_data(handler);
-    else state_ = state::data;
+    if (size == 0)
+      end_of_data(handler);
+    else
+      state_ = state::data;
   }
 
   template <class Handler>
@@ -344,11 +355,13 @@ private:
       const auto value = record.substr(eq + 1);
       // An empty value deletes the override: the header's own field applies again.
       auto set = [&](std::optional<std::string>& slot) {
-        if (value.empty()) slot.reset();
+        if (value.empty())
+          slot.reset();
         else if (value.size() > limits_.max_path_bytes)
           fail("pax " + std::string(key) + " of " + std::to_string(value.size()) + " bytes exceeds the limit of " +
                std::to_string(limits_.max_path_bytes));
-        else slot = std::string(value);
+        else
+          slot = std::string(value);
       };
       if (key == "path") {
         set(pax_path_);
@@ -361,7 +374,8 @@ private:
         }
         std::uint64_t size = 0;
         const auto [vend, vec] = std::from_chars(value.data(), value.data() + value.size(), size);
-        if (vec != std::errc() || vend != value.data() + value.size()) fail("invalid pax size '" + std::string(value) + "'");
+        if (vec != std::errc() || vend != value.data() + value.size())
+          fail("invalid pax size '" + std::string(value) + "'");
         pax_size_ = size;
       } else if (key.substr(0, 11) == "GNU.sparse.") {
         pax_sparse_ = true;
@@ -377,7 +391,7 @@ private:
   data_kind data_kind_ = data_kind::entry;
   std::uint64_t remaining_ = 0;  // data or padding bytes still expected
   std::uint64_t data_size_ = 0;
-  std::string extension_;        // the data of the current 'x' / 'L' / 'K' entry (bounded)
+  std::string extension_;  // the data of the current 'x' / 'L' / 'K' entry (bounded)
   std::optional<std::string> pax_path_, pax_linkpath_, long_name_, long_link_;
   std::optional<std::uint64_t> pax_size_;
   bool pax_sparse_ = false;

@@ -20,13 +20,13 @@ namespace tinker::http {
 /// A body that cannot be (de)compressed. `too_large()` tells a bomb or an over-limit body from
 /// corrupt data (a server answers 413 for the first, 400 for the second).
 class gzip_error : public tinker_error {
- public:
+public:
   enum class kind { corrupt, too_large, internal };
   gzip_error(kind k, const std::string& what) : tinker_error(what), kind_(k) {}
   kind which() const noexcept { return kind_; }
   bool too_large() const noexcept { return kind_ == kind::too_large; }
 
- private:
+private:
   kind kind_;
 };
 

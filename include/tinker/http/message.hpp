@@ -28,18 +28,12 @@ inline constexpr std::size_t lane_count = 6;
 
 constexpr std::string_view to_string(lane l) noexcept {
   switch (l) {
-    case lane::session:
-      return "session";
-    case lane::train:
-      return "train";
-    case lane::sample:
-      return "sample";
-    case lane::poll:
-      return "poll";
-    case lane::rest:
-      return "rest";
-    case lane::sample_poll:
-      return "sample_poll";
+    case lane::session: return "session";
+    case lane::train: return "train";
+    case lane::sample: return "sample";
+    case lane::poll: return "poll";
+    case lane::rest: return "rest";
+    case lane::sample_poll: return "sample_poll";
   }
   return "?";
 }

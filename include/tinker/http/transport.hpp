@@ -57,7 +57,7 @@
 namespace tinker::http {
 
 class transport {
- public:
+public:
   /// Throws tinker::invalid_argument for unusable options (a zero lane cap, an unreadable CA file).
   transport(boost::asio::any_io_executor ex, url base, transport_options options)
       : state_(std::make_shared<detail::transport_state>(std::move(ex), std::move(base), std::move(options))) {}
@@ -92,7 +92,7 @@ class transport {
   /// DNS lookups started since construction (IP literals and cache hits need none).
   std::uint64_t dns_lookups() const noexcept { return state_->dns_lookups(); }
 
- private:
+private:
   std::shared_ptr<detail::transport_state> state_;
 };
 

@@ -109,7 +109,7 @@ struct url {
   /// The URL back as text, without a trailing slash.
   std::string str() const { return scheme + "://" + host_header() + path_prefix; }
 
- private:
+private:
   std::string authority_host() const { return host.find(':') != std::string::npos ? "[" + host + "]" : host; }
   static char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
   static bool is_alnum(char c) noexcept {

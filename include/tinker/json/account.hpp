@@ -39,9 +39,12 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
 
 inline audit_log_entry tag_invoke(boost::json::value_to_tag<audit_log_entry>, const boost::json::value& jv) {
   json::detail::object_reader r(jv, "audit_log_entry");
-  return audit_log_entry{r.required<json::detail::iso_timestamp>("timestamp").value, r.required<std::string>("event"),
-                         r.optional<std::string>("model_id"),  r.optional<std::string>("tinker_path"),
-                         r.optional<std::string>("purpose"),   r.optional<boost::json::object>("event_details")};
+  return audit_log_entry{r.required<json::detail::iso_timestamp>("timestamp").value,
+                         r.required<std::string>("event"),
+                         r.optional<std::string>("model_id"),
+                         r.optional<std::string>("tinker_path"),
+                         r.optional<std::string>("purpose"),
+                         r.optional<boost::json::object>("event_details")};
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const audit_log_response& resp) {
@@ -169,7 +172,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
 }
 
 /// `sessions` may be absent (a report with no events names no sessions).
-inline billing_usage_response tag_invoke(boost::json::value_to_tag<billing_usage_response>, const boost::json::value& jv) {
+inline billing_usage_response tag_invoke(boost::json::value_to_tag<billing_usage_response>,
+                                         const boost::json::value& jv) {
   json::detail::object_reader r(jv, "billing_usage_response");
   return billing_usage_response{r.required<std::vector<billing_usage_event>>("data"),
                                 r.optional_or<std::map<std::string, billing_session_info>>("sessions", {})};

@@ -107,7 +107,8 @@ inline checkpoints_list_response tag_invoke(boost::json::value_to_tag<checkpoint
   return checkpoints_list_response{r.required<std::vector<checkpoint>>("checkpoints"), r.optional<cursor>("cursor")};
 }
 
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const checkpoint_archive_url_response& resp) {
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
+                       const checkpoint_archive_url_response& resp) {
   boost::json::object o(jv.storage());
   json::detail::put(o, "url", resp.url);
   json::detail::put(o, "expires", json::detail::iso_timestamp{resp.expires});
@@ -176,7 +177,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline training_runs_response tag_invoke(boost::json::value_to_tag<training_runs_response>, const boost::json::value& jv) {
+inline training_runs_response tag_invoke(boost::json::value_to_tag<training_runs_response>,
+                                         const boost::json::value& jv) {
   json::detail::object_reader r(jv, "training_runs_response");
   return training_runs_response{r.required<std::vector<training_run>>("training_runs"), r.required<cursor>("cursor")};
 }

@@ -45,7 +45,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline future_retrieve_request tag_invoke(boost::json::value_to_tag<future_retrieve_request>, const boost::json::value& jv) {
+inline future_retrieve_request tag_invoke(boost::json::value_to_tag<future_retrieve_request>,
+                                          const boost::json::value& jv) {
   json::detail::object_reader r(jv, "future_retrieve_request");
   return future_retrieve_request{r.required<std::string>("request_id"), r.optional_or("allow_metadata_only", false)};
 }
@@ -88,15 +89,16 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline request_failed_response tag_invoke(boost::json::value_to_tag<request_failed_response>, const boost::json::value& jv) {
+inline request_failed_response tag_invoke(boost::json::value_to_tag<request_failed_response>,
+                                          const boost::json::value& jv) {
   json::detail::object_reader r(jv, "request_failed_response");
   // An error that is not a string is still a failure; keep its JSON text rather than losing it.
   const auto* err = r.object().if_contains("error");
   if (!err) r.fail("error", "missing required field");
   std::string message = err->is_string() ? std::string(err->get_string()) : boost::json::serialize(*err);
   const auto* cat = r.object().if_contains("category");
-  return request_failed_response{std::move(message),
-                                 cat && cat->is_string() ? parse_error_category(cat->get_string()) : error_category::unknown};
+  return request_failed_response{
+      std::move(message), cat && cat->is_string() ? parse_error_category(cat->get_string()) : error_category::unknown};
 }
 
 // --- batched completion polling ------------------------------------------------------------------
@@ -113,15 +115,16 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline retrieve_futures_request tag_invoke(boost::json::value_to_tag<retrieve_futures_request>, const boost::json::value& jv) {
+inline retrieve_futures_request tag_invoke(boost::json::value_to_tag<retrieve_futures_request>,
+                                           const boost::json::value& jv) {
   json::detail::object_reader r(jv, "retrieve_futures_request");
   const auto target = r.required<boost::json::value>("target");
   json::detail::object_reader t(target, "retrieve_futures_request.target");
   if (auto type = t.optional<std::string>("type"); type && *type != "sampling_session")
     t.fail("type", "unsupported target type '" + *type + "'");
-  return retrieve_futures_request{
-      retrieve_futures_target{t.required<std::string>("sampling_session_id"), t.optional_or<std::int64_t>("cloned_sampler_id", 0)},
-      r.optional_or<std::int64_t>("prev_cursor", 0), r.optional<double>("timeout")};
+  return retrieve_futures_request{retrieve_futures_target{t.required<std::string>("sampling_session_id"),
+                                                          t.optional_or<std::int64_t>("cloned_sampler_id", 0)},
+                                  r.optional_or<std::int64_t>("prev_cursor", 0), r.optional<double>("timeout")};
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const future_completion& c) {
@@ -164,7 +167,8 @@ using retrieve_answer =
 
 inline retrieve_answer classify_retrieve_answer(boost::json::value v) {
   if (!v.is_object())
-    throw protocol_error("retrieve_future answer", "", std::string("expected a JSON object, got ") + detail::kind_name(v));
+    throw protocol_error("retrieve_future answer", "",
+                         std::string("expected a JSON object, got ") + detail::kind_name(v));
   const auto& o = v.get_object();
   if (const auto* t = o.if_contains("type"); t && t->is_string() && t->get_string() == "try_again")
     return boost::json::value_to<try_again_response>(v);

@@ -31,11 +31,12 @@ inline dtype tag_invoke(boost::json::value_to_tag<dtype>, const boost::json::val
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, image_format f) { jv = to_string(f); }
 
 inline image_format tag_invoke(boost::json::value_to_tag<image_format>, const boost::json::value& jv) {
-  return json::detail::read_enum<image_format>(jv, "image format", [](std::string_view s) -> std::optional<image_format> {
-    if (s == "png") return image_format::png;
-    if (s == "jpeg") return image_format::jpeg;
-    return std::nullopt;
-  });
+  return json::detail::read_enum<image_format>(jv, "image format",
+                                               [](std::string_view s) -> std::optional<image_format> {
+                                                 if (s == "png") return image_format::png;
+                                                 if (s == "jpeg") return image_format::jpeg;
+                                                 return std::nullopt;
+                                               });
 }
 
 // --- tensor_data: {"data", "dtype", "shape"?, "sparse_crow_indices"?, "sparse_col_indices"?} --------

@@ -208,8 +208,8 @@ inline sample_response tag_invoke(boost::json::value_to_tag<sample_response>, co
     const auto allowed = 4 * (std::uint64_t{pairs} + topk.length) + json::detail::max_topk_padding_slack;
     if (cells > allowed)
       r.fail("topk_prompt_logprobs", std::to_string(topk.length) + " rows of up to " + std::to_string(topk.k) +
-                                         " pairs make " + std::to_string(cells) + " cells for " + std::to_string(pairs) +
-                                         " pairs given: too many null or short rows (at most " +
+                                         " pairs make " + std::to_string(cells) + " cells for " +
+                                         std::to_string(pairs) + " pairs given: too many null or short rows (at most " +
                                          std::to_string(allowed) + " cells)");
     topk.token_ids.assign(std::size_t(topk.length) * topk.k, 0);
     topk.logprobs.assign(std::size_t(topk.length) * topk.k, topk_logprobs::sentinel_logprob);

@@ -37,7 +37,8 @@ inline supported_model tag_invoke(boost::json::value_to_tag<supported_model>, co
                          r.optional<bool>("trainable"), r.optional<bool>("sampleable")};
 }
 
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const get_server_capabilities_response& resp) {
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
+                       const get_server_capabilities_response& resp) {
   boost::json::object o(jv.storage());
   json::detail::put(o, "supported_models", resp.supported_models);
   jv = std::move(o);
@@ -68,7 +69,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline client_config_request tag_invoke(boost::json::value_to_tag<client_config_request>, const boost::json::value& jv) {
+inline client_config_request tag_invoke(boost::json::value_to_tag<client_config_request>,
+                                        const boost::json::value& jv) {
   json::detail::object_reader r(jv, "client_config_request");
   return client_config_request{r.optional_or<std::string>("sdk_version", "")};
 }
@@ -95,7 +97,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
 }
 
 /// Every field optional with its default; unknown fields ignored.
-inline client_config_response tag_invoke(boost::json::value_to_tag<client_config_response>, const boost::json::value& jv) {
+inline client_config_response tag_invoke(boost::json::value_to_tag<client_config_response>,
+                                         const boost::json::value& jv) {
   json::detail::object_reader r(jv, "client_config_response");
   client_config_response c;
   c.pjwt_auth_enabled = r.optional_or("pjwt_auth_enabled", c.pjwt_auth_enabled);
@@ -129,7 +132,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline dynamic_config_response tag_invoke(boost::json::value_to_tag<dynamic_config_response>, const boost::json::value& jv) {
+inline dynamic_config_response tag_invoke(boost::json::value_to_tag<dynamic_config_response>,
+                                          const boost::json::value& jv) {
   json::detail::object_reader r(jv, "dynamic_config_response");
   dynamic_config_response c;
   c.refresh_interval_sec = r.optional_or("refresh_interval_sec", c.refresh_interval_sec);
@@ -148,10 +152,12 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline telemetry_send_request tag_invoke(boost::json::value_to_tag<telemetry_send_request>, const boost::json::value& jv) {
+inline telemetry_send_request tag_invoke(boost::json::value_to_tag<telemetry_send_request>,
+                                         const boost::json::value& jv) {
   json::detail::object_reader r(jv, "telemetry_send_request");
   return telemetry_send_request{r.required<std::vector<boost::json::object>>("events"),
-                                r.optional_or<std::string>("platform", ""), r.optional_or<std::string>("sdk_version", ""),
+                                r.optional_or<std::string>("platform", ""),
+                                r.optional_or<std::string>("sdk_version", ""),
                                 r.optional_or<std::string>("session_id", ""), r.optional<std::string>("process_uuid")};
 }
 

@@ -52,7 +52,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline create_session_request tag_invoke(boost::json::value_to_tag<create_session_request>, const boost::json::value& jv) {
+inline create_session_request tag_invoke(boost::json::value_to_tag<create_session_request>,
+                                         const boost::json::value& jv) {
   json::detail::object_reader r(jv, "create_session_request");
   return create_session_request{r.optional_or<std::vector<std::string>>("tags", {}),
                                 r.optional_or<metadata_map>("user_metadata", {}),
@@ -69,7 +70,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline create_session_response tag_invoke(boost::json::value_to_tag<create_session_response>, const boost::json::value& jv) {
+inline create_session_response tag_invoke(boost::json::value_to_tag<create_session_response>,
+                                          const boost::json::value& jv) {
   json::detail::object_reader r(jv, "create_session_response");
   return create_session_response{r.required<std::string>("session_id"), r.optional<std::string>("info_message"),
                                  r.optional<std::string>("warning_message"), r.optional<std::string>("error_message")};
@@ -82,7 +84,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline session_heartbeat_request tag_invoke(boost::json::value_to_tag<session_heartbeat_request>, const boost::json::value& jv) {
+inline session_heartbeat_request tag_invoke(boost::json::value_to_tag<session_heartbeat_request>,
+                                            const boost::json::value& jv) {
   json::detail::object_reader r(jv, "session_heartbeat_request");
   return session_heartbeat_request{r.required<std::string>("session_id")};
 }
@@ -93,12 +96,14 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline session_heartbeat_response tag_invoke(boost::json::value_to_tag<session_heartbeat_response>, const boost::json::value& jv) {
+inline session_heartbeat_response tag_invoke(boost::json::value_to_tag<session_heartbeat_response>,
+                                             const boost::json::value& jv) {
   json::detail::object_reader(jv, "session_heartbeat_response");  // must be an object; no required fields
   return {};
 }
 
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const create_sampling_session_request& req) {
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
+                       const create_sampling_session_request& req) {
   boost::json::object o(jv.storage());
   json::detail::put(o, "session_id", req.session_id);
   json::detail::put(o, "sampling_session_seq_id", req.sampling_session_seq_id);
@@ -116,7 +121,8 @@ inline create_sampling_session_request tag_invoke(boost::json::value_to_tag<crea
                                          r.optional<std::string>("base_model"), r.optional<std::string>("model_path")};
 }
 
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const create_sampling_session_response& resp) {
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
+                       const create_sampling_session_response& resp) {
   boost::json::object o(jv.storage());
   json::detail::put(o, "sampling_session_id", resp.sampling_session_id);
   json::detail::put_type(o, "create_sampling_session");
@@ -173,7 +179,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline create_model_response tag_invoke(boost::json::value_to_tag<create_model_response>, const boost::json::value& jv) {
+inline create_model_response tag_invoke(boost::json::value_to_tag<create_model_response>,
+                                        const boost::json::value& jv) {
   json::detail::object_reader r(jv, "create_model_response");
   return create_model_response{r.required<std::string>("model_id")};
 }
@@ -241,7 +248,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline unload_model_response tag_invoke(boost::json::value_to_tag<unload_model_response>, const boost::json::value& jv) {
+inline unload_model_response tag_invoke(boost::json::value_to_tag<unload_model_response>,
+                                        const boost::json::value& jv) {
   json::detail::object_reader r(jv, "unload_model_response");
   return unload_model_response{r.required<std::string>("model_id")};
 }
@@ -266,7 +274,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline list_sessions_response tag_invoke(boost::json::value_to_tag<list_sessions_response>, const boost::json::value& jv) {
+inline list_sessions_response tag_invoke(boost::json::value_to_tag<list_sessions_response>,
+                                         const boost::json::value& jv) {
   json::detail::object_reader r(jv, "list_sessions_response");
   return list_sessions_response{r.required<std::vector<std::string>>("sessions")};
 }
@@ -296,7 +305,9 @@ inline set_session_project_request tag_invoke(boost::json::value_to_tag<set_sess
   return set_session_project_request{r.required<std::string>("project_id")};
 }
 
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, trace_export_status s) { jv = to_string(s); }
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, trace_export_status s) {
+  jv = to_string(s);
+}
 
 /// Any string is a status: ones this library does not know read as trace_export_status::unknown.
 inline trace_export_status tag_invoke(boost::json::value_to_tag<trace_export_status>, const boost::json::value& jv) {
@@ -312,7 +323,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline trace_export_response tag_invoke(boost::json::value_to_tag<trace_export_response>, const boost::json::value& jv) {
+inline trace_export_response tag_invoke(boost::json::value_to_tag<trace_export_response>,
+                                        const boost::json::value& jv) {
   json::detail::object_reader r(jv, "trace_export_response");
   return trace_export_response{r.required<trace_export_status>("status"), r.optional<std::string>("url"),
                                r.optional<std::string>("error")};
@@ -334,9 +346,9 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
 
 inline save_weights_request tag_invoke(boost::json::value_to_tag<save_weights_request>, const boost::json::value& jv) {
   json::detail::object_reader r(jv, "save_weights_request");
-  return save_weights_request{r.required<std::string>("model_id"),          r.optional<std::string>("path"),
-                              r.optional_or<std::int64_t>("seq_id", 0),      r.optional<std::int64_t>("ttl_seconds"),
-                              r.optional_or("overwrite", false),            r.optional<metadata_map>("user_metadata")};
+  return save_weights_request{r.required<std::string>("model_id"),      r.optional<std::string>("path"),
+                              r.optional_or<std::int64_t>("seq_id", 0), r.optional<std::int64_t>("ttl_seconds"),
+                              r.optional_or("overwrite", false),        r.optional<metadata_map>("user_metadata")};
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const save_weights_response& resp) {
@@ -346,12 +358,14 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline save_weights_response tag_invoke(boost::json::value_to_tag<save_weights_response>, const boost::json::value& jv) {
+inline save_weights_response tag_invoke(boost::json::value_to_tag<save_weights_response>,
+                                        const boost::json::value& jv) {
   json::detail::object_reader r(jv, "save_weights_response");
   return save_weights_response{r.required<std::string>("path")};
 }
 
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const save_weights_for_sampler_request& req) {
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
+                       const save_weights_for_sampler_request& req) {
   boost::json::object o(jv.storage());
   json::detail::put(o, "model_id", req.model_id);
   json::detail::put(o, "path", req.path);
@@ -367,12 +381,13 @@ inline save_weights_for_sampler_request tag_invoke(boost::json::value_to_tag<sav
                                                    const boost::json::value& jv) {
   json::detail::object_reader r(jv, "save_weights_for_sampler_request");
   return save_weights_for_sampler_request{
-      r.required<std::string>("model_id"),                   r.optional<std::string>("path"),
-      r.optional_or<std::int64_t>("seq_id", 0),               r.optional<std::int64_t>("sampling_session_seq_id"),
-      r.optional<std::int64_t>("ttl_seconds"),               r.optional<metadata_map>("user_metadata")};
+      r.required<std::string>("model_id"),      r.optional<std::string>("path"),
+      r.optional_or<std::int64_t>("seq_id", 0), r.optional<std::int64_t>("sampling_session_seq_id"),
+      r.optional<std::int64_t>("ttl_seconds"),  r.optional<metadata_map>("user_metadata")};
 }
 
-inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const save_weights_for_sampler_response& resp) {
+inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv,
+                       const save_weights_for_sampler_response& resp) {
   boost::json::object o(jv.storage());
   json::detail::put(o, "path", resp.path);
   json::detail::put(o, "sampling_session_id", resp.sampling_session_id);
@@ -383,7 +398,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
 inline save_weights_for_sampler_response tag_invoke(boost::json::value_to_tag<save_weights_for_sampler_response>,
                                                     const boost::json::value& jv) {
   json::detail::object_reader r(jv, "save_weights_for_sampler_response");
-  return save_weights_for_sampler_response{r.optional<std::string>("path"), r.optional<std::string>("sampling_session_id")};
+  return save_weights_for_sampler_response{r.optional<std::string>("path"),
+                                           r.optional<std::string>("sampling_session_id")};
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const load_weights_request& req) {
@@ -425,7 +441,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline load_weights_response tag_invoke(boost::json::value_to_tag<load_weights_response>, const boost::json::value& jv) {
+inline load_weights_response tag_invoke(boost::json::value_to_tag<load_weights_response>,
+                                        const boost::json::value& jv) {
   json::detail::object_reader r(jv, "load_weights_response");
   return load_weights_response{r.optional<std::string>("path"), r.optional<std::string>("model_id")};
 }
@@ -452,11 +469,12 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline weights_info_response tag_invoke(boost::json::value_to_tag<weights_info_response>, const boost::json::value& jv) {
+inline weights_info_response tag_invoke(boost::json::value_to_tag<weights_info_response>,
+                                        const boost::json::value& jv) {
   json::detail::object_reader r(jv, "weights_info_response");
-  return weights_info_response{r.required<std::string>("base_model"),   r.required<bool>("is_lora"),
-                               r.optional<std::int32_t>("lora_rank"),   r.optional<bool>("train_unembed"),
-                               r.optional<bool>("train_mlp"),           r.optional<bool>("train_attn")};
+  return weights_info_response{r.required<std::string>("base_model"), r.required<bool>("is_lora"),
+                               r.optional<std::int32_t>("lora_rank"), r.optional<bool>("train_unembed"),
+                               r.optional<bool>("train_mlp"),         r.optional<bool>("train_attn")};
 }
 
 }  // namespace tinker

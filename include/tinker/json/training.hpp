@@ -30,7 +30,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
 
 inline datum tag_invoke(boost::json::value_to_tag<datum>, const boost::json::value& jv) {
   json::detail::object_reader r(jv, "datum");
-  return datum{r.required<model_input>("model_input"), r.required<std::map<std::string, tensor_data>>("loss_fn_inputs")};
+  return datum{r.required<model_input>("model_input"),
+               r.required<std::map<std::string, tensor_data>>("loss_fn_inputs")};
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const forward_backward_input& in) {
@@ -41,7 +42,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline forward_backward_input tag_invoke(boost::json::value_to_tag<forward_backward_input>, const boost::json::value& jv) {
+inline forward_backward_input tag_invoke(boost::json::value_to_tag<forward_backward_input>,
+                                         const boost::json::value& jv) {
   json::detail::object_reader r(jv, "forward_backward_input");
   return forward_backward_input{r.required<std::vector<datum>>("data"), r.required<loss_fn_type>("loss_fn"),
                                 r.optional<loss_fn_config>("loss_fn_config")};
@@ -58,7 +60,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline forward_backward_request tag_invoke(boost::json::value_to_tag<forward_backward_request>, const boost::json::value& jv) {
+inline forward_backward_request tag_invoke(boost::json::value_to_tag<forward_backward_request>,
+                                           const boost::json::value& jv) {
   json::detail::object_reader r(jv, "forward_backward_request");
   return forward_backward_request{r.required<forward_backward_input>("forward_backward_input"),
                                   r.required<std::string>("model_id"), r.optional_or<std::int64_t>("seq_id", 0),
@@ -88,7 +91,8 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
   jv = std::move(o);
 }
 
-inline forward_backward_output tag_invoke(boost::json::value_to_tag<forward_backward_output>, const boost::json::value& jv) {
+inline forward_backward_output tag_invoke(boost::json::value_to_tag<forward_backward_output>,
+                                          const boost::json::value& jv) {
   json::detail::object_reader r(jv, "forward_backward_output");
   auto type = r.required<std::string>("loss_fn_output_type");
   if (auto colon = type.rfind(':'); colon != std::string::npos) type.erase(0, colon + 1);
@@ -111,9 +115,12 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
 inline adam_params tag_invoke(boost::json::value_to_tag<adam_params>, const boost::json::value& jv) {
   json::detail::object_reader r(jv, "adam_params");
   const adam_params d;
-  return adam_params{r.optional_or("learning_rate", d.learning_rate), r.optional_or("beta1", d.beta1),
-                     r.optional_or("beta2", d.beta2),                 r.optional_or("eps", d.eps),
-                     r.optional_or("weight_decay", d.weight_decay),   r.optional_or("grad_clip_norm", d.grad_clip_norm)};
+  return adam_params{r.optional_or("learning_rate", d.learning_rate),
+                     r.optional_or("beta1", d.beta1),
+                     r.optional_or("beta2", d.beta2),
+                     r.optional_or("eps", d.eps),
+                     r.optional_or("weight_decay", d.weight_decay),
+                     r.optional_or("grad_clip_norm", d.grad_clip_norm)};
 }
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const optim_step_request& req) {

@@ -129,19 +129,39 @@ public:
     engine_.reset();
   }
 
-  std::string base_url() const { return call([this] { return engine_->base_url(); }); }
-  std::uint16_t port() const { return call([this] { return engine_->port(); }); }
-  void set_faults(fault_options faults) { call([&] { engine_->set_faults(std::move(faults)); }); }
-  void run_maintenance() { call([this] { engine_->run_maintenance(); }); }
-  std::size_t loaded_model_count() const { return call([this] { return engine_->loaded_model_count(); }); }
-  std::size_t future_count() const { return call([this] { return engine_->future_count(); }); }
-  std::size_t pending_sample_count() const { return call([this] { return engine_->pending_sample_count(); }); }
-  std::size_t completion_log_count() const { return call([this] { return engine_->completion_log_count(); }); }
-  std::uint64_t sample_batch_count() const { return call([this] { return engine_->sample_batch_count(); }); }
+  std::string base_url() const {
+    return call([this] { return engine_->base_url(); });
+  }
+  std::uint16_t port() const {
+    return call([this] { return engine_->port(); });
+  }
+  void set_faults(fault_options faults) {
+    call([&] { engine_->set_faults(std::move(faults)); });
+  }
+  void run_maintenance() {
+    call([this] { engine_->run_maintenance(); });
+  }
+  std::size_t loaded_model_count() const {
+    return call([this] { return engine_->loaded_model_count(); });
+  }
+  std::size_t future_count() const {
+    return call([this] { return engine_->future_count(); });
+  }
+  std::size_t pending_sample_count() const {
+    return call([this] { return engine_->pending_sample_count(); });
+  }
+  std::size_t completion_log_count() const {
+    return call([this] { return engine_->completion_log_count(); });
+  }
+  std::uint64_t sample_batch_count() const {
+    return call([this] { return engine_->sample_batch_count(); });
+  }
   std::uint64_t request_count(const std::string& route) const {
     return call([this, &route] { return engine_->request_count(route); });
   }
-  std::filesystem::path data_dir() const { return call([this] { return engine_->data_dir(); }); }
+  std::filesystem::path data_dir() const {
+    return call([this] { return engine_->data_dir(); });
+  }
 
   /// Runs `f` on the engine's thread and returns its result.
   template <class F>

@@ -156,7 +156,7 @@ struct session_entry : boost::intrusive::list_base_hook<boost::intrusive::link_m
 };
 
 class server_state : public std::enable_shared_from_this<server_state> {
- public:
+public:
   server_state(asio::any_io_executor ex, http_server_options options, request_handler handler)
       : executor_(std::move(ex)),
         options_(std::move(options)),
@@ -232,7 +232,7 @@ class server_state : public std::enable_shared_from_this<server_state> {
   std::size_t active_connections() const noexcept { return active_; }
   std::uint64_t accepted_connections() const noexcept { return accepted_; }
 
- private:
+private:
   using tls_stream = asio::ssl::stream<beast::tcp_stream>;
 
   std::shared_ptr<asio::ssl::context> make_tls_context() {
@@ -499,7 +499,8 @@ class server_state : public std::enable_shared_from_this<server_state> {
     if (request.method() == bhttp::verb::head) co_return;
     // Level 1: the engine is CPU-bound, loopback is fast.
     if (options_.gzip_executor && res.body().size() >= options_.offload_gzip_bytes)
-      res.body() = co_await asio::co_spawn(*options_.gzip_executor, gzip_body(std::move(res.body())), asio::use_awaitable);
+      res.body() =
+          co_await asio::co_spawn(*options_.gzip_executor, gzip_body(std::move(res.body())), asio::use_awaitable);
     else
       res.body() = ::tinker::http::gzip_compress(res.body(), 1);
     res.set(bhttp::field::content_encoding, "gzip");
@@ -524,7 +525,7 @@ class server_state : public std::enable_shared_from_this<server_state> {
 }  // namespace detail
 
 class http_server {
- public:
+public:
   /// Throws tinker::invalid_argument for inconsistent options (one TLS file without the other).
   http_server(asio::any_io_executor ex, http_server_options options, request_handler handler)
       : state_(std::make_shared<detail::server_state>(std::move(ex), std::move(options), std::move(handler))) {}
@@ -544,7 +545,7 @@ class http_server {
   std::size_t active_connections() const noexcept { return state_->active_connections(); }
   std::uint64_t accepted_connections() const noexcept { return state_->accepted_connections(); }
 
- private:
+private:
   std::shared_ptr<detail::server_state> state_;
 };
 

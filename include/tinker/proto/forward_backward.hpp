@@ -206,8 +206,10 @@ inline forward_backward_request read_request(reader r) {
   if (!parsed) fail("loss_fn", "unknown loss function \"" + std::string(loss_fn) + "\"");
   in.loss_fn = *parsed;
   // Newer SDKs send numbers in both maps and strings only in v2; v2 is the complete one.
-  if (!config_v2.empty()) in.loss_fn_config = std::move(config_v2);
-  else if (!config_v1.empty()) in.loss_fn_config = std::move(config_v1);
+  if (!config_v2.empty())
+    in.loss_fn_config = std::move(config_v2);
+  else if (!config_v1.empty())
+    in.loss_fn_config = std::move(config_v1);
   return req;
 }
 
@@ -255,8 +257,10 @@ inline forward_backward_output densified(const forward_backward_output& out) {
     for (auto& [name, tensor] : datum_outputs)
       if (tensor.is_sparse()) {
         tensor_data dense;
-        if (tensor.type() == tinker::dtype::float32) dense.values = tensor.to_dense<float>();
-        else dense.values = tensor.to_dense<std::int64_t>();
+        if (tensor.type() == tinker::dtype::float32)
+          dense.values = tensor.to_dense<float>();
+        else
+          dense.values = tensor.to_dense<std::int64_t>();
         dense.shape = tensor.shape;
         tensor = std::move(dense);
       }
@@ -277,7 +281,8 @@ inline void check_encodable(const forward_backward_output& out) {
 
 /// One BatchedTensor: field `name` of datums [range.begin, range.end).
 template <class Out>
-void write_batched_tensor(Out& out, const std::vector<loss_fn_output>& outputs, record_range range, const std::string& name) {
+void write_batched_tensor(Out& out, const std::vector<loss_fn_output>& outputs, record_range range,
+                          const std::string& name) {
   const auto& first = outputs[range.begin].at(name);
   std::size_t total = 0;
   for (auto i = range.begin; i < range.end; ++i) total += payload_size(outputs[i].at(name));
@@ -352,9 +357,8 @@ inline array_record_views read_array_record(reader r) {
       case 2: {
         auto entry_reader = r.sub(read_message_field(r, tag, "fields"));
         const auto entry = within("fields", [&] { return read_message_map_entry(entry_reader); });
-        record.fields.insert_or_assign(entry.key, within(keyed("fields", entry.key), [&] {
-                                         return read_batched_tensor(r.sub(entry.value));
-                                       }));
+        record.fields.insert_or_assign(
+            entry.key, within(keyed("fields", entry.key), [&] { return read_batched_tensor(r.sub(entry.value)); }));
         break;
       }
       case 3: record.num_datums = read_int64_field(r, tag, "num_datums"); break;
@@ -371,7 +375,8 @@ inline std::size_t datums_in_offsets(const batched_tensor_views& bt) {
 }
 
 /// Splits one BatchedTensor into `n` per-datum tensors stored under `name` in dst[0..n).
-inline void read_batched_field(const batched_tensor_views& bt, std::size_t n, std::string_view name, loss_fn_output* dst) {
+inline void read_batched_field(const batched_tensor_views& bt, std::size_t n, std::string_view name,
+                               loss_fn_output* dst) {
   const auto type = checked_dtype(bt.dtype, "dtype");
   const auto esize = element_size(type);
   check_array_length(bt.offsets, 8, "offsets", "int64 offsets");
@@ -415,7 +420,8 @@ inline void read_batched_field(const batched_tensor_views& bt, std::size_t n, st
       leading = elements / per_row;
     }
     tensor_data t;
-    t.values = decode_values(bt.data.substr(static_cast<std::size_t>(begin), static_cast<std::size_t>(end - begin)), type, "data");
+    t.values = decode_values(bt.data.substr(static_cast<std::size_t>(begin), static_cast<std::size_t>(end - begin)),
+                             type, "data");
     std::vector<std::int64_t> shape;
     shape.reserve(1 + bt.trailing_shape.size());
     shape.push_back(static_cast<std::int64_t>(leading));
@@ -460,8 +466,9 @@ inline forward_backward_output read_output(reader r) {
   for (const auto& record : records) {
     total += static_cast<std::uint64_t>(record.num_datums);
     if (total > max_output_datums)
-      fail("loss_fn_outputs", "num_datums adds up to more than " + std::to_string(max_output_datums) +
-                                  " datums, the most one answer may describe (the SDK sends at most 1024 per request chunk)");
+      fail("loss_fn_outputs",
+           "num_datums adds up to more than " + std::to_string(max_output_datums) +
+               " datums, the most one answer may describe (the SDK sends at most 1024 per request chunk)");
   }
   const bool legacy_counts = total == 0;
   std::vector<std::size_t> counts;
@@ -474,8 +481,9 @@ inline forward_backward_output read_output(reader r) {
     total += n;
   }
   if (total > max_output_datums)
-    fail("loss_fn_outputs", "the offsets describe more than " + std::to_string(max_output_datums) +
-                                " datums, the most one answer may describe (the SDK sends at most 1024 per request chunk)");
+    fail("loss_fn_outputs",
+         "the offsets describe more than " + std::to_string(max_output_datums) +
+             " datums, the most one answer may describe (the SDK sends at most 1024 per request chunk)");
 
   out.loss_fn_outputs.resize(static_cast<std::size_t>(total));
   std::size_t base = 0;
@@ -519,7 +527,8 @@ inline std::string encode(const forward_backward_request& req) {
 /// Decodes a ForwardBackwardRequest. Reads loss_fn_config_v2 (field 7) when present and prefers it;
 /// a string-valued entry there, an unknown loss_fn or any malformed field throws protocol_error.
 inline forward_backward_request decode_forward_backward_request(std::string_view bytes) {
-  return detail::decode_top_level(detail::request_type_name, [&] { return detail::read_request(detail::reader(bytes)); });
+  return detail::decode_top_level(detail::request_type_name,
+                                  [&] { return detail::read_request(detail::reader(bytes)); });
 }
 
 /// Exact size of encode(out).

@@ -33,8 +33,8 @@ inline void check_encodable(const sample_response& res) {
     if (topk->token_ids.size() != cells || topk->logprobs.size() != cells)
       throw tinker::invalid_argument("SampleResponse.topk_prompt_logprobs: token_ids has " +
                                      std::to_string(topk->token_ids.size()) + " and logprobs " +
-                                     std::to_string(topk->logprobs.size()) + " entries, expected length * k = " +
-                                     std::to_string(cells));
+                                     std::to_string(topk->logprobs.size()) +
+                                     " entries, expected length * k = " + std::to_string(cells));
   }
 }
 
@@ -111,7 +111,8 @@ inline sample_response read_sample_response(reader r) {
       case 1: {
         const auto bytes = read_message_field(r, tag, "sequences");
         const auto index = res.sequences.size();
-        res.sequences.push_back(within(indexed("sequences", index), [&] { return read_sampled_sequence(r.sub(bytes)); }));
+        res.sequences.push_back(
+            within(indexed("sequences", index), [&] { return read_sampled_sequence(r.sub(bytes)); }));
         break;
       }
       case 2: prompt_logprobs = read_bytes_field(r, tag, "prompt_logprobs"); break;
@@ -133,9 +134,9 @@ inline sample_response read_sample_response(reader r) {
     const auto cells = static_cast<std::uint64_t>(topk->k) * topk->length;
     auto check_size = [&](std::string_view bytes, const char* field) {
       if (bytes.size() / 4 != cells || bytes.size() % 4 != 0)
-        fail(field, "has " + std::to_string(bytes.size()) + " bytes, expected prompt_length * k * 4 = " +
-                        std::to_string(cells * 4) + " (prompt_length " + std::to_string(topk->length) + ", k " +
-                        std::to_string(topk->k) + ")");
+        fail(field, "has " + std::to_string(bytes.size()) +
+                        " bytes, expected prompt_length * k * 4 = " + std::to_string(cells * 4) + " (prompt_length " +
+                        std::to_string(topk->length) + ", k " + std::to_string(topk->k) + ")");
     };
     check_size(topk->token_ids, "topk_prompt_logprobs.token_ids");
     check_size(topk->logprobs, "topk_prompt_logprobs.logprobs");

@@ -86,9 +86,9 @@ struct billing_other_usage {
 };
 
 /// A billing event's `event_info`, discriminated on the wire by its `type` field.
-using billing_event_info = std::variant<billing_training_usage, billing_sampling_prefill_usage,
-                                        billing_sampling_sample_usage, billing_checkpoint_usage, billing_storage_usage,
-                                        billing_other_usage>;
+using billing_event_info =
+    std::variant<billing_training_usage, billing_sampling_prefill_usage, billing_sampling_sample_usage,
+                 billing_checkpoint_usage, billing_storage_usage, billing_other_usage>;
 
 /// Usage in one time bucket. The attribution fields are absent when the server does not know them.
 struct billing_usage_event {

@@ -38,14 +38,14 @@ struct sampling_params {
   /// The common case: how many tokens at most.
   explicit sampling_params(std::int32_t max_new_tokens) : max_tokens(max_new_tokens) {}
 
-#define TINKER_SAMPLING_SETTER(name, type, field)                   \
-  sampling_params& name(type v) & {                                 \
-    field = std::move(v);                                           \
-    return *this;                                                   \
-  }                                                                 \
-  sampling_params&& name(type v) && {                               \
-    field = std::move(v);                                           \
-    return std::move(*this);                                        \
+#define TINKER_SAMPLING_SETTER(name, type, field) \
+  sampling_params& name(type v)& {                \
+    field = std::move(v);                         \
+    return *this;                                 \
+  }                                               \
+  sampling_params&& name(type v)&& {              \
+    field = std::move(v);                         \
+    return std::move(*this);                      \
   }
   TINKER_SAMPLING_SETTER(with_max_tokens, std::int32_t, max_tokens)
   TINKER_SAMPLING_SETTER(with_seed, std::uint64_t, seed)
@@ -106,9 +106,7 @@ struct topk_logprobs {
   static bool is_sentinel(token_id t, float lp) noexcept { return t == 0 && lp == sentinel_logprob; }
 
   /// Whether row i was computed.
-  bool row_present(std::size_t i) const noexcept {
-    return k > 0 && !is_sentinel(token_ids[i * k], logprobs[i * k]);
-  }
+  bool row_present(std::size_t i) const noexcept { return k > 0 && !is_sentinel(token_ids[i * k], logprobs[i * k]); }
 
   /// Number of entries in row i once trailing sentinel slots are trimmed (0 if not computed).
   std::size_t row_size(std::size_t i) const noexcept {

@@ -63,10 +63,8 @@ struct tensor_data {
   static tensor_data from_span(std::span<const float> v) { return tensor_data(float_values(v.begin(), v.end())); }
   /// Copies a span of integers as int64 (1-D); accepts int32 token arrays.
   template <class Int>
-    requires std::is_integral_v<Int>
-  static tensor_data from_span(std::span<const Int> v) {
-    return tensor_data(int64_values(v.begin(), v.end()));
-  }
+  requires std::is_integral_v<Int>
+  static tensor_data from_span(std::span<const Int> v) { return tensor_data(int64_values(v.begin(), v.end())); }
 
   /// A CSR-sparse 2-D tensor.
   template <class Values>
@@ -116,9 +114,12 @@ struct tensor_data {
         return std::nullopt;
       }
       const auto u = static_cast<std::size_t>(d);
-      if (u == 0) zero = true;  // a zero dimension makes the product empty, however large the others
-      else if (n > std::numeric_limits<std::size_t>::max() / u) overflow = true;
-      else n *= u;
+      if (u == 0)
+        zero = true;  // a zero dimension makes the product empty, however large the others
+      else if (n > std::numeric_limits<std::size_t>::max() / u)
+        overflow = true;
+      else
+        n *= u;
     }
     if (zero) return 0;
     if (overflow) {
@@ -150,9 +151,7 @@ struct tensor_data {
   /// Checks the internal consistency (shape vs. size, CSR structure, max_dense_elements). Throws
   /// tinker::invalid_argument naming `what` and the problem.
   void validate(std::string_view what = "tensor") const {
-    auto fail = [&](const std::string& problem) {
-      throw tinker::invalid_argument(std::string(what) + ": " + problem);
-    };
+    auto fail = [&](const std::string& problem) { throw tinker::invalid_argument(std::string(what) + ": " + problem); };
     std::size_t elements = stored_size();
     if (shape) {
       std::string problem;
@@ -177,8 +176,8 @@ struct tensor_data {
     const auto& crow = *sparse_crow_indices;
     const auto& col = *sparse_col_indices;
     if (crow.size() != rows + 1)
-      fail("sparse_crow_indices has " + std::to_string(crow.size()) + " entries, expected rows + 1 = " +
-           std::to_string(rows + 1));
+      fail("sparse_crow_indices has " + std::to_string(crow.size()) +
+           " entries, expected rows + 1 = " + std::to_string(rows + 1));
     if (col.size() != stored_size())
       fail("sparse_col_indices has " + std::to_string(col.size()) + " entries but there are " +
            std::to_string(stored_size()) + " values");
@@ -187,7 +186,8 @@ struct tensor_data {
     for (std::size_t i = 1; i < crow.size(); ++i)
       if (crow[i] < crow[i - 1]) fail("sparse_crow_indices must be non-decreasing");
     for (auto c : col)
-      if (c < 0 || c >= cols) fail("sparse column index " + std::to_string(c) + " out of range [0, " + std::to_string(cols) + ")");
+      if (c < 0 || c >= cols)
+        fail("sparse column index " + std::to_string(c) + " out of range [0, " + std::to_string(cols) + ")");
   }
 
   /// The dense values, converted to T (CSR expanded with zeros). A sparse tensor is validated

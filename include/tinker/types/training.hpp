@@ -37,8 +37,8 @@ constexpr std::string_view to_string(loss_fn_type l) noexcept {
 }
 
 constexpr std::optional<loss_fn_type> parse_loss_fn_type(std::string_view s) noexcept {
-  for (auto l : {loss_fn_type::cross_entropy, loss_fn_type::importance_sampling, loss_fn_type::ppo,
-                 loss_fn_type::cispo, loss_fn_type::dro})
+  for (auto l : {loss_fn_type::cross_entropy, loss_fn_type::importance_sampling, loss_fn_type::ppo, loss_fn_type::cispo,
+                 loss_fn_type::dro})
     if (to_string(l) == s) return l;
   return std::nullopt;
 }

@@ -48,7 +48,8 @@ public:
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       if (!it->granted) {
         auto cs = co_await asio::this_coro::cancellation_state;
-        if (cs.cancelled() != asio::cancellation_type::none) throw boost::system::system_error(asio::error::operation_aborted);
+        if (cs.cancelled() != asio::cancellation_type::none)
+          throw boost::system::system_error(asio::error::operation_aborted);
       }
     }
     available_ -= n;

@@ -35,8 +35,10 @@ inline std::optional<seconds_d> parse_retry_after(std::string_view retry_after_m
     return v;
   };
   std::optional<seconds_d> d;
-  if (auto ms = parse(retry_after_ms)) d = seconds_d(*ms / 1000.0);
-  else if (auto s = parse(retry_after)) d = seconds_d(*s);
+  if (auto ms = parse(retry_after_ms))
+    d = seconds_d(*ms / 1000.0);
+  else if (auto s = parse(retry_after))
+    d = seconds_d(*s);
   if (d && d->count() > 0 && d->count() <= 60) return d;
   return std::nullopt;
 }

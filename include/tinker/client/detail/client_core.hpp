@@ -105,7 +105,8 @@ public:
   asio::awaitable<http::response> send(http::request req) {
     ++stats_.http_requests;
     auto res = co_await transport_->send(std::move(req));
-    if (auto ce = res.headers.find(beast_http::field::content_encoding); ce != res.headers.end() && ce->value() == "gzip")
+    if (auto ce = res.headers.find(beast_http::field::content_encoding);
+        ce != res.headers.end() && ce->value() == "gzip")
       ++stats_.gzip_responses;
     co_return res;
   }
@@ -157,7 +158,8 @@ public:
         failure = std::current_exception();
       }
       const auto elapsed = std::chrono::steady_clock::now() - started;
-      if (attempt >= options_.retry.max_retries || elapsed >= options_.retry.total_budget) std::rethrow_exception(failure);
+      if (attempt >= options_.retry.max_retries || elapsed >= options_.retry.total_budget)
+        std::rethrow_exception(failure);
       auto delay = server_delay ? *server_delay
                                 : backoff_delay(attempt, options_.retry.initial_backoff, options_.retry.max_backoff,
                                                 options_.retry.jitter, rng_);
@@ -317,7 +319,8 @@ public:
     const auto slot = state->producer_slot();
     // The function object itself goes to co_spawn, which keeps it alive while the coroutine it
     // returns runs: a coroutine lambda's captures live in the lambda, not in the coroutine frame.
-    asio::co_spawn(executor_, std::move(producer), asio::bind_cancellation_slot(slot, [state](std::exception_ptr e, T value) {
+    asio::co_spawn(executor_, std::move(producer),
+                   asio::bind_cancellation_slot(slot, [state](std::exception_ptr e, T value) {
                      if (e)
                        state->set_exception(e);
                      else
@@ -411,8 +414,8 @@ private:
     // dynamic_config: optional (404 = defaults); only its existence matters to us today.
     try {
       const client_config_request body{protocol_sdk_version};
-      (void)co_await self->post_json<dynamic_config_response>("/api/v1/client/dynamic_config", body, http::lane::session,
-                                                              false);
+      (void)co_await self->post_json<dynamic_config_response>("/api/v1/client/dynamic_config", body,
+                                                              http::lane::session, false);
     } catch (const not_found_error&) {
     }
     create_session_request req;
@@ -434,7 +437,8 @@ private:
     asio::co_spawn(executor_, heartbeat_loop(weak_from_this(), heartbeat_timer_), asio::detached);
   }
 
-  static asio::awaitable<void> heartbeat_loop(std::weak_ptr<client_core> weak, std::shared_ptr<asio::steady_timer> timer) {
+  static asio::awaitable<void> heartbeat_loop(std::weak_ptr<client_core> weak,
+                                              std::shared_ptr<asio::steady_timer> timer) {
     std::optional<std::chrono::steady_clock::time_point> failing_since;
     while (true) {
       std::chrono::milliseconds interval;
@@ -463,7 +467,9 @@ private:
         const auto now = std::chrono::steady_clock::now();
         if (!failing_since) failing_since = now;
         if (now - *failing_since > std::chrono::seconds(120))
-          self->log(log_level::warning, std::string("session heartbeats have failed for over 120 s; the server may end the session: ") + e.what());
+          self->log(log_level::warning,
+                    std::string("session heartbeats have failed for over 120 s; the server may end the session: ") +
+                        e.what());
       }
     }
   }
@@ -490,7 +496,8 @@ private:
       for (const auto& [k, v] : self->options_.default_headers) req.headers.emplace_back(k, v);
       req.headers.emplace_back("X-API-Key", self->options_.api_key);
       req.headers.emplace_back("Content-Type", "application/json");
-      req.headers.emplace_back("Accept", decoder.from_protobuf ? "application/x-protobuf, application/json" : "application/json");
+      req.headers.emplace_back("Accept",
+                               decoder.from_protobuf ? "application/x-protobuf, application/json" : "application/json");
       req.headers.emplace_back("X-Tinker-Request-Iteration", std::to_string(iteration));
       req.headers.emplace_back("X-Tinker-Request-Type", request_type);
       if (iteration == 0)
@@ -521,26 +528,23 @@ private:
           try {
             state->set_value(decoder.from_protobuf(d.payload));
           } catch (const protocol_error& e) {
-            state->set_exception(std::make_exception_ptr(
-                api_response_validation_error("retrieve_future for " + request_id + ": invalid protobuf result: " + e.what())));
+            state->set_exception(std::make_exception_ptr(api_response_validation_error(
+                "retrieve_future for " + request_id + ": invalid protobuf result: " + e.what())));
           }
           co_return;
-        case kind::done_json:
-          try {
-            state->set_value(decoder.from_json(d.json));
+        case kind::done_json: try { state->set_value(decoder.from_json(d.json));
           } catch (const protocol_error& e) {
             state->set_exception(std::make_exception_ptr(
                 api_response_validation_error("retrieve_future for " + request_id + ": invalid result: " + e.what())));
           }
           co_return;
         case kind::failed:
-          state->set_exception(std::make_exception_ptr(request_failed_error(
-              request_id, d.failure.category,
-              "request " + request_id + " failed (" + std::string(to_string(d.failure.category)) + "): " + d.failure.error)));
+          state->set_exception(std::make_exception_ptr(
+              request_failed_error(request_id, d.failure.category,
+                                   "request " + request_id + " failed (" + std::string(to_string(d.failure.category)) +
+                                       "): " + d.failure.error)));
           co_return;
-        case kind::fetch_payload:
-          allow_metadata_only = false;
-          break;
+        case kind::fetch_payload: allow_metadata_only = false; break;
         case kind::poll_again:
           if (d.delay.count() > 0) co_await self->sleep(d.delay);
           break;
@@ -557,9 +561,7 @@ private:
           allow_metadata_only = true;
           iteration = -1;
           break;
-        case kind::error:
-          state->set_exception(d.error);
-          co_return;
+        case kind::error: state->set_exception(d.error); co_return;
       }
     }
   }

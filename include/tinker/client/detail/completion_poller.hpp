@@ -54,7 +54,8 @@ public:
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       if (!w.done && !disabled_) {
         auto cs = co_await asio::this_coro::cancellation_state;
-        if (cs.cancelled() != asio::cancellation_type::none) throw boost::system::system_error(asio::error::operation_aborted);
+        if (cs.cancelled() != asio::cancellation_type::none)
+          throw boost::system::system_error(asio::error::operation_aborted);
       }
     }
   }
@@ -80,7 +81,8 @@ private:
   }
 
   /// Polls while anyone waits; idles otherwise.
-  static asio::awaitable<void> loop(std::shared_ptr<completion_poller> self, std::weak_ptr<asio::cancellation_signal> signal) {
+  static asio::awaitable<void> loop(std::shared_ptr<completion_poller> self,
+                                    std::weak_ptr<asio::cancellation_signal> signal) {
     int failures = 0;
     bool billing_pause = false;
     while (!self->waiting_.empty() && !self->disabled_) {

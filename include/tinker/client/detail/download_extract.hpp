@@ -13,6 +13,8 @@
 #include <tinker/detail/inflate_stream.hpp>
 #include <tinker/detail/tar_reader.hpp>
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <filesystem>
@@ -23,13 +25,11 @@
 #include <utility>
 #include <vector>
 
-#include <sys/stat.h>
-
 namespace tinker::detail {
 
 struct extract_limits {
   std::uint64_t max_extracted_bytes = std::numeric_limits<std::uint64_t>::max();  ///< sum of file sizes
-  std::uint64_t max_entries = 100'000;  ///< an adapter has a handful; this bounds inode and header floods
+  std::uint64_t max_entries = 100'000;         ///< an adapter has a handful; this bounds inode and header floods
   std::uint64_t max_path_bytes = 64ull << 20;  ///< all paths remembered (duplicate detection), in bytes
 };
 
@@ -39,7 +39,8 @@ inline std::string sanitize_entry_path(std::string_view stored) {
   auto reject = [&](const std::string& why) -> std::string { throw archive_error(std::string(stored), why); };
   if (stored.empty()) return reject("the entry has an empty path");
   if (stored.find('\0') != std::string_view::npos) return reject("the path contains a NUL byte");
-  if (stored.front() == '/') return reject("absolute paths are not allowed (the path must be relative to the archive root)");
+  if (stored.front() == '/')
+    return reject("absolute paths are not allowed (the path must be relative to the archive root)");
   std::string out;
   out.reserve(stored.size());
   std::size_t pos = 0;
@@ -112,15 +113,18 @@ public:
     check_type(e);
     auto rel = sanitize_entry_path(e.path);
     if (e.type == tar_entry_type::directory) {
-      if (e.size != 0) throw archive_error(e.path, "a directory entry carries " + std::to_string(e.size) + " bytes of data");
+      if (e.size != 0)
+        throw archive_error(e.path, "a directory entry carries " + std::to_string(e.size) + " bytes of data");
       if (!rel.empty()) make_directory(e.path, rel, e.mode);
       return;
     }
     if (rel.empty()) throw archive_error(e.path, "a file entry names the archive root");
     if (e.size > limits_.max_extracted_bytes - declared_bytes_)
-      throw archive_error(e.path, "the file's " + std::to_string(e.size) + " bytes would take the extracted size past "
-                                  "the limit of " + std::to_string(limits_.max_extracted_bytes) +
-                                  " bytes (download_options::max_extracted_bytes)");
+      throw archive_error(e.path, "the file's " + std::to_string(e.size) +
+                                      " bytes would take the extracted size past "
+                                      "the limit of " +
+                                      std::to_string(limits_.max_extracted_bytes) +
+                                      " bytes (download_options::max_extracted_bytes)");
     declared_bytes_ += e.size;
     const auto parent = rel.rfind('/');
     if (parent != std::string::npos) make_parents(e.path, rel.substr(0, parent));
@@ -164,8 +168,9 @@ private:
       case tar_entry_type::character_device:
       case tar_entry_type::block_device:
       case tar_entry_type::fifo:
-        throw archive_error(e.path, std::string(to_string(e.type)) + " entries are not allowed (only regular files and "
-                                                                     "directories are extracted)");
+        throw archive_error(e.path, std::string(to_string(e.type)) +
+                                        " entries are not allowed (only regular files and "
+                                        "directories are extracted)");
       case tar_entry_type::other: break;
     }
     throw archive_error(e.path, "unsupported entry type '" + archive_error::printable(std::string(1, e.typeflag)) +
@@ -176,8 +181,8 @@ private:
   void account_path(const std::string& stored, std::size_t bytes) {
     path_bytes_ += bytes + 64;  // + the map node
     if (path_bytes_ > limits_.max_path_bytes)
-      throw archive_error(stored, "the archive's paths take more than " + std::to_string(limits_.max_path_bytes) +
-                                      " bytes in total");
+      throw archive_error(
+          stored, "the archive's paths take more than " + std::to_string(limits_.max_path_bytes) + " bytes in total");
   }
 
   /// Records that `rel` is taken by `kind`; duplicates and file/directory clashes are errors.

@@ -6,6 +6,10 @@
 
 #include <tinker/error.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -15,10 +19,6 @@
 #include <string_view>
 #include <system_error>
 #include <utility>
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace tinker::detail {
 
@@ -90,7 +90,8 @@ inline std::filesystem::path sibling_temp_name(const std::filesystem::path& targ
 /// symlink), and its parent directory exists or can be created.
 inline void prepare_destination(const std::filesystem::path& target, const char* what) {
   if (target.empty() || !target.has_filename() || target.filename() == "." || target.filename() == "..")
-    throw tinker::invalid_argument(std::string(what) + " '" + target.string() + "' does not name a new file or directory");
+    throw tinker::invalid_argument(std::string(what) + " '" + target.string() +
+                                   "' does not name a new file or directory");
   std::error_code ec;
   if (std::filesystem::symlink_status(target, ec).type() != std::filesystem::file_type::not_found)
     throw tinker::invalid_argument(std::string(what) + " '" + target.string() +

@@ -15,9 +15,9 @@
 #pragma once
 
 #include <tinker/client/detail/download_error.hpp>
-#include <tinker/http/detail/tls_context.hpp>
 #include <tinker/client/detail/download_url.hpp>
 #include <tinker/error.hpp>
+#include <tinker/http/detail/tls_context.hpp>
 #include <tinker/http/tls_options.hpp>
 #include <tinker/version.hpp>
 
@@ -71,9 +71,12 @@ inline constexpr std::size_t download_error_body_bytes = 64 * 1024;
 [[noreturn]] inline void throw_download_status_error(const download_url& u, unsigned status, std::string body) {
   constexpr std::size_t shown = 2000;
   std::string what = "GET " + u.redacted() + " failed with HTTP " + std::to_string(status) + ": ";
-  if (body.empty()) what += "(empty body)";
-  else if (body.size() <= shown) what += body;
-  else what += body.substr(0, shown) + "... (" + std::to_string(body.size()) + " bytes shown of the body)";
+  if (body.empty())
+    what += "(empty body)";
+  else if (body.size() <= shown)
+    what += body;
+  else
+    what += body.substr(0, shown) + "... (" + std::to_string(body.size()) + " bytes shown of the body)";
   const int s = static_cast<int>(status);
   switch (status) {
     case 400: throw bad_request_error(s, std::move(body), what);
@@ -174,9 +177,9 @@ struct download_step {
 };
 
 template <class Stream>
-boost::asio::awaitable<std::string> read_download_error_body(Stream& stream, boost::beast::flat_buffer& buffer,
-                                                             boost::beast::http::response_parser<boost::beast::http::buffer_body>& parser,
-                                                             const download_http_settings& s) {
+boost::asio::awaitable<std::string> read_download_error_body(
+    Stream& stream, boost::beast::flat_buffer& buffer,
+    boost::beast::http::response_parser<boost::beast::http::buffer_body>& parser, const download_http_settings& s) {
   namespace asio = boost::asio;
   namespace bhttp = boost::beast::http;
   std::string body;
@@ -233,11 +236,13 @@ boost::asio::awaitable<download_step> download_exchange(Stream& stream, const do
   if (status == 301 || status == 302 || status == 303 || status == 307 || status == 308) {
     const auto location = parser.get()[bhttp::field::location];
     if (location.empty())
-      throw api_status_error(static_cast<int>(status), {},
-                             "GET " + u.redacted() + " answered HTTP " + std::to_string(status) + " without a Location header");
+      throw api_status_error(
+          static_cast<int>(status), {},
+          "GET " + u.redacted() + " answered HTTP " + std::to_string(status) + " without a Location header");
     co_return download_step{true, status, std::string(location), 0};
   }
-  if (status < 200 || status >= 300) throw_download_status_error(u, status, co_await read_download_error_body(stream, buffer, parser, s));
+  if (status < 200 || status >= 300)
+    throw_download_status_error(u, status, co_await read_download_error_body(stream, buffer, parser, s));
 
   // Beast reads at most the buffer's free capacity per call: without room, a body arrives in
   // header-sized (~1 KiB) reads.
@@ -298,7 +303,8 @@ boost::asio::awaitable<std::uint64_t> http_download(boost::asio::any_io_executor
       if (!tls_context) tls_context = http::detail::make_client_tls_context(s.tls, url.host_header(), {});
       asio::ssl::stream<beast::tcp_stream> stream(ex, *tls_context);
       bool host_mismatch = false;
-      http::detail::configure_client_tls(stream, url.host, !http::detail::tls_verification_disabled(s.tls), host_mismatch);
+      http::detail::configure_client_tls(stream, url.host, !http::detail::tls_verification_disabled(s.tls),
+                                         host_mismatch);
       co_await download_connect(stream.next_layer(), url, s, deadline);
       stream.next_layer().expires_at(deadline);
       auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::client, asio::as_tuple(asio::use_awaitable));
@@ -319,10 +325,11 @@ boost::asio::awaitable<std::uint64_t> http_download(boost::asio::any_io_executor
 
     const auto status = static_cast<int>(step.status);
     if (redirects >= s.max_redirects)
-      throw api_status_error(status, {},
-                             "GET " + url.redacted() + " answered HTTP " + std::to_string(status) + " after " +
-                                 std::to_string(redirects) + " redirects: too many redirects (download_options::max_redirects = " +
-                                 std::to_string(s.max_redirects) + ")");
+      throw api_status_error(
+          status, {},
+          "GET " + url.redacted() + " answered HTTP " + std::to_string(status) + " after " + std::to_string(redirects) +
+              " redirects: too many redirects (download_options::max_redirects = " + std::to_string(s.max_redirects) +
+              ")");
     download_url next;
     try {
       next = url.resolve(step.location);
@@ -330,9 +337,10 @@ boost::asio::awaitable<std::uint64_t> http_download(boost::asio::any_io_executor
       throw api_status_error(status, {}, std::string("GET ") + url.redacted() + ": " + e.what());
     }
     if (url.https() && !next.https())
-      throw api_status_error(status, {},
-                             "GET " + url.redacted() + " redirects to " + next.redacted() +
-                                 ": refusing to follow a redirect from https to plain http (it would expose the signed URL)");
+      throw api_status_error(
+          status, {},
+          "GET " + url.redacted() + " redirects to " + next.redacted() +
+              ": refusing to follow a redirect from https to plain http (it would expose the signed URL)");
     url = std::move(next);
   }
 }

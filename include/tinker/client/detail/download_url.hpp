@@ -17,8 +17,8 @@ struct download_url {
   std::string scheme;  ///< "http" or "https"
   std::string host;    ///< lower case; IPv6 literals without brackets
   std::uint16_t port = 0;
-  std::string path;    ///< starts with '/'
-  std::string query;   ///< without the '?', possibly empty
+  std::string path;   ///< starts with '/'
+  std::string query;  ///< without the '?', possibly empty
 
   bool https() const noexcept { return scheme == "https"; }
 
@@ -54,7 +54,8 @@ struct download_url {
     location = trim(location);
     if (location.empty()) return fail("it is empty");
     for (const char c : location)
-      if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return fail("it contains whitespace or control characters");
+      if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+        return fail("it contains whitespace or control characters");
     if (const auto hash = location.find('#'); hash != std::string_view::npos) location = location.substr(0, hash);
 
     if (has_scheme(location)) {
@@ -94,7 +95,8 @@ struct download_url {
     if (const auto sep = text.find("://"); sep != std::string_view::npos) {
       const auto authority_end = text.find('/', sep + 3);
       const auto at = text.substr(0, authority_end).rfind('@');
-      if (at != std::string_view::npos && at > sep) return std::string(text.substr(0, sep + 3)) + std::string(text.substr(at + 1));
+      if (at != std::string_view::npos && at > sep)
+        return std::string(text.substr(0, sep + 3)) + std::string(text.substr(at + 1));
     }
     std::string out;
     for (const char c : text.substr(0, 500)) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;

@@ -42,13 +42,13 @@ struct poll_policy {
 /// What to do after one poll.
 struct poll_decision {
   enum class kind {
-    done_protobuf,   ///< `payload` is the protobuf result
-    done_json,       ///< `json` is the result object
-    failed,          ///< the future failed: `failure`
-    fetch_payload,   ///< complete_metadata: poll again with allow_metadata_only = false
-    poll_again,      ///< after `delay`
-    resubmit,        ///< 410: the future is gone; submit the original request again
-    error,           ///< give up with `error`
+    done_protobuf,  ///< `payload` is the protobuf result
+    done_json,      ///< `json` is the result object
+    failed,         ///< the future failed: `failure`
+    fetch_payload,  ///< complete_metadata: poll again with allow_metadata_only = false
+    poll_again,     ///< after `delay`
+    resubmit,       ///< 410: the future is gone; submit the original request again
+    error,          ///< give up with `error`
   };
   kind what = kind::poll_again;
   seconds_d delay{0};
@@ -65,12 +65,14 @@ public:
   using clock_fn = std::function<std::chrono::steady_clock::time_point()>;
 
   /// `now` is the clock of the billing-pause window (tests step it by hand).
-  explicit poll_fsm(poll_policy policy = {}, clock_fn now = [] { return std::chrono::steady_clock::now(); })
+  explicit poll_fsm(
+      poll_policy policy = {}, clock_fn now = [] { return std::chrono::steady_clock::now(); })
       : policy_(policy), bad_requests_left_(policy.bad_request_budget), now_(std::move(now)) {}
 
   /// An HTTP answer to a poll that took `elapsed`.
   poll_decision on_response(unsigned status, std::string_view content_type, std::string body, seconds_d elapsed,
-                            std::optional<seconds_d> retry_after = std::nullopt, std::string_view path = "/api/v1/retrieve_future") {
+                            std::optional<seconds_d> retry_after = std::nullopt,
+                            std::string_view path = "/api/v1/retrieve_future") {
     poll_decision d;
     if (status == 429) {
       d.delay = retry_after ? *retry_after : exponential();
@@ -159,8 +161,8 @@ private:
       d.json = std::move(std::get<boost::json::value>(answer));
       return d;
     } catch (const protocol_error& e) {
-      return error(std::make_exception_ptr(
-          api_response_validation_error("POST " + std::string(path) + " answered 200 with an invalid body: " + e.what())));
+      return error(std::make_exception_ptr(api_response_validation_error(
+          "POST " + std::string(path) + " answered 200 with an invalid body: " + e.what())));
     }
   }
 
@@ -177,7 +179,8 @@ private:
 
   /// 5xx / 400: min_retry_delay, doubling per consecutive answer, capped.
   seconds_d growing_delay() {
-    const auto d = std::min(policy_.min_retry_delay * std::pow(2.0, std::min(fast_streak_, 16)), policy_.max_fast_retry_delay);
+    const auto d =
+        std::min(policy_.min_retry_delay * std::pow(2.0, std::min(fast_streak_, 16)), policy_.max_fast_retry_delay);
     ++fast_streak_;
     return d;
   }

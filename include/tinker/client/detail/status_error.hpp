@@ -21,8 +21,8 @@ inline std::string describe_body(std::string_view body) {
 /// The exception for an HTTP status, e.g. not_found_error for 404, with a message naming the call.
 inline std::exception_ptr make_status_error(std::string_view method, std::string_view path, unsigned status,
                                             std::string body) {
-  const auto what = std::string(method) + " " + std::string(path) + " failed with HTTP " + std::to_string(status) + ": " +
-                    describe_body(body);
+  const auto what = std::string(method) + " " + std::string(path) + " failed with HTTP " + std::to_string(status) +
+                    ": " + describe_body(body);
   const int s = static_cast<int>(status);
   switch (status) {
     case 400: return std::make_exception_ptr(bad_request_error(s, std::move(body), what));

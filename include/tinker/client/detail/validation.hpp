@@ -45,10 +45,13 @@ inline void validate_batch(const std::vector<datum>& data, loss_fn_type loss, bo
     }
     for (const auto& c : d.model_input.chunks)
       if (protobuf && std::holds_alternative<image_asset_pointer_chunk>(c))
-        invalid(where + ".model_input: image_asset_pointer chunks cannot be sent in a forward_backward request; send the image bytes");
+        invalid(where +
+                ".model_input: image_asset_pointer chunks cannot be sent in a forward_backward request; send the image "
+                "bytes");
     for (const auto& name : required)
       if (!d.loss_fn_inputs.contains(name))
-        invalid(where + ".loss_fn_inputs is missing '" + name + "', which loss " + std::string(to_string(loss)) + " needs");
+        invalid(where + ".loss_fn_inputs is missing '" + name + "', which loss " + std::string(to_string(loss)) +
+                " needs");
     // Per-token inputs have one row per model-input token (position i predicts target_tokens[i]).
     // When the model input's length is unknown (images without expected_tokens), they must at
     // least agree with each other.
@@ -73,37 +76,47 @@ inline void validate_batch(const std::vector<datum>& data, loss_fn_type loss, bo
 
 inline void validate_adam(const adam_params& p) {
   auto finite = [](double v) { return std::isfinite(v); };
-  if (!finite(p.learning_rate) || p.learning_rate < 0) invalid("adam_params.learning_rate must be >= 0, got " + fmt(p.learning_rate));
-  if (!finite(p.beta1) || p.beta1 < 0 || p.beta1 >= 1) invalid("adam_params.beta1 must be in [0, 1), got " + fmt(p.beta1));
-  if (!finite(p.beta2) || p.beta2 < 0 || p.beta2 >= 1) invalid("adam_params.beta2 must be in [0, 1), got " + fmt(p.beta2));
+  if (!finite(p.learning_rate) || p.learning_rate < 0)
+    invalid("adam_params.learning_rate must be >= 0, got " + fmt(p.learning_rate));
+  if (!finite(p.beta1) || p.beta1 < 0 || p.beta1 >= 1)
+    invalid("adam_params.beta1 must be in [0, 1), got " + fmt(p.beta1));
+  if (!finite(p.beta2) || p.beta2 < 0 || p.beta2 >= 1)
+    invalid("adam_params.beta2 must be in [0, 1), got " + fmt(p.beta2));
   if (!finite(p.eps) || p.eps <= 0) invalid("adam_params.eps must be > 0, got " + fmt(p.eps));
-  if (!finite(p.weight_decay) || p.weight_decay < 0) invalid("adam_params.weight_decay must be >= 0, got " + fmt(p.weight_decay));
+  if (!finite(p.weight_decay) || p.weight_decay < 0)
+    invalid("adam_params.weight_decay must be >= 0, got " + fmt(p.weight_decay));
   if (!finite(p.grad_clip_norm) || p.grad_clip_norm < 0)
     invalid("adam_params.grad_clip_norm must be >= 0 (0 = no clipping), got " + fmt(p.grad_clip_norm));
 }
 
-inline void validate_sampling(const model_input& prompt, int num_samples, const sampling_params& p, int topk_prompt_logprobs) {
+inline void validate_sampling(const model_input& prompt, int num_samples, const sampling_params& p,
+                              int topk_prompt_logprobs) {
   if (prompt.is_empty()) invalid("sample: prompt is empty");
   if (num_samples < 1) invalid("sample: num_samples must be >= 1, got " + std::to_string(num_samples));
   // Unset max_tokens is the server's choice (as in the SDK); a set one must be positive.
-  if (p.max_tokens && *p.max_tokens <= 0) invalid("sampling_params.max_tokens must be > 0, got " + std::to_string(*p.max_tokens));
+  if (p.max_tokens && *p.max_tokens <= 0)
+    invalid("sampling_params.max_tokens must be > 0, got " + std::to_string(*p.max_tokens));
   if (!std::isfinite(p.temperature) || p.temperature < 0)
     invalid("sampling_params.temperature must be >= 0, got " + fmt(p.temperature));
-  if (!std::isfinite(p.top_p) || p.top_p <= 0 || p.top_p > 1) invalid("sampling_params.top_p must be in (0, 1], got " + fmt(p.top_p));
-  if (p.top_k == 0 || p.top_k < -1) invalid("sampling_params.top_k must be -1 (no limit) or >= 1, got " + std::to_string(p.top_k));
-  if (topk_prompt_logprobs < 0) invalid("topk_prompt_logprobs must be >= 0, got " + std::to_string(topk_prompt_logprobs));
+  if (!std::isfinite(p.top_p) || p.top_p <= 0 || p.top_p > 1)
+    invalid("sampling_params.top_p must be in (0, 1], got " + fmt(p.top_p));
+  if (p.top_k == 0 || p.top_k < -1)
+    invalid("sampling_params.top_k must be -1 (no limit) or >= 1, got " + std::to_string(p.top_k));
+  if (topk_prompt_logprobs < 0)
+    invalid("topk_prompt_logprobs must be >= 0, got " + std::to_string(topk_prompt_logprobs));
 }
 
 inline void validate_checkpoint_name(const std::string& name, const char* call) {
-  if (auto why = tinker_path::name_problem(name)) invalid(std::string(call) + ": invalid checkpoint name '" + name + "': " + *why);
+  if (auto why = tinker_path::name_problem(name))
+    invalid(std::string(call) + ": invalid checkpoint name '" + name + "': " + *why);
 }
 
 /// Checkpoint lifetimes: positive, at most ten years (the service's documented maximum).
 inline void validate_ttl(const std::optional<std::int64_t>& ttl, const char* call) {
   if (ttl && *ttl <= 0) invalid(std::string(call) + ": ttl_seconds must be > 0, got " + std::to_string(*ttl));
   if (ttl && *ttl > max_checkpoint_ttl_seconds)
-    invalid(std::string(call) + ": ttl_seconds must be at most ten years (" + std::to_string(max_checkpoint_ttl_seconds) + "), got " +
-            std::to_string(*ttl));
+    invalid(std::string(call) + ": ttl_seconds must be at most ten years (" +
+            std::to_string(max_checkpoint_ttl_seconds) + "), got " + std::to_string(*ttl));
 }
 
 }  // namespace tinker::detail

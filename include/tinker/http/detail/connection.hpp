@@ -30,7 +30,7 @@ using tls_stream = asio::ssl::stream<beast::tcp_stream>;
 using auto_unlink_hook = boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 
 class connection : public auto_unlink_hook {
- public:
+public:
   /// The read buffer keeps this much capacity between requests: most replies fit in one read, and
   /// an idle connection stays small. Bigger bodies are read in slices of this size.
   static constexpr std::size_t read_buffer_bytes = 8 * 1024;
@@ -101,7 +101,7 @@ class connection : public auto_unlink_hook {
     connected_ = false;
   }
 
- private:
+private:
   http::lane which_;
   std::variant<std::monostate, tcp_stream, tls_stream> stream_;
   beast::flat_buffer buffer_;

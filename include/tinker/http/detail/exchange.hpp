@@ -32,16 +32,11 @@ enum class phase { resolving, connecting, tls_handshake, writing, reading };
 
 constexpr std::string_view phase_text(phase p) noexcept {
   switch (p) {
-    case phase::resolving:
-      return "resolving the host name";
-    case phase::connecting:
-      return "connecting";
-    case phase::tls_handshake:
-      return "in the TLS handshake";
-    case phase::writing:
-      return "writing the request";
-    case phase::reading:
-      return "reading the response";
+    case phase::resolving: return "resolving the host name";
+    case phase::connecting: return "connecting";
+    case phase::tls_handshake: return "in the TLS handshake";
+    case phase::writing: return "writing the request";
+    case phase::reading: return "reading the response";
   }
   return "?";
 }

@@ -53,7 +53,7 @@ class transport_state;
 /// A connection (or a slot for one still to be opened) checked out of a lane. Returning it is the
 /// destructor's job, so every exit path — result, exception, cancellation — gives the slot back.
 class lease {
- public:
+public:
   lease(std::shared_ptr<transport_state> owner, std::unique_ptr<connection> conn);
   lease(lease&&) noexcept = default;
   lease& operator=(lease&&) = delete;
@@ -63,13 +63,13 @@ class lease {
   /// Closes the current connection and puts a fresh, unconnected one in the same slot.
   void replace_with_fresh();
 
- private:
+private:
   std::shared_ptr<transport_state> owner_;
   std::unique_ptr<connection> conn_;
 };
 
 class transport_state : public std::enable_shared_from_this<transport_state> {
- public:
+public:
   using clock = std::chrono::steady_clock;
   using endpoint_list = std::vector<asio::ip::tcp::endpoint>;
 
@@ -175,7 +175,7 @@ class transport_state : public std::enable_shared_from_this<transport_state> {
   std::size_t resolve_waiters() const noexcept { return resolving_ ? resolving_->waiters.size() : 0; }
   std::uint64_t dns_lookups() const noexcept { return dns_lookups_; }
 
- private:
+private:
   friend class lease;
 
   /// A request queued for a full lane. It lives in the waiting coroutine's frame (no allocation);

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <tinker/error.hpp>
-
 #include <tinker/json/detail/traits.hpp>
 #include <tinker/json/serialize.hpp>
 
@@ -55,13 +54,17 @@ inline std::string number_text(double d) {
 /// Integers accept 1 and 1.0 (but not 1.5) within T's range.
 template <class T>
 T read_integer(const boost::json::value& v) {
-  auto out_of_range = [&](const std::string& x) -> T { throw protocol_error("", "", "integer " + x + " out of range"); };
+  auto out_of_range = [&](const std::string& x) -> T {
+    throw protocol_error("", "", "integer " + x + " out of range");
+  };
   if (v.is_int64()) {
     const auto x = v.get_int64();
     if constexpr (std::is_signed_v<T>) {
-      if (x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max()) return out_of_range(std::to_string(x));
+      if (x < std::numeric_limits<T>::min() || x > std::numeric_limits<T>::max())
+        return out_of_range(std::to_string(x));
     } else {
-      if (x < 0 || static_cast<std::uint64_t>(x) > std::numeric_limits<T>::max()) return out_of_range(std::to_string(x));
+      if (x < 0 || static_cast<std::uint64_t>(x) > std::numeric_limits<T>::max())
+        return out_of_range(std::to_string(x));
     }
     return static_cast<T>(x);
   }
@@ -91,7 +94,8 @@ T read_floating(double d) {
   if constexpr (std::is_same_v<T, float>) {
     // Halfway between FLT_MAX and the next power of two: below it, rounding gives FLT_MAX.
     constexpr double float_limit = 0x1.ffffffp127;
-    if (std::fabs(d) >= float_limit) throw protocol_error("", "", "number " + number_text(d) + " is out of float32 range");
+    if (std::fabs(d) >= float_limit)
+      throw protocol_error("", "", "number " + number_text(d) + " is out of float32 range");
     if (std::fabs(d) > std::numeric_limits<float>::max())
       return d < 0 ? -std::numeric_limits<float>::max() : std::numeric_limits<float>::max();
   }
@@ -179,7 +183,8 @@ public:
   const boost::json::array& required_array(std::string_view key) const {
     const auto* v = object_->if_contains(key);
     if (!v || v->is_null()) throw protocol_error(type_name_, std::string(key), "missing required field");
-    if (!v->is_array()) throw protocol_error(type_name_, std::string(key), std::string("expected an array, got ") + kind_name(*v));
+    if (!v->is_array())
+      throw protocol_error(type_name_, std::string(key), std::string("expected an array, got ") + kind_name(*v));
     return v->get_array();
   }
 

@@ -11,8 +11,8 @@ struct type_name {
 }  // namespace tinker::json::detail
 
 /// Declares the protocol name of tinker::T (use at global scope).
-#define TINKER_JSON_TYPE_NAME(T)                           \
-  template <>                                              \
-  struct tinker::json::detail::type_name<::tinker::T> {    \
-    static constexpr const char* value = #T;               \
+#define TINKER_JSON_TYPE_NAME(T)                        \
+  template <>                                           \
+  struct tinker::json::detail::type_name<::tinker::T> { \
+    static constexpr const char* value = #T;            \
   };

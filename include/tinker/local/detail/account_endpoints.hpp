@@ -77,25 +77,33 @@ inline http_response engine_impl::handle_billing_usage(request_context& ctx) {
   using namespace std::chrono;
   auto bound = [&](const std::string& key) {
     const auto v = ctx.target.query_value(key);
-    if (!v) throw http_error(400, "query parameter " + key + " is required (an hour-aligned RFC 3339 time such as 2025-01-01T00:00:00Z)");
+    if (!v)
+      throw http_error(
+          400, "query parameter " + key + " is required (an hour-aligned RFC 3339 time such as 2025-01-01T00:00:00Z)");
     const auto t = parse_timestamp(*v);
-    if (!t) throw http_error(400, "query parameter " + key + " must be an RFC 3339 time such as 2025-01-01T00:00:00Z, got '" + *v + "'");
+    if (!t)
+      throw http_error(
+          400, "query parameter " + key + " must be an RFC 3339 time such as 2025-01-01T00:00:00Z, got '" + *v + "'");
     if (*t != floor<hours>(*t))
-      throw http_error(400, "query parameter " + key + " must be hour-aligned (minutes, seconds and fractions zero), got '" + *v + "'");
+      throw http_error(400, "query parameter " + key +
+                                " must be hour-aligned (minutes, seconds and fractions zero), got '" + *v + "'");
     return *t;
   };
   const auto start = bound("starting_on");
   const auto end = bound("ending_before");
   if (end <= start) throw http_error(400, "query parameter ending_before must be after starting_on");
   if (end - start > days(14))
-    throw http_error(400, "query parameters starting_on .. ending_before span " + std::to_string(duration_cast<hours>(end - start).count()) +
+    throw http_error(400, "query parameters starting_on .. ending_before span " +
+                              std::to_string(duration_cast<hours>(end - start).count()) +
                               " hours; the window is at most 14 days (336 hours)");
   const auto now = options_.clock();
   const auto current_hour_end = floor<hours>(now) + hours(1);
-  if (start > now) throw http_error(400, "query parameter starting_on is in the future (" + format_timestamp(start) + ")");
+  if (start > now)
+    throw http_error(400, "query parameter starting_on is in the future (" + format_timestamp(start) + ")");
   if (end > current_hour_end)
-    throw http_error(400, "query parameter ending_before is in the future: at most the end of the current hour, " +
-                              format_timestamp(timestamp(duration_cast<microseconds>(current_hour_end.time_since_epoch()))));
+    throw http_error(400,
+                     "query parameter ending_before is in the future: at most the end of the current hour, " +
+                         format_timestamp(timestamp(duration_cast<microseconds>(current_hour_end.time_since_epoch()))));
   const auto first_hour = floor<hours>(start).time_since_epoch().count();
   const auto last_hour = floor<hours>(end).time_since_epoch().count();  // exclusive
 

@@ -110,10 +110,12 @@ public:
   static engine_options checked_options(engine_options o) {
     if (!o.clock) o.clock = [] { return std::chrono::system_clock::now(); };
     if (o.long_poll_hold <= std::chrono::milliseconds::zero() || o.long_poll_hold > max_long_poll_hold)
-      throw tinker::invalid_argument("engine_options.long_poll_hold must be in (0, 40000] ms (below the SDK's 45 s poll timeout), got " +
-                                     std::to_string(o.long_poll_hold.count()) + " ms");
+      throw tinker::invalid_argument(
+          "engine_options.long_poll_hold must be in (0, 40000] ms (below the SDK's 45 s poll timeout), got " +
+          std::to_string(o.long_poll_hold.count()) + " ms");
     if (o.max_seq_id_gap < 1)
-      throw tinker::invalid_argument("engine_options.max_seq_id_gap must be at least 1, got " + std::to_string(o.max_seq_id_gap));
+      throw tinker::invalid_argument("engine_options.max_seq_id_gap must be at least 1, got " +
+                                     std::to_string(o.max_seq_id_gap));
     if (o.audit_log_limit < 1) throw tinker::invalid_argument("engine_options.audit_log_limit must be at least 1");
     // Signed URLs: bounded, so expiry arithmetic on the clock cannot overflow.
     constexpr std::chrono::milliseconds max_url_lifetime = std::chrono::hours(24 * 30);
@@ -146,11 +148,12 @@ public:
     so.tls_key_file = options_.tls_key_file;
     so.gzip_executor = pool_.get_executor();  // large answers are compressed off the I/O thread
     std::weak_ptr<engine_impl> weak = shared_from_this();
-    server_ = std::make_unique<http_server>(io_, so, [weak](http_request& req) -> asio::awaitable<std::optional<http_response>> {
-      auto self = weak.lock();
-      if (!self) co_return std::nullopt;
-      co_return co_await self->handle(req);
-    });
+    server_ = std::make_unique<http_server>(io_, so,
+                                            [weak](http_request& req) -> asio::awaitable<std::optional<http_response>> {
+                                              auto self = weak.lock();
+                                              if (!self) co_return std::nullopt;
+                                              co_return co_await self->handle(req);
+                                            });
     server_->start();
     schedule_maintenance();
   }
@@ -186,9 +189,11 @@ public:
     const auto now = options_.clock();
     std::vector<std::string> expired;
     for (auto& [id, s] : sessions_)
-      if (!s.expired && !s.record.finished_at && now - s.last_heartbeat > options_.session_timeout) expired.push_back(id);
-    for (const auto& id : expired) expire_session(id, "session expired: no heartbeat for " +
-                                                          std::to_string(options_.session_timeout.count() / 1000) + " s");
+      if (!s.expired && !s.record.finished_at && now - s.last_heartbeat > options_.session_timeout)
+        expired.push_back(id);
+    for (const auto& id : expired)
+      expire_session(
+          id, "session expired: no heartbeat for " + std::to_string(options_.session_timeout.count() / 1000) + " s");
     std::vector<checkpoint_record> dead;
     for (const auto& [key, c] : checkpoints_)
       if (c.expires_at && to_system(*c.expires_at) <= now) dead.push_back(c);
@@ -226,8 +231,9 @@ private:
     ++route_counts_[ctx.route];
     if (route && options_.on_request) observe(ctx);
     try {
-      if (!route) throw http_error(404, "no such endpoint: " + std::string(req.method_string()) + " " +
-                                            std::string(ctx.target.segments.empty() ? "/" : "/" + join(ctx.target.segments)));
+      if (!route)
+        throw http_error(404, "no such endpoint: " + std::string(req.method_string()) + " " +
+                                  std::string(ctx.target.segments.empty() ? "/" : "/" + join(ctx.target.segments)));
       if (auto injected = co_await inject_faults(ctx)) co_return std::move(*injected);
       if (route->authenticated) ctx.tenant = authenticate(req);
       co_return co_await dispatch(ctx);
@@ -291,9 +297,12 @@ private:
         pd::reader r(body);
         while (!r.at_end()) {
           const auto tag = r.read_tag();
-          if (tag.number == 1 && tag.type == pd::wire_type::length_delimited) t.model_id = std::string(r.read_length_delimited());
-          else if (tag.number == 2 && tag.type == pd::wire_type::varint) t.seq_id = pd::read_int32_field(r, tag, "seq_id");
-          else r.skip(tag);
+          if (tag.number == 1 && tag.type == pd::wire_type::length_delimited)
+            t.model_id = std::string(r.read_length_delimited());
+          else if (tag.number == 2 && tag.type == pd::wire_type::varint)
+            t.seq_id = pd::read_int32_field(r, tag, "seq_id");
+          else
+            r.skip(tag);
         }
         return t;
       }
@@ -303,8 +312,10 @@ private:
       const auto& o = v.as_object();
       if (auto* m = o.if_contains("model_id"); m && m->is_string()) t.model_id = std::string(m->as_string());
       if (auto* q = o.if_contains("seq_id")) {
-        if (q->is_int64()) t.seq_id = q->as_int64();
-        else if (q->is_uint64() && q->as_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+        if (q->is_int64())
+          t.seq_id = q->as_int64();
+        else if (q->is_uint64() &&
+                 q->as_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
           t.seq_id = static_cast<std::int64_t>(q->as_uint64());
       }
       if (auto* id = o.if_contains("request_id"); id && id->is_string()) t.request_id = std::string(id->as_string());
@@ -331,7 +342,8 @@ private:
     if (r == "create_model") co_return handle_create_model(ctx);
     if (r == "get_info") co_return handle_get_info(ctx);
     if (r == "unload_model") co_return handle_unload_model(ctx);
-    if (r == "forward_backward" || r == "forward") co_return consume_seq_if_rejected(ctx, [&] { return handle_forward_backward(ctx); });
+    if (r == "forward_backward" || r == "forward")
+      co_return consume_seq_if_rejected(ctx, [&] { return handle_forward_backward(ctx); });
     if (r == "optim_step") co_return consume_seq_if_rejected(ctx, [&] { return handle_optim_step(ctx); });
     if (r == "save_weights") co_return consume_seq_if_rejected(ctx, [&] { return handle_save_weights(ctx); });
     if (r == "save_weights_for_sampler")
@@ -351,7 +363,8 @@ private:
     if (r == "list_checkpoints") co_return handle_list_checkpoints(ctx);
     if (r == "list_user_checkpoints") co_return handle_list_user_checkpoints(ctx);
     if (r == "delete_checkpoint") co_return handle_delete_checkpoint(ctx);
-    if (r == "publish_checkpoint" || r == "unpublish_checkpoint") co_return handle_publish(ctx, r == "publish_checkpoint");
+    if (r == "publish_checkpoint" || r == "unpublish_checkpoint")
+      co_return handle_publish(ctx, r == "publish_checkpoint");
     if (r == "set_checkpoint_ttl") co_return handle_set_ttl(ctx);
     if (r == "checkpoint_archive") co_return handle_archive(ctx);
     if (r == "download") co_return co_await handle_download(ctx);
@@ -374,7 +387,8 @@ private:
     if (key.empty())
       if (auto it = req.find(http::field::authorization); it != req.end()) {
         const std::string_view v(it->value().data(), it->value().size());
-        if (v.size() > 7 && (v.substr(0, 7) == "Bearer " || v.substr(0, 7) == "bearer ")) key = std::string(v.substr(7));
+        if (v.size() > 7 && (v.substr(0, 7) == "Bearer " || v.substr(0, 7) == "bearer "))
+          key = std::string(v.substr(7));
       }
     if (key.empty()) throw http_error(401, "missing API key: send it in the X-API-Key header");
     auto tenant = tenant_of_key(key);
@@ -385,9 +399,9 @@ private:
   /// The tenant of an API key of this engine (open mode: any tml- key; allowlist mode: a listed
   /// key), or nullopt. The key itself is never kept.
   std::optional<std::string> tenant_of_key(std::string_view key) const {
-    const bool known = options_.api_keys.empty()
-                           ? key.rfind("tml-", 0) == 0 && key.size() > 4
-                           : std::find(options_.api_keys.begin(), options_.api_keys.end(), key) != options_.api_keys.end();
+    const bool known = options_.api_keys.empty() ? key.rfind("tml-", 0) == 0 && key.size() > 4
+                                                 : std::find(options_.api_keys.begin(), options_.api_keys.end(), key) !=
+                                                       options_.api_keys.end();
     if (!known) return std::nullopt;
     return "tenant-" + sha256_hex(key).substr(0, 16);
   }
@@ -395,13 +409,16 @@ private:
   /// Whose checkpoints a load may read: the caller's, or, with a weights_access_token (a
   /// credential of the account owning the checkpoint, protocol.md §8.8), that key's tenant. An
   /// invalid token is refused (403) without echoing it.
-  std::string checkpoint_reader(const request_context& ctx, const std::optional<std::string>& weights_access_token) const {
+  std::string checkpoint_reader(const request_context& ctx,
+                                const std::optional<std::string>& weights_access_token) const {
     if (!weights_access_token) return ctx.tenant;
-    if (weights_access_token->empty()) throw http_error(403, "weights_access_token is empty; omit it to load with your own API key");
+    if (weights_access_token->empty())
+      throw http_error(403, "weights_access_token is empty; omit it to load with your own API key");
     auto tenant = tenant_of_key(*weights_access_token);
     if (!tenant)
-      throw http_error(403, "weights_access_token is not a valid API key of this server: it must be a credential of the "
-                            "account that owns the checkpoint");
+      throw http_error(403,
+                       "weights_access_token is not a valid API key of this server: it must be a credential of the "
+                       "account that owns the checkpoint");
     return *tenant;
   }
 
@@ -428,7 +445,8 @@ private:
       co_return std::optional<http_response>(std::move(res));
     }
     if (f.fraction_402 > 0 && u(fault_rng_) < f.fraction_402)
-      co_return std::optional<http_response>(error_response(ctx.request, 402, "billing: payment required (injected fault)"));
+      co_return std::optional<http_response>(
+          error_response(ctx.request, 402, "billing: payment required (injected fault)"));
     if (f.fraction_500 > 0 && u(fault_rng_) < f.fraction_500)
       co_return std::optional<http_response>(error_response(ctx.request, 500, "internal error (injected fault)"));
     if (f.fraction_503 > 0 && u(fault_rng_) < f.fraction_503)
@@ -488,7 +506,9 @@ private:
     return res;
   }
 
-  static tinker::error_response error_response_body(std::string detail) { return tinker::error_response{std::move(detail)}; }
+  static tinker::error_response error_response_body(std::string detail) {
+    return tinker::error_response{std::move(detail)};
+  }
 
   static http_response bytes_response(const request_context& ctx, const char* content_type, const std::string& bytes) {
     auto res = make_response(ctx.request, 200);
@@ -525,7 +545,8 @@ private:
       auto encode = [future] {
         if (auto* out = std::get_if<forward_backward_output>(&future->result))
           return std::make_shared<const std::string>(json::dump(boost::json::value_from(*out)));
-        return std::make_shared<const std::string>(json::dump(boost::json::value_from(std::get<sample_response>(future->result))));
+        return std::make_shared<const std::string>(
+            json::dump(boost::json::value_from(std::get<sample_response>(future->result))));
       };
       auto bytes = co_await compute(std::move(encode));
       if (!future->json_body) future->json_body = std::move(bytes);
@@ -538,14 +559,15 @@ private:
     if (!ttl) return;
     if (*ttl <= 0) throw http_error(400, std::string(what) + " must be positive, got " + std::to_string(*ttl));
     if (*ttl > max_ttl_seconds)
-      throw http_error(400, std::string(what) + " must be at most 10 years (" + std::to_string(max_ttl_seconds) + " s), got " +
-                                std::to_string(*ttl));
+      throw http_error(400, std::string(what) + " must be at most 10 years (" + std::to_string(max_ttl_seconds) +
+                                " s), got " + std::to_string(*ttl));
   }
 
   static http_response future_response(const request_context& ctx, const future_entry& f,
                                        std::optional<std::string> model_id = std::nullopt,
                                        std::optional<std::vector<std::string>> sequence_ids = std::nullopt) {
-    return json_response(ctx, 200, boost::json::value_from(untyped_api_future{f.id, std::move(model_id), std::move(sequence_ids)}));
+    return json_response(
+        ctx, 200, boost::json::value_from(untyped_api_future{f.id, std::move(model_id), std::move(sequence_ids)}));
   }
 
   // ===== request bodies ==========================================================================
@@ -570,13 +592,14 @@ private:
 
   static bool content_type_is(const http_request& req, std::string_view type) {
     auto it = req.find(http::field::content_type);
-    return it != req.end() && std::string_view(it->value().data(), it->value().size()).find(type) != std::string_view::npos;
+    return it != req.end() &&
+           std::string_view(it->value().data(), it->value().size()).find(type) != std::string_view::npos;
   }
 
   static bool accepts_protobuf(const http_request& req) {
     auto it = req.find(http::field::accept);
-    return it != req.end() &&
-           std::string_view(it->value().data(), it->value().size()).find("application/x-protobuf") != std::string_view::npos;
+    return it != req.end() && std::string_view(it->value().data(), it->value().size()).find("application/x-protobuf") !=
+                                  std::string_view::npos;
   }
 
   // ===== compute =================================================================================
@@ -601,7 +624,8 @@ private:
 
   /// Completes or fails `future` with what `work` produces, mapping exceptions to categories:
   /// bad input is the user's fault, anything else the server's.
-  asio::awaitable<void> settle(std::shared_ptr<future_entry> future, std::function<asio::awaitable<future_payload>()> work) {
+  asio::awaitable<void> settle(std::shared_ptr<future_entry> future,
+                               std::function<asio::awaitable<future_payload>()> work) {
     try {
       auto result = co_await work();
       futures_.complete(*future, std::move(result));
@@ -659,7 +683,8 @@ private:
     if (seq - m.next_seq > options_.max_seq_id_gap)
       throw http_error(400, "seq_id " + std::to_string(seq) + " is too far ahead of model " + m.run_id +
                                 "'s next expected seq_id " + std::to_string(m.next_seq) + " (at most " +
-                                std::to_string(options_.max_seq_id_gap) + " ahead); seq_ids count 1, 2, 3, ... per model");
+                                std::to_string(options_.max_seq_id_gap) +
+                                " ahead); seq_ids count 1, 2, 3, ... per model");
   }
 
   /// A request that named (model, seq_id) but was rejected still uses up that seq_id: otherwise
@@ -671,7 +696,8 @@ private:
       return;
     auto future = futures_.create(ids_.request_id(), m.owner, request_type::forward_backward);
     futures_.fail(*future, "rejected: " + why, error_category::user);
-    m.pending.emplace(seq, queued_op{future, []() -> asio::awaitable<future_payload> { co_return future_payload{}; }, std::nullopt});
+    m.pending.emplace(
+        seq, queued_op{future, []() -> asio::awaitable<future_payload> { co_return future_payload{}; }, std::nullopt});
     m.last_assigned_seq = std::max(m.last_assigned_seq, seq);
     pump_model(m.run_id);
   }
@@ -741,7 +767,8 @@ private:
     if (it == models_.end() || it->second.owner != ctx.tenant) {
       auto run = runs_.find(model_id);
       if (run != runs_.end() && run->second.owner == ctx.tenant)
-        throw http_error(404, "model " + model_id + " is not loaded (its session ended); load one of its checkpoints into a new model");
+        throw http_error(404, "model " + model_id +
+                                  " is not loaded (its session ended); load one of its checkpoints into a new model");
       throw http_error(404, "unknown model " + model_id);
     }
     count_request(model_id, ctx.route);
@@ -758,13 +785,15 @@ private:
   /// The session `session_id` if `ctx`'s tenant owns it (finished or expired ones too), else 404.
   session_state& owned_session(const request_context& ctx, const std::string& session_id) {
     auto it = sessions_.find(session_id);
-    if (it == sessions_.end() || it->second.record.owner != ctx.tenant) throw http_error(404, "unknown session " + session_id);
+    if (it == sessions_.end() || it->second.record.owner != ctx.tenant)
+      throw http_error(404, "unknown session " + session_id);
     return it->second;
   }
 
   session_state& session_of(const request_context& ctx, const std::string& session_id) {
     auto it = sessions_.find(session_id);
-    if (it == sessions_.end() || it->second.record.owner != ctx.tenant) throw http_error(404, "unknown session " + session_id);
+    if (it == sessions_.end() || it->second.record.owner != ctx.tenant)
+      throw http_error(404, "unknown session " + session_id);
     if (it->second.record.finished_at) throw http_error(410, "session " + session_id + " is finished");
     if (it->second.expired) throw http_error(404, "session " + session_id + " expired (no heartbeat)");
     return it->second;
@@ -810,7 +839,8 @@ private:
     auto it = checkpoints_.find(checkpoint_key(path.training_run_id, path.kind, path.name));
     if (it == checkpoints_.end() || (it->second.owner != tenant && !it->second.is_public))
       throw http_error(404, "checkpoint " + path.str() + " not found");
-    if (it->second.owner != tenant) throw http_error(403, "checkpoint " + path.str() + " belongs to someone else; it is read-only");
+    if (it->second.owner != tenant)
+      throw http_error(403, "checkpoint " + path.str() + " belongs to someone else; it is read-only");
     return it->second;
   }
 
@@ -839,9 +869,12 @@ private:
   static checkpoint_files to_checkpoint_files(std::vector<named_file> files) {
     checkpoint_files out;
     for (auto& [name, contents] : files) {
-      if (name == "adapter_config.json") out.adapter_config_json = std::move(contents);
-      else if (name == "adapter_model.safetensors") out.adapter_model_safetensors = std::move(contents);
-      else if (name == "optimizer.safetensors") out.optimizer_safetensors = std::move(contents);
+      if (name == "adapter_config.json")
+        out.adapter_config_json = std::move(contents);
+      else if (name == "adapter_model.safetensors")
+        out.adapter_model_safetensors = std::move(contents);
+      else if (name == "optimizer.safetensors")
+        out.optimizer_safetensors = std::move(contents);
     }
     return out;
   }
@@ -927,8 +960,9 @@ private:
   void check_base_model_matches(const std::string& base_model, const run_record& run, const tinker_path& path) const {
     const auto engine_name = resolve_base_model(base_model).first;
     if (engine_name != run.engine_model)
-      throw http_error(400, "base_model '" + base_model + "' does not match model_path " + path.str() + ", which was trained on " +
-                                run.base_model + " (" + run.engine_model + "); give one of them, or matching ones");
+      throw http_error(400, "base_model '" + base_model + "' does not match model_path " + path.str() +
+                                ", which was trained on " + run.base_model + " (" + run.engine_model +
+                                "); give one of them, or matching ones");
   }
 
   timestamp now_ts() const { return std::chrono::time_point_cast<std::chrono::microseconds>(options_.clock()); }
@@ -943,7 +977,8 @@ private:
   /// Checkpoint events carry the (deprecated) model_id and tinker_path fields; the rest say
   /// everything in event_details.
   void audit(const std::string& tenant, std::string event, std::optional<tinker_path> path = std::nullopt,
-             std::optional<std::string> purpose = std::nullopt, std::optional<boost::json::object> details = std::nullopt) {
+             std::optional<std::string> purpose = std::nullopt,
+             std::optional<boost::json::object> details = std::nullopt) {
     audit_log_entry e;
     e.timestamp = now_ts();
     e.event = std::move(event);
@@ -974,8 +1009,8 @@ private:
   }
 
   /// Adds `amount` to the current hour's usage bucket of (tenant, session, base model, kind).
-  void record_usage(const std::string& tenant, const std::string& session_id, const std::string& base_model, usage_kind kind,
-                    std::int64_t amount) {
+  void record_usage(const std::string& tenant, const std::string& session_id, const std::string& base_model,
+                    usage_kind kind, std::int64_t amount) {
     if (amount <= 0) return;
     usage_[usage_key{tenant, hour_of(options_.clock()), session_id, base_model, kind}] += amount;
   }
@@ -1008,8 +1043,8 @@ private:
     for (auto& s : store_.load_sessions()) {
       session_state st;
       st.record = std::move(s);
-      st.last_heartbeat = now;   // sessions of an earlier run get a fresh grace period
-      st.expired = true;         // ...but their models are not in memory any more: treat as ended
+      st.last_heartbeat = now;  // sessions of an earlier run get a fresh grace period
+      st.expired = true;        // ...but their models are not in memory any more: treat as ended
       sessions_.emplace(st.record.id, std::move(st));
     }
     for (auto& [tenant, lines] : store_.load_audit()) {
@@ -1096,7 +1131,8 @@ private:
   http_response submit_load(request_context&, live_model&, const load_weights_request&, requested_seq seq);
   http_response create_via_load(request_context&, const load_weights_request&);
   /// The weights checkpoint a load reads, authorized for the caller or its weights_access_token.
-  const checkpoint_record& checkpoint_to_load(const request_context&, const load_weights_request&, const tinker_path&) const;
+  const checkpoint_record& checkpoint_to_load(const request_context&, const load_weights_request&,
+                                              const tinker_path&) const;
   std::shared_ptr<trainable_model> loaded_model(const std::string& run_id);
   asio::awaitable<void> save_checkpoint(tinker_path path, std::string owner, std::optional<std::int64_t> ttl_seconds,
                                         std::optional<metadata_map> user_metadata, bool overwrite, bool with_optimizer);

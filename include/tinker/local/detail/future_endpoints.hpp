@@ -12,7 +12,8 @@ inline asio::awaitable<http_response> engine_impl::handle_retrieve_future(reques
   if (!future || future->owner != ctx.tenant) {
     const auto epoch = request_id_epoch(req.request_id);
     if (epoch != 0 && epoch != ids_.epoch())
-      throw http_error(410, "future " + req.request_id + " belongs to an earlier run of this server; submit the request again");
+      throw http_error(
+          410, "future " + req.request_id + " belongs to an earlier run of this server; submit the request again");
     throw http_error(404, "unknown future " + req.request_id);
   }
   auto try_again = [&](queue_state state, std::optional<std::string> reason) {
@@ -48,7 +49,8 @@ inline asio::awaitable<http_response> engine_impl::handle_retrieve_futures(reque
   auto hold = options_.long_poll_hold;
   if (req.timeout) {
     const double seconds = *req.timeout;
-    if (!(seconds > 0)) hold = std::chrono::milliseconds::zero();
+    if (!(seconds > 0))
+      hold = std::chrono::milliseconds::zero();
     else if (seconds * 1000.0 < static_cast<double>(hold.count()))
       hold = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0));
   }

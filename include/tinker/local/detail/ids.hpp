@@ -12,7 +12,8 @@ namespace tinker::local::detail {
 /// splitmix64: small, fast, and good enough to derive ids and seeds.
 class id_generator {
 public:
-  id_generator(std::uint64_t seed, std::uint64_t epoch) : state_(seed ^ (epoch * 0x9e3779b97f4a7c15ull)), epoch_(epoch) {}
+  id_generator(std::uint64_t seed, std::uint64_t epoch)
+      : state_(seed ^ (epoch * 0x9e3779b97f4a7c15ull)), epoch_(epoch) {}
 
   std::uint64_t next() {
     std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);

@@ -108,20 +108,16 @@ inline timestamp read_time(const json::detail::object_reader& r, std::string_vie
 
 inline run_record run_from_json(const boost::json::value& v) {
   json::detail::object_reader r(v, "run_record");
-  return run_record{r.required<std::string>("id"),           r.required<std::string>("owner"),
-                    r.required<std::string>("base_model"),   r.required<std::string>("engine_model"),
-                    r.required<lora_config>("lora"),         r.optional_or<metadata_map>("user_metadata", {}),
-                    r.required<std::string>("session_id"),   read_time(r, "created"),
-                    read_time(r, "last_request_time"),       r.optional_or("corrupted", false)};
+  return run_record{r.required<std::string>("id"),         r.required<std::string>("owner"),
+                    r.required<std::string>("base_model"), r.required<std::string>("engine_model"),
+                    r.required<lora_config>("lora"),       r.optional_or<metadata_map>("user_metadata", {}),
+                    r.required<std::string>("session_id"), read_time(r, "created"),
+                    read_time(r, "last_request_time"),     r.optional_or("corrupted", false)};
 }
 
 inline boost::json::value to_json_value(const checkpoint_record& c) {
-  boost::json::object o{{"run_id", c.run_id},
-                        {"kind", to_string(c.kind)},
-                        {"name", c.name},
-                        {"owner", c.owner},
-                        {"time", format_timestamp(c.time)},
-                        {"size_bytes", c.size_bytes},
+  boost::json::object o{{"run_id", c.run_id},   {"kind", to_string(c.kind)},        {"name", c.name},
+                        {"owner", c.owner},     {"time", format_timestamp(c.time)}, {"size_bytes", c.size_bytes},
                         {"public", c.is_public}};
   if (c.expires_at) o["expires_at"] = format_timestamp(*c.expires_at);
   if (c.user_metadata) o["user_metadata"] = json::detail::to_value(*c.user_metadata);
@@ -192,10 +188,14 @@ inline boost::json::value to_json_value(const sampler_record& s) {
 
 inline sampler_record sampler_from_json(const boost::json::value& v) {
   json::detail::object_reader r(v, "sampler_record");
-  return sampler_record{r.required<std::string>("id"),         r.required<std::string>("owner"),
-                        r.required<std::string>("session_id"), r.required<std::string>("base_model"),
-                        r.required<std::string>("engine_model"), r.optional<std::string>("model_path"),
-                        read_time(r, "created"),               r.optional_or("ephemeral", false)};
+  return sampler_record{r.required<std::string>("id"),
+                        r.required<std::string>("owner"),
+                        r.required<std::string>("session_id"),
+                        r.required<std::string>("base_model"),
+                        r.required<std::string>("engine_model"),
+                        r.optional<std::string>("model_path"),
+                        read_time(r, "created"),
+                        r.optional_or("ephemeral", false)};
 }
 
 }  // namespace tinker::local::detail

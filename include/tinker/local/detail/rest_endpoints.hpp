@@ -37,7 +37,8 @@ inline std::int64_t query_int(const parsed_target& t, const std::string& key, st
 /// The checkpoint a `/training_runs/{run}/checkpoints/{kind}/{name}[/...]` route names.
 inline tinker_path checkpoint_path_of(const parsed_target& t) {
   std::string error;
-  auto p = tinker_path::try_parse("tinker://" + t.api_segment(1) + "/" + t.api_segment(3) + "/" + t.api_segment(4), &error);
+  auto p =
+      tinker_path::try_parse("tinker://" + t.api_segment(1) + "/" + t.api_segment(3) + "/" + t.api_segment(4), &error);
   if (!p) throw http_error(400, "invalid checkpoint id '" + t.api_segment(3) + "/" + t.api_segment(4) + "': " + error);
   return *p;
 }
@@ -74,16 +75,18 @@ inline http_response engine_impl::handle_weights_info(request_context& ctx) {
   const auto req = decode_json_body<weights_info_request>(ctx);
   const auto& c = readable_checkpoint(ctx.tenant, tinker_path::parse(req.tinker_path));
   const auto& run = runs_.at(c.run_id);
-  return json_response(ctx, 200, boost::json::value_from(weights_info_response{
-                                     run.base_model, true, run.lora.rank, run.lora.train_unembed, run.lora.train_mlp,
-                                     run.lora.train_attn}));
+  return json_response(
+      ctx, 200,
+      boost::json::value_from(weights_info_response{run.base_model, true, run.lora.rank, run.lora.train_unembed,
+                                                    run.lora.train_mlp, run.lora.train_attn}));
 }
 
 inline http_response engine_impl::handle_list_training_runs(request_context& ctx) {
   const auto limit = rest_detail::query_int(ctx.target, "limit", 20, 1, 10'000);
   const auto offset = rest_detail::query_int(ctx.target, "offset", 0, 0, std::numeric_limits<std::int64_t>::max());
   const auto scope = ctx.target.query_value("access_scope").value_or("owned");
-  if (scope != "owned" && scope != "accessible") throw http_error(400, "access_scope must be owned or accessible, got '" + scope + "'");
+  if (scope != "owned" && scope != "accessible")
+    throw http_error(400, "access_scope must be owned or accessible, got '" + scope + "'");
   // project_id: only runs created in the caller's sessions of that project.
   const auto project = ctx.target.query_value("project_id");
   if (project && project->empty()) throw http_error(400, "query parameter project_id must not be empty");
@@ -99,7 +102,8 @@ inline http_response engine_impl::handle_list_training_runs(request_context& ctx
   std::vector<const run_record*> runs;
   for (const auto& [id, r] : runs_)
     if ((r.owner == ctx.tenant || public_runs.contains(id)) && in_project(r)) runs.push_back(&r);
-  std::sort(runs.begin(), runs.end(), [](auto* a, auto* b) { return a->created > b->created || (a->created == b->created && a->id < b->id); });
+  std::sort(runs.begin(), runs.end(),
+            [](auto* a, auto* b) { return a->created > b->created || (a->created == b->created && a->id < b->id); });
   training_runs_response resp;
   resp.cursor = cursor{offset, limit, static_cast<std::int64_t>(runs.size())};
   for (const auto* r : rest_detail::page(runs, offset, limit)) resp.training_runs.push_back(to_training_run(*r));
@@ -124,7 +128,8 @@ inline http_response engine_impl::handle_list_checkpoints(request_context& ctx) 
   std::vector<checkpoint> out;
   for (const auto& [key, c] : checkpoints_)
     if (c.run_id == id && (c.owner == ctx.tenant || c.is_public)) out.push_back(c.to_checkpoint());
-  if (run == runs_.end() || (run->second.owner != ctx.tenant && out.empty())) throw http_error(404, "unknown training run " + id);
+  if (run == runs_.end() || (run->second.owner != ctx.tenant && out.empty()))
+    throw http_error(404, "unknown training run " + id);
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.time > b.time; });
   const auto n = static_cast<std::int64_t>(out.size());
   return json_response(ctx, 200, boost::json::value_from(checkpoints_list_response{std::move(out), cursor{0, n, n}}));
@@ -136,11 +141,13 @@ inline http_response engine_impl::handle_list_user_checkpoints(request_context& 
   std::vector<checkpoint> all;
   for (const auto& [key, c] : checkpoints_)
     if (c.owner == ctx.tenant) all.push_back(c.to_checkpoint());
-  std::sort(all.begin(), all.end(),
-            [](const auto& a, const auto& b) { return a.time > b.time || (a.time == b.time && a.tinker_path < b.tinker_path); });
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+    return a.time > b.time || (a.time == b.time && a.tinker_path < b.tinker_path);
+  });
   const auto total = static_cast<std::int64_t>(all.size());
-  return json_response(ctx, 200, boost::json::value_from(checkpoints_list_response{
-                                     rest_detail::page(std::move(all), offset, limit), cursor{offset, limit, total}}));
+  return json_response(ctx, 200,
+                       boost::json::value_from(checkpoints_list_response{
+                           rest_detail::page(std::move(all), offset, limit), cursor{offset, limit, total}}));
 }
 
 inline http_response engine_impl::handle_delete_checkpoint(request_context& ctx) {
@@ -185,18 +192,20 @@ inline std::string engine_impl::public_base(const request_context& ctx) const {
   std::string scheme = options_.tls_cert_file ? "https" : "http";
   if (auto p = ctx.request.find("X-Forwarded-Proto"); p != ctx.request.end()) scheme = std::string(p->value());
   auto host = ctx.request.find(http::field::host) != ctx.request.end() ? std::string(ctx.request[http::field::host])
-                                                                        : options_.host + ":" + std::to_string(port());
+                                                                       : options_.host + ":" + std::to_string(port());
   return scheme + "://" + host;
 }
 
 inline http_response engine_impl::handle_archive(request_context& ctx) {
   const auto path = rest_detail::checkpoint_path_of(ctx.target);
   (void)readable_checkpoint(ctx.tenant, path);
-  const auto expires = std::chrono::time_point_cast<std::chrono::seconds>(options_.clock() + options_.download_url_lifetime);
+  const auto expires =
+      std::chrono::time_point_cast<std::chrono::seconds>(options_.clock() + options_.download_url_lifetime);
   const auto expires_unix = std::to_string(expires.time_since_epoch().count());
   const auto resource = path.training_run_id + "/" + path.checkpoint_id();
   const auto signature = hmac_sha256_hex(store_.secret(), resource + "\n" + expires_unix);
-  const auto url = public_base(ctx) + "/downloads/" + resource + ".tar.gz?expires=" + expires_unix + "&signature=" + signature;
+  const auto url =
+      public_base(ctx) + "/downloads/" + resource + ".tar.gz?expires=" + expires_unix + "&signature=" + signature;
   audit(ctx.tenant, "checkpoint_read", path, "archive_download",
         boost::json::object{{"url_expires_at", format_timestamp(timestamp(expires))}});
   auto res = json_response(ctx, 302, boost::json::value_from(checkpoint_archive_url_response{url, timestamp(expires)}));
@@ -246,8 +255,10 @@ inline asio::awaitable<http_response> engine_impl::handle_download(request_conte
       archive = std::move(*built);
       break;
     }
-    if (now == checkpoints_.end()) throw http_error(404, "checkpoint " + path->str() + " was deleted while its archive was built");
-    if (attempt == 3) throw http_error(404, "checkpoint " + path->str() + " keeps changing while its archive is built; try again");
+    if (now == checkpoints_.end())
+      throw http_error(404, "checkpoint " + path->str() + " was deleted while its archive was built");
+    if (attempt == 3)
+      throw http_error(404, "checkpoint " + path->str() + " keeps changing while its archive is built; try again");
   }
   auto res = make_response(ctx.request, 200);
   res.set(http::field::content_type, "application/gzip");
@@ -263,7 +274,8 @@ inline http_response engine_impl::handle_list_sessions(request_context& ctx) {
   std::vector<const session_record*> mine;
   for (const auto& [id, s] : sessions_)
     if (s.record.owner == ctx.tenant) mine.push_back(&s.record);
-  std::sort(mine.begin(), mine.end(), [](auto* a, auto* b) { return a->created > b->created || (a->created == b->created && a->id < b->id); });
+  std::sort(mine.begin(), mine.end(),
+            [](auto* a, auto* b) { return a->created > b->created || (a->created == b->created && a->id < b->id); });
   list_sessions_response resp;
   for (const auto* s : rest_detail::page(mine, offset, limit)) resp.sessions.push_back(s->id);
   return json_response(ctx, 200, boost::json::value_from(resp));
@@ -296,12 +308,14 @@ inline std::string trace_signed_text(const std::string& session_id, const std::s
 /// valid for engine_options::trace_url_lifetime) whose GET answers the session's trace document.
 inline http_response engine_impl::handle_trace_export(request_context& ctx) {
   const auto& s = owned_session(ctx, ctx.target.api_segment(1));
-  const auto expires = std::chrono::time_point_cast<std::chrono::seconds>(options_.clock() + options_.trace_url_lifetime);
+  const auto expires =
+      std::chrono::time_point_cast<std::chrono::seconds>(options_.clock() + options_.trace_url_lifetime);
   const auto expires_unix = std::to_string(expires.time_since_epoch().count());
   const auto signature = hmac_sha256_hex(store_.secret(), rest_detail::trace_signed_text(s.record.id, expires_unix));
   trace_export_response resp;
   resp.status = trace_export_status::ready;
-  resp.url = public_base(ctx) + "/downloads/traces/" + s.record.id + ".json?expires=" + expires_unix + "&signature=" + signature;
+  resp.url = public_base(ctx) + "/downloads/traces/" + s.record.id + ".json?expires=" + expires_unix +
+             "&signature=" + signature;
   return json_response(ctx, 200, boost::json::value_from(resp));
 }
 
@@ -315,7 +329,8 @@ inline http_response engine_impl::handle_trace_download(request_context& ctx) {
   const auto expires = ctx.target.query_value("expires");
   const auto signature = ctx.target.query_value("signature");
   if (!expires || !signature ||
-      !equal_constant_time(*signature, hmac_sha256_hex(store_.secret(), rest_detail::trace_signed_text(session_id, *expires))))
+      !equal_constant_time(*signature,
+                           hmac_sha256_hex(store_.secret(), rest_detail::trace_signed_text(session_id, *expires))))
     throw http_error(403, "invalid trace export signature");
   const auto expiry = rest_detail::query_int(ctx.target, "expires", 0, 0, std::numeric_limits<std::int64_t>::max());
   if (std::chrono::system_clock::time_point(std::chrono::seconds(expiry)) <= options_.clock())
@@ -372,8 +387,9 @@ inline http_response engine_impl::handle_get_session(request_context& ctx) {
   const auto& id = ctx.target.api_segment(1);
   auto it = sessions_.find(id);
   if (it == sessions_.end() || it->second.record.owner != ctx.tenant) throw http_error(404, "unknown session " + id);
-  return json_response(ctx, 200,
-                       boost::json::value_from(get_session_response{it->second.record.training_run_ids, it->second.record.sampler_ids}));
+  return json_response(
+      ctx, 200,
+      boost::json::value_from(get_session_response{it->second.record.training_run_ids, it->second.record.sampler_ids}));
 }
 
 }  // namespace tinker::local::detail

@@ -2,12 +2,11 @@
 // parameters, and names each route (fault injection and logs refer to routes by these names).
 #pragma once
 
-#include <ostream>  // before Beast's verb.hpp, which needs it (Boost 1.81) but does not include it
-
 #include <boost/beast/http/verb.hpp>
 
 #include <map>
 #include <optional>
+#include <ostream>  // before Beast's verb.hpp, which needs it (Boost 1.81) but does not include it
 #include <string>
 #include <string_view>
 #include <vector>

@@ -17,12 +17,14 @@ inline sampler_state& engine_impl::sampler_for_request(const request_context& ct
       throw http_error(404, "sampling session " + *req.sampling_session_id +
                                 " held in-memory weights of an earlier engine run; save weights for the sampler again");
     if (auto session = sessions_.find(it->second.record.session_id);
-        session != sessions_.end() && (session->second.expired || session->second.record.finished_at) && !it->second.record.model_path)
+        session != sessions_.end() && (session->second.expired || session->second.record.finished_at) &&
+        !it->second.record.model_path)
       throw http_error(404, "sampling session " + *req.sampling_session_id + " ended with its session");
     count_request(it->first, ctx.route);
     return it->second;
   }
-  if (!req.base_model && !req.model_path) throw http_error(400, "give sampling_session_id (or base_model / model_path)");
+  if (!req.base_model && !req.model_path)
+    throw http_error(400, "give sampling_session_id (or base_model / model_path)");
   // Legacy addressing: one sampler per (tenant, target), kept for later requests.
   const auto target = req.model_path ? *req.model_path : *req.base_model;
   const auto id = "legacy:" + ctx.tenant + ":" + target;
@@ -45,22 +47,24 @@ inline void engine_impl::check_sample_request(sample_request& req, const sampler
                               std::to_string(req.num_samples));
   auto& max_tokens = req.sampling_params.max_tokens;
   if (max_tokens && *max_tokens <= 0)
-    throw http_error(400, "sampling_params.max_tokens must be a positive integer (or null: up to the context length), got " +
-                              std::to_string(*max_tokens));
+    throw http_error(400,
+                     "sampling_params.max_tokens must be a positive integer (or null: up to the context length), got " +
+                         std::to_string(*max_tokens));
   if (!max_tokens) {
     const auto& spec = s.base->spec();
     const auto context = static_cast<std::int64_t>(spec.max_context_length);
     const auto prompt = static_cast<std::int64_t>(req.prompt.length());
     if (prompt >= context)
       throw http_error(400, "sampling_params.max_tokens is unset (up to the context length), but the prompt (" +
-                                std::to_string(prompt) + " tokens) already fills the context length of " + spec.name + " (" +
-                                std::to_string(context) + "): nothing left to sample");
+                                std::to_string(prompt) + " tokens) already fills the context length of " + spec.name +
+                                " (" + std::to_string(context) + "): nothing left to sample");
     const auto effective = context - prompt;
     if (std::int64_t{req.num_samples} * effective > detail::max_sampled_tokens_per_request)
       throw http_error(400, "sampling_params.max_tokens is unset, so each sample may run to the context limit (" +
-                                std::to_string(context) + " - " + std::to_string(prompt) + " prompt tokens = " +
-                                std::to_string(effective) + " tokens): num_samples x that = " + std::to_string(req.num_samples) +
-                                " x " + std::to_string(effective) + " exceeds the per-request limit of " +
+                                std::to_string(context) + " - " + std::to_string(prompt) +
+                                " prompt tokens = " + std::to_string(effective) +
+                                " tokens): num_samples x that = " + std::to_string(req.num_samples) + " x " +
+                                std::to_string(effective) + " exceeds the per-request limit of " +
                                 std::to_string(detail::max_sampled_tokens_per_request) +
                                 " sampled tokens; set sampling_params.max_tokens or ask for fewer samples");
     max_tokens = static_cast<std::int32_t>(effective);
@@ -123,7 +127,8 @@ inline void engine_impl::pump_sampler(const std::string& sampler_id) {
   auto it = samplers_.find(sampler_id);
   if (it == samplers_.end()) return;
   auto& s = it->second;
-  const std::size_t max_workers = s.needs_weights ? 1 : std::max<std::size_t>(1, options_.compute_threads ? options_.compute_threads : 2);
+  const std::size_t max_workers =
+      s.needs_weights ? 1 : std::max<std::size_t>(1, options_.compute_threads ? options_.compute_threads : 2);
   while (!s.queue.empty() && s.running_batches < max_workers) {
     ++s.running_batches;
     asio::co_spawn(io_, run_sample_batch(shared_from_this(), sampler_id), asio::detached);
@@ -146,13 +151,16 @@ inline asio::awaitable<void> engine_impl::run_sample_batch(std::shared_ptr<engin
       try {
         const auto& c = self->readable_checkpoint(s->record.owner, tinker_path::parse(*s->record.model_path));
         auto base = s->base;
-        auto load = [self, c, base] { return load_lora_weights(to_checkpoint_files(self->read_checkpoint_files(c, false)), *base); };
+        auto load = [self, c, base] {
+          return load_lora_weights(to_checkpoint_files(self->read_checkpoint_files(c, false)), *base);
+        };
         loaded = co_await self->compute(std::move(load));
       } catch (const std::exception& e) {
         // The checkpoint is gone (deleted, expired) or unreadable: fail what waits.
         s = find();
         if (!s) co_return;
-        for (auto& p : s->queue) self->futures_.fail(*p.future, std::string("cannot load sampler weights: ") + e.what(), error_category::user);
+        for (auto& p : s->queue)
+          self->futures_.fail(*p.future, std::string("cannot load sampler weights: ") + e.what(), error_category::user);
         self->pending_samples_ -= s->queue.size();
         s->queue.clear();
         --s->running_batches;

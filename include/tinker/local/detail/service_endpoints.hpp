@@ -26,7 +26,8 @@ inline http_response engine_impl::handle_capabilities(request_context& ctx) {
     return supported_model{name, m.spec().max_context_length, true, true};
   };
   for (const auto& [name, model] : base_models_) resp.supported_models.push_back(describe(name, *model));
-  for (const auto& [alias, target] : options_.model_aliases) resp.supported_models.push_back(describe(alias, *base_models_.at(target)));
+  for (const auto& [alias, target] : options_.model_aliases)
+    resp.supported_models.push_back(describe(alias, *base_models_.at(target)));
   return json_response(ctx, 200, boost::json::value_from(resp));
 }
 
@@ -87,7 +88,8 @@ inline http_response engine_impl::handle_finish_session(request_context& ctx) {
 inline http_response engine_impl::handle_create_sampling_session(request_context& ctx) {
   const auto req = decode_json_body<create_sampling_session_request>(ctx);
   auto& session = session_of(ctx, req.session_id);
-  if (!req.base_model && !req.model_path) throw http_error(400, "give base_model or model_path (or both, when they agree)");
+  if (!req.base_model && !req.model_path)
+    throw http_error(400, "give base_model or model_path (or both, when they agree)");
   const auto id = req.session_id + ":sample:" + std::to_string(req.sampling_session_seq_id);
   if (auto it = samplers_.find(id); it != samplers_.end()) {
     // An identical retry gets the same sampler; a different request reusing the seq id is an error.
@@ -96,9 +98,9 @@ inline http_response engine_impl::handle_create_sampling_session(request_context
     if (req.model_path) {
       auto path = tinker_path::try_parse(*req.model_path);
       same = path && r.model_path == path->str() &&
-             (!req.base_model || (options_.model_aliases.contains(*req.base_model)
-                                      ? options_.model_aliases.at(*req.base_model)
-                                      : *req.base_model) == r.engine_model);
+             (!req.base_model ||
+              (options_.model_aliases.contains(*req.base_model) ? options_.model_aliases.at(*req.base_model)
+                                                                : *req.base_model) == r.engine_model);
     } else {
       same = !r.model_path && r.base_model == *req.base_model;
     }

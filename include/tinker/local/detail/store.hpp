@@ -118,8 +118,12 @@ public:
     return out;
   }
 
-  std::vector<session_record> load_sessions() const { return load_all<session_record>(root_ / "sessions", session_from_json); }
-  std::vector<sampler_record> load_samplers() const { return load_all<sampler_record>(root_ / "samplers", sampler_from_json); }
+  std::vector<session_record> load_sessions() const {
+    return load_all<session_record>(root_ / "sessions", session_from_json);
+  }
+  std::vector<sampler_record> load_samplers() const {
+    return load_all<sampler_record>(root_ / "samplers", sampler_from_json);
+  }
 
   /// Every run, each with its checkpoints. Unreadable records are skipped (and reported through `warn`).
   std::vector<std::pair<run_record, std::vector<checkpoint_record>>> load_runs(

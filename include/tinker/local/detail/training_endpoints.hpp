@@ -19,8 +19,8 @@ inline http_response engine_impl::handle_create_model(request_context& ctx) {
   if (runs_.contains(model_id)) throw http_error(400, "model " + model_id + " already exists");
   auto lora = req.lora_config.value_or(lora_config{});
   if (lora.rank < 1 || lora.rank > detail::adapter_layout::max_rank)
-    throw http_error(400, "lora_config.rank must be in [1, " + std::to_string(detail::adapter_layout::max_rank) + "], got " +
-                              std::to_string(lora.rank));
+    throw http_error(400, "lora_config.rank must be in [1, " + std::to_string(detail::adapter_layout::max_rank) +
+                              "], got " + std::to_string(lora.rank));
   if (!lora.train_attn && !lora.train_mlp && !lora.train_unembed)
     throw http_error(400, "lora_config: at least one of train_attn, train_mlp, train_unembed must be true");
   auto [engine_name, base] = resolve_base_model(req.base_model);
@@ -35,7 +35,8 @@ inline http_response engine_impl::handle_create_model(request_context& ctx) {
                                    co_await simulate_step_time();
                                    auto make = [base, lora] { return std::make_shared<trainable_model>(base, lora); };
                                    auto model = co_await compute(std::move(make));
-                                   if (auto it = models_.find(model_id); it != models_.end()) it->second.model = std::move(model);
+                                   if (auto it = models_.find(model_id); it != models_.end())
+                                     it->second.model = std::move(model);
                                    co_return boost::json::value_from(create_model_response{model_id});
                                  });
   session.model_creations.remember(req.model_seq_id, digest, future->id);
@@ -62,11 +63,12 @@ inline http_response engine_impl::handle_unload_model(request_context& ctx) {
   const auto req = decode_json_body<unload_model_request>(ctx);
   auto& m = model_of(ctx, req.model_id);
   // After everything already queued: unloading mid-queue would fail earlier requests.
-  auto future = enqueue_model_op(ctx.route, m, requested_seq::none(), sha256_hex(ctx.request.body()), request_type::unload_model,
-                                 [this, id = req.model_id]() -> asio::awaitable<future_payload> {
-                                   unload_model(id, "model unloaded");
-                                   co_return boost::json::value_from(unload_model_response{id});
-                                 });
+  auto future =
+      enqueue_model_op(ctx.route, m, requested_seq::none(), sha256_hex(ctx.request.body()), request_type::unload_model,
+                       [this, id = req.model_id]() -> asio::awaitable<future_payload> {
+                         unload_model(id, "model unloaded");
+                         co_return boost::json::value_from(unload_model_response{id});
+                       });
   return future_response(ctx, *future, req.model_id);
 }
 
@@ -80,7 +82,8 @@ inline http_response engine_impl::handle_forward_backward(request_context& ctx) 
     *req = forward_backward_request{std::move(legacy.forward_input), std::move(legacy.model_id), legacy.seq_id, true};
   } else if (content_type_is(ctx.request, "application/x-protobuf")) {
     if (!options_.accept_protobuf_requests)
-      throw http_error(415, "this server takes forward_backward requests as JSON only (Content-Type: application/json)");
+      throw http_error(415,
+                       "this server takes forward_backward requests as JSON only (Content-Type: application/json)");
     *req = proto::decode_forward_backward_request(ctx.request.body());
   } else {
     *req = decode_json_body<forward_backward_request>(ctx);
@@ -92,27 +95,30 @@ inline http_response engine_impl::handle_forward_backward(request_context& ctx) 
   const auto digest = sha256_hex(ctx.request.body());
   // An identical resubmission is answered before the (linear) input checks.
   if (!(seq.given && m.submissions.by_key.contains(seq.value)))
-    trainable_model::check_forward_backward_input(*m.base, in.data, in.loss_fn, in.loss_fn_config);  // 400 naming the field
+    trainable_model::check_forward_backward_input(*m.base, in.data, in.loss_fn,
+                                                  in.loss_fn_config);  // 400 naming the field
   touch_run(m.run_id);
   const auto type = req->forward_only ? request_type::forward : request_type::forward_backward;
-  auto future = enqueue_model_op(ctx.route, m, seq, digest, type, [this, req, id = m.run_id]() -> asio::awaitable<future_payload> {
-    co_await simulate_step_time();
-    auto model = loaded_model(id);
-    // The result and its protobuf encoding are both made on the compute pool.
-    auto work = [model, req] {
-      const auto& input = req->forward_backward_input;
-      auto out = model->forward_backward(input.data, input.loss_fn, input.loss_fn_config, req->forward_only);
-      auto bytes = std::make_shared<const std::string>(proto::encode(out));
-      return future_payload(future_result(std::move(out)), std::move(bytes));
-    };
-    auto payload = co_await compute(std::move(work));
-    if (!req->forward_only) {  // billed training tokens: the model inputs of forward_backward (not forward)
-      std::int64_t tokens = 0;
-      for (const auto& d : req->forward_backward_input.data) tokens += static_cast<std::int64_t>(d.model_input.length());
-      record_run_usage(id, usage_kind::training, tokens);
-    }
-    co_return payload;
-  });
+  auto future = enqueue_model_op(
+      ctx.route, m, seq, digest, type, [this, req, id = m.run_id]() -> asio::awaitable<future_payload> {
+        co_await simulate_step_time();
+        auto model = loaded_model(id);
+        // The result and its protobuf encoding are both made on the compute pool.
+        auto work = [model, req] {
+          const auto& input = req->forward_backward_input;
+          auto out = model->forward_backward(input.data, input.loss_fn, input.loss_fn_config, req->forward_only);
+          auto bytes = std::make_shared<const std::string>(proto::encode(out));
+          return future_payload(future_result(std::move(out)), std::move(bytes));
+        };
+        auto payload = co_await compute(std::move(work));
+        if (!req->forward_only) {  // billed training tokens: the model inputs of forward_backward (not forward)
+          std::int64_t tokens = 0;
+          for (const auto& d : req->forward_backward_input.data)
+            tokens += static_cast<std::int64_t>(d.model_input.length());
+          record_run_usage(id, usage_kind::training, tokens);
+        }
+        co_return payload;
+      });
   return future_response(ctx, *future, m.run_id);
 }
 
@@ -138,7 +144,8 @@ inline http_response engine_impl::handle_save_weights(request_context& ctx) {
   auto& m = model_of(ctx, req.model_id);
   const auto seq = requested_seq::from_client(req.seq_id);
   if (!req.path) throw http_error(400, "save_weights needs a path (the checkpoint name)");
-  if (auto why = tinker_path::name_problem(*req.path)) throw http_error(400, "invalid checkpoint name '" + *req.path + "': " + *why);
+  if (auto why = tinker_path::name_problem(*req.path))
+    throw http_error(400, "invalid checkpoint name '" + *req.path + "': " + *why);
   check_ttl(req.ttl_seconds);
   const auto path = tinker_path{"tinker", m.run_id, checkpoint_kind::weights, *req.path};
   const auto digest = sha256_hex(ctx.request.body());
@@ -148,12 +155,13 @@ inline http_response engine_impl::handle_save_weights(request_context& ctx) {
   if (!req.overwrite && checkpoints_.contains(checkpoint_key(m.run_id, path.kind, path.name)))
     throw http_error(400, "checkpoint " + path.str() + " already exists (pass overwrite=true to replace it)");
   touch_run(m.run_id);
-  auto future = enqueue_model_op(ctx.route, m, seq, digest, request_type::save_weights,
-                                 [this, req, path, owner = ctx.tenant]() -> asio::awaitable<future_payload> {
-                                   co_await simulate_step_time();
-                                   co_await save_checkpoint(path, owner, req.ttl_seconds, req.user_metadata, req.overwrite, true);
-                                   co_return boost::json::value_from(save_weights_response{path.str()});
-                                 });
+  auto future =
+      enqueue_model_op(ctx.route, m, seq, digest, request_type::save_weights,
+                       [this, req, path, owner = ctx.tenant]() -> asio::awaitable<future_payload> {
+                         co_await simulate_step_time();
+                         co_await save_checkpoint(path, owner, req.ttl_seconds, req.user_metadata, req.overwrite, true);
+                         co_return boost::json::value_from(save_weights_response{path.str()});
+                       });
   return future_response(ctx, *future, m.run_id);
 }
 
@@ -173,20 +181,23 @@ inline http_response engine_impl::submit_save_for_sampler(request_context& ctx, 
     if (auto original = m.submissions.check(seq.value, digest, "seq_id"))
       if (auto f = futures_.find(*original)) return future_response(ctx, *f, m.run_id);
   if (req.path) {
-    if (auto why = tinker_path::name_problem(*req.path)) throw http_error(400, "invalid checkpoint name '" + *req.path + "': " + *why);
+    if (auto why = tinker_path::name_problem(*req.path))
+      throw http_error(400, "invalid checkpoint name '" + *req.path + "': " + *why);
     const auto path = tinker_path{"tinker", m.run_id, checkpoint_kind::sampler_weights, *req.path};
     // Sampler weights are immutable: samplers created from them must keep sampling the same.
     // (400, not 409: clients retry 409 for minutes.)
     if (checkpoints_.contains(checkpoint_key(m.run_id, path.kind, path.name)))
-      throw http_error(400, "checkpoint " + path.str() + " already exists; sampler weights are immutable, save under a new name");
-    auto future = enqueue_model_op(ctx.route, m, seq, digest, request_type::save_weights_for_sampler,
-                                   [this, req, path, owner = ctx.tenant]() -> asio::awaitable<future_payload> {
-                                     co_await simulate_step_time();
-                                     co_await save_checkpoint(path, owner, req.ttl_seconds, req.user_metadata, false, false);
-                                     save_weights_for_sampler_response resp;
-                                     resp.path = path.str();
-                                     co_return boost::json::value_from(resp);
-                                   });
+      throw http_error(
+          400, "checkpoint " + path.str() + " already exists; sampler weights are immutable, save under a new name");
+    auto future =
+        enqueue_model_op(ctx.route, m, seq, digest, request_type::save_weights_for_sampler,
+                         [this, req, path, owner = ctx.tenant]() -> asio::awaitable<future_payload> {
+                           co_await simulate_step_time();
+                           co_await save_checkpoint(path, owner, req.ttl_seconds, req.user_metadata, false, false);
+                           save_weights_for_sampler_response resp;
+                           resp.path = path.str();
+                           co_return boost::json::value_from(resp);
+                         });
     return future_response(ctx, *future, m.run_id);
   }
   if (!req.sampling_session_seq_id)
@@ -194,36 +205,37 @@ inline http_response engine_impl::submit_save_for_sampler(request_context& ctx, 
   auto& session = session_of(ctx, m.session_id);
   const auto sampler_id = session.record.id + ":sample:" + std::to_string(*req.sampling_session_seq_id);
   if (samplers_.contains(sampler_id))
-    throw http_error(400, "sampling_session_seq_id " + std::to_string(*req.sampling_session_seq_id) + " is already in use");
-  auto future = enqueue_model_op(
-      ctx.route, m, seq, digest, request_type::save_weights_for_sampler,
-      [this, sampler_id, id = m.run_id, owner = ctx.tenant]() -> asio::awaitable<future_payload> {
-        co_await simulate_step_time();
-        auto model = loaded_model(id);
-        // A snapshot: training the model further never changes what this sampler samples.
-        auto snapshot = [model] { return model->snapshot(); };
-        auto weights = co_await compute(std::move(snapshot));
-        const auto& run = runs_.at(id);
-        sampler_state s;
-        s.record.id = sampler_id;
-        s.record.owner = owner;
-        s.record.session_id = run.session_id;
-        s.record.base_model = run.base_model;
-        s.record.engine_model = run.engine_model;
-        s.record.created = now_ts();
-        s.record.ephemeral = true;
-        s.base = base_models_.at(run.engine_model);
-        s.weights = std::move(weights);
-        store_.save(s.record);
-        if (auto session = sessions_.find(run.session_id); session != sessions_.end()) {
-          session->second.record.sampler_ids.push_back(sampler_id);
-          store_.save(session->second.record);
-        }
-        samplers_.insert_or_assign(sampler_id, std::move(s));
-        save_weights_for_sampler_response resp;
-        resp.sampling_session_id = sampler_id;
-        co_return boost::json::value_from(resp);
-      });
+    throw http_error(400,
+                     "sampling_session_seq_id " + std::to_string(*req.sampling_session_seq_id) + " is already in use");
+  auto future =
+      enqueue_model_op(ctx.route, m, seq, digest, request_type::save_weights_for_sampler,
+                       [this, sampler_id, id = m.run_id, owner = ctx.tenant]() -> asio::awaitable<future_payload> {
+                         co_await simulate_step_time();
+                         auto model = loaded_model(id);
+                         // A snapshot: training the model further never changes what this sampler samples.
+                         auto snapshot = [model] { return model->snapshot(); };
+                         auto weights = co_await compute(std::move(snapshot));
+                         const auto& run = runs_.at(id);
+                         sampler_state s;
+                         s.record.id = sampler_id;
+                         s.record.owner = owner;
+                         s.record.session_id = run.session_id;
+                         s.record.base_model = run.base_model;
+                         s.record.engine_model = run.engine_model;
+                         s.record.created = now_ts();
+                         s.record.ephemeral = true;
+                         s.base = base_models_.at(run.engine_model);
+                         s.weights = std::move(weights);
+                         store_.save(s.record);
+                         if (auto session = sessions_.find(run.session_id); session != sessions_.end()) {
+                           session->second.record.sampler_ids.push_back(sampler_id);
+                           store_.save(session->second.record);
+                         }
+                         samplers_.insert_or_assign(sampler_id, std::move(s));
+                         save_weights_for_sampler_response resp;
+                         resp.sampling_session_id = sampler_id;
+                         co_return boost::json::value_from(resp);
+                       });
   return future_response(ctx, *future, m.run_id);
 }
 
@@ -239,10 +251,12 @@ inline http_response engine_impl::handle_load_weights(request_context& ctx) {
   return submit_load(ctx, m, req, requested_seq::from_client(req.seq_id.value_or(0)));
 }
 
-inline const checkpoint_record& engine_impl::checkpoint_to_load(const request_context& ctx, const load_weights_request& req,
+inline const checkpoint_record& engine_impl::checkpoint_to_load(const request_context& ctx,
+                                                                const load_weights_request& req,
                                                                 const tinker_path& path) const {
   if (path.kind != checkpoint_kind::weights)
-    throw http_error(400, "load_weights needs a training-state checkpoint (tinker://<run>/weights/<name>), got " + path.str());
+    throw http_error(
+        400, "load_weights needs a training-state checkpoint (tinker://<run>/weights/<name>), got " + path.str());
   // With a weights_access_token the checkpoint is read as the account that token belongs to.
   return readable_checkpoint(checkpoint_reader(ctx, req.weights_access_token), path);
 }
@@ -295,16 +309,17 @@ inline http_response engine_impl::submit_load(request_context& ctx, live_model& 
   const auto& source = runs_.at(c.run_id);
   const auto& target = runs_.at(m.run_id);
   if (source.engine_model != target.engine_model)
-    throw http_error(400, "checkpoint " + path.str() + " was trained on " + source.base_model + ", not on this model's " +
-                              target.base_model);
+    throw http_error(400, "checkpoint " + path.str() + " was trained on " + source.base_model +
+                              ", not on this model's " + target.base_model);
   auto flags = [](const lora_config& l) {
     return "rank " + std::to_string(l.rank) + ", train_attn=" + (l.train_attn ? "true" : "false") +
-           ", train_mlp=" + (l.train_mlp ? "true" : "false") + ", train_unembed=" + (l.train_unembed ? "true" : "false");
+           ", train_mlp=" + (l.train_mlp ? "true" : "false") +
+           ", train_unembed=" + (l.train_unembed ? "true" : "false");
   };
   if (source.lora.rank != target.lora.rank || source.lora.train_attn != target.lora.train_attn ||
       source.lora.train_mlp != target.lora.train_mlp || source.lora.train_unembed != target.lora.train_unembed)
-    throw http_error(400, "checkpoint " + path.str() + " has LoRA " + flags(source.lora) + " but model " + m.run_id + " has " +
-                              flags(target.lora));
+    throw http_error(400, "checkpoint " + path.str() + " has LoRA " + flags(source.lora) + " but model " + m.run_id +
+                              " has " + flags(target.lora));
   touch_run(m.run_id);
   auto future = enqueue_model_op(
       ctx.route, m, seq, sha256_hex(ctx.request.body()), request_type::load_weights,
@@ -346,7 +361,8 @@ inline asio::awaitable<void> engine_impl::save_checkpoint(tinker_path path, std:
   check_ttl(ttl_seconds);  // checked at submission too: bounded, so this cannot overflow
   if (ttl_seconds) record.expires_at = record.time + std::chrono::seconds(*ttl_seconds);
   record.user_metadata = std::move(user_metadata);
-  if (auto existing = checkpoints_.find(key); existing != checkpoints_.end()) record.is_public = existing->second.is_public;
+  if (auto existing = checkpoints_.find(key); existing != checkpoints_.end())
+    record.is_public = existing->second.is_public;
   auto write = [this, model, record, with_optimizer] {
     return store_.write_checkpoint(record, to_named_files(model->export_checkpoint(with_optimizer)));
   };
@@ -356,8 +372,8 @@ inline asio::awaitable<void> engine_impl::save_checkpoint(tinker_path path, std:
                               {"size_bytes", record.size_bytes},
                               {"overwrite", overwrite && checkpoints_.contains(key)}};
   checkpoints_.insert_or_assign(key, std::move(record));
-  audit(owner_tenant, "checkpoint_create", path, path.kind == checkpoint_kind::weights ? "save_state" : "save_weights_for_sampler",
-        std::move(details));
+  audit(owner_tenant, "checkpoint_create", path,
+        path.kind == checkpoint_kind::weights ? "save_state" : "save_weights_for_sampler", std::move(details));
   record_run_usage(path.training_run_id, usage_kind::checkpoint, 1);
 }
 

@@ -66,11 +66,14 @@ public:
 
 private:
   static void validate(const base_model_spec& s) {
-    auto fail = [&](const std::string& what) { throw tinker::invalid_argument("base_model_spec '" + s.name + "': " + what); };
+    auto fail = [&](const std::string& what) {
+      throw tinker::invalid_argument("base_model_spec '" + s.name + "': " + what);
+    };
     if (s.name.empty()) throw tinker::invalid_argument("base_model_spec: name is empty");
     if (s.d_model < 1 || s.d_model > 4096) fail("d_model must be in [1, 4096], got " + std::to_string(s.d_model));
     if (s.d_hidden < 1 || s.d_hidden > 16384) fail("d_hidden must be in [1, 16384], got " + std::to_string(s.d_hidden));
-    if (s.max_context_length < 1) fail("max_context_length must be positive, got " + std::to_string(s.max_context_length));
+    if (s.max_context_length < 1)
+      fail("max_context_length must be positive, got " + std::to_string(s.max_context_length));
     if (s.tokenizer_id != byte_tokenizer::tokenizer_id)
       fail("tokenizer_id must be '" + std::string(byte_tokenizer::tokenizer_id) + "', got '" + s.tokenizer_id + "'");
   }

@@ -30,8 +30,8 @@ namespace detail {
 inline adapter_config_info read_checked_config(const checkpoint_files& files, const base_model& base) {
   auto info = read_adapter_config(files.adapter_config_json);
   if (info.base_model != base.name())
-    throw tinker::invalid_argument("the checkpoint's adapter was trained on base model '" + info.base_model + "', not on '" +
-                                   base.name() + "'");
+    throw tinker::invalid_argument("the checkpoint's adapter was trained on base model '" + info.base_model +
+                                   "', not on '" + base.name() + "'");
   return info;
 }
 

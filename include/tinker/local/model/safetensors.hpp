@@ -33,7 +33,23 @@
 
 namespace tinker::local {
 
-enum class safetensors_dtype : std::uint8_t { boolean, u8, i8, f8_e5m2, f8_e4m3, i16, u16, f16, bf16, i32, u32, f32, f64, i64, u64 };
+enum class safetensors_dtype : std::uint8_t {
+  boolean,
+  u8,
+  i8,
+  f8_e5m2,
+  f8_e4m3,
+  i16,
+  u16,
+  f16,
+  bf16,
+  i32,
+  u32,
+  f32,
+  f64,
+  i64,
+  u64
+};
 
 constexpr std::string_view to_string(safetensors_dtype t) noexcept {
   switch (t) {
@@ -100,13 +116,16 @@ namespace detail {
 
 template <class T>
 inline T load_le(const char* p) noexcept {
-  using bits_t = std::conditional_t<sizeof(T) == 1, std::uint8_t,
-                 std::conditional_t<sizeof(T) == 2, std::uint16_t, std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>>;
+  using bits_t =
+      std::conditional_t<sizeof(T) == 1, std::uint8_t,
+                         std::conditional_t<sizeof(T) == 2, std::uint16_t,
+                                            std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>>;
   bits_t bits = 0;
   if constexpr (std::endian::native == std::endian::little) {
     std::memcpy(&bits, p, sizeof(T));
   } else {
-    for (std::size_t i = 0; i < sizeof(T); ++i) bits |= static_cast<bits_t>(static_cast<bits_t>(static_cast<unsigned char>(p[i])) << (8 * i));
+    for (std::size_t i = 0; i < sizeof(T); ++i)
+      bits |= static_cast<bits_t>(static_cast<bits_t>(static_cast<unsigned char>(p[i])) << (8 * i));
   }
   return std::bit_cast<T>(bits);
 }
@@ -126,9 +145,12 @@ inline void store_le(char* p, T value) noexcept {
 inline double half_to_double(std::uint16_t h) noexcept {
   const int sign = (h >> 15) & 1, exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
   double v;
-  if (exponent == 0) v = std::ldexp(static_cast<double>(mantissa), -24);
-  else if (exponent == 31) v = mantissa ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
-  else v = std::ldexp(static_cast<double>(mantissa | 0x400), exponent - 25);
+  if (exponent == 0)
+    v = std::ldexp(static_cast<double>(mantissa), -24);
+  else if (exponent == 31)
+    v = mantissa ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
+  else
+    v = std::ldexp(static_cast<double>(mantissa | 0x400), exponent - 25);
   return sign ? -v : v;
 }
 
@@ -148,7 +170,8 @@ public:
     const auto header_len = detail::load_le<std::uint64_t>(file.data());
     const auto rest = static_cast<std::uint64_t>(file.size() - 8);
     if (header_len > max_header_size)
-      fail("", "header length " + std::to_string(header_len) + " exceeds the limit of " + std::to_string(max_header_size));
+      fail("",
+           "header length " + std::to_string(header_len) + " exceeds the limit of " + std::to_string(max_header_size));
     if (header_len > rest)
       fail("", "header length " + std::to_string(header_len) + " exceeds the " + std::to_string(rest) +
                    " bytes that follow it (truncated file?)");
@@ -206,10 +229,12 @@ public:
         return;
       case safetensors_dtype::bf16:
         for (std::size_t i = 0; i < out.size(); ++i)
-          out[i] = static_cast<double>(std::bit_cast<float>(static_cast<std::uint32_t>(detail::load_le<std::uint16_t>(p + 2 * i)) << 16));
+          out[i] = static_cast<double>(
+              std::bit_cast<float>(static_cast<std::uint32_t>(detail::load_le<std::uint16_t>(p + 2 * i)) << 16));
         return;
       case safetensors_dtype::f16:
-        for (std::size_t i = 0; i < out.size(); ++i) out[i] = detail::half_to_double(detail::load_le<std::uint16_t>(p + 2 * i));
+        for (std::size_t i = 0; i < out.size(); ++i)
+          out[i] = detail::half_to_double(detail::load_le<std::uint16_t>(p + 2 * i));
         return;
       default: fail(t.name, "dtype " + std::string(to_string(t.dtype)) + " is not a floating-point type");
     }
@@ -233,7 +258,8 @@ private:
     return std::nullopt;
   }
 
-  safetensors_tensor parse_entry(const std::string& name, const boost::json::value& value, std::string_view data) const {
+  safetensors_tensor parse_entry(const std::string& name, const boost::json::value& value,
+                                 std::string_view data) const {
     if (!value.is_object()) fail(name, "must be an object with dtype, shape and data_offsets");
     const auto& o = value.as_object();
     safetensors_tensor t;
@@ -254,11 +280,14 @@ private:
       auto dim = as_count(d);
       if (!dim) fail(name + ".shape", "dimensions must be non-negative integers");
       t.shape.push_back(*dim);
-      if (*dim != 0 && count > std::numeric_limits<std::uint64_t>::max() / *dim) overflow = true;
-      else count *= *dim;
+      if (*dim != 0 && count > std::numeric_limits<std::uint64_t>::max() / *dim)
+        overflow = true;
+      else
+        count *= *dim;
     }
     const auto esize = static_cast<std::uint64_t>(element_size(t.dtype));
-    if (overflow || count > std::numeric_limits<std::uint64_t>::max() / esize) fail(name + ".shape", "element count overflows");
+    if (overflow || count > std::numeric_limits<std::uint64_t>::max() / esize)
+      fail(name + ".shape", "element count overflows");
 
     const auto* offsets = o.if_contains("data_offsets");
     if (!offsets || !offsets->is_array() || offsets->as_array().size() != 2)
@@ -269,12 +298,14 @@ private:
     const auto range = "[" + std::to_string(*begin) + ", " + std::to_string(*end) + "]";
     if (*begin > *end) fail(name + ".data_offsets", range + " ends before it begins");
     if (*end > data.size())
-      fail(name + ".data_offsets", range + " out of range: the data section has " + std::to_string(data.size()) + " bytes");
+      fail(name + ".data_offsets",
+           range + " out of range: the data section has " + std::to_string(data.size()) + " bytes");
     if (*end - *begin != count * esize) {
       std::string dims;
       for (auto d : t.shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
-      fail(name, "shape [" + dims + "] of " + std::string(to_string(t.dtype)) + " needs " + std::to_string(count * esize) +
-                     " bytes but data_offsets " + range + " cover " + std::to_string(*end - *begin));
+      fail(name, "shape [" + dims + "] of " + std::string(to_string(t.dtype)) + " needs " +
+                     std::to_string(count * esize) + " bytes but data_offsets " + range + " cover " +
+                     std::to_string(*end - *begin));
     }
     t.element_count = static_cast<std::size_t>(count);
     t.data_offset = static_cast<std::size_t>(*begin);
@@ -291,16 +322,16 @@ private:
     std::size_t expected = 0;
     const safetensors_tensor* previous = nullptr;
     for (const auto& t : tensors_) {
-      if (t.data_offset < expected)
-        fail(t.name + ".data_offsets", "overlaps tensor '" + previous->name + "'");
+      if (t.data_offset < expected) fail(t.name + ".data_offsets", "overlaps tensor '" + previous->name + "'");
       if (t.data_offset > expected)
-        fail(t.name + ".data_offsets", "leaves bytes [" + std::to_string(expected) + ", " + std::to_string(t.data_offset) +
-                                           ") of the data section unused");
+        fail(t.name + ".data_offsets", "leaves bytes [" + std::to_string(expected) + ", " +
+                                           std::to_string(t.data_offset) + ") of the data section unused");
       expected = t.data_offset + t.data.size();
       previous = &t;
     }
     if (expected != data_size)
-      fail("", "the data section has " + std::to_string(data_size) + " bytes but the tensors cover " + std::to_string(expected));
+      fail("", "the data section has " + std::to_string(data_size) + " bytes but the tensors cover " +
+                   std::to_string(expected));
   }
 
   std::string label_;
@@ -312,7 +343,9 @@ private:
 /// padded with spaces to a multiple of 8 bytes so that the data section is aligned.
 class safetensors_writer {
 public:
-  void add_metadata(std::string key, std::string value) { metadata_.insert_or_assign(std::move(key), std::move(value)); }
+  void add_metadata(std::string key, std::string value) {
+    metadata_.insert_or_assign(std::move(key), std::move(value));
+  }
 
   void add(std::string name, std::vector<std::uint64_t> shape, std::span<const float> values) {
     add_values(std::move(name), safetensors_dtype::f32, std::move(shape), values);
@@ -325,7 +358,8 @@ public:
     check(name, shape, values.size());
     const auto begin = data_.size();
     data_.resize(begin + 4 * values.size());
-    for (std::size_t i = 0; i < values.size(); ++i) detail::store_le(&data_[begin + 4 * i], static_cast<float>(values[i]));
+    for (std::size_t i = 0; i < values.size(); ++i)
+      detail::store_le(&data_[begin + 4 * i], static_cast<float>(values[i]));
     entries_.push_back(entry{std::move(name), safetensors_dtype::f32, std::move(shape), begin, data_.size()});
   }
 
@@ -363,7 +397,8 @@ private:
   };
 
   void check(const std::string& name, const std::vector<std::uint64_t>& shape, std::size_t count) const {
-    if (name.empty() || name == "__metadata__") throw tinker::invalid_argument("safetensors_writer: bad tensor name '" + name + "'");
+    if (name.empty() || name == "__metadata__")
+      throw tinker::invalid_argument("safetensors_writer: bad tensor name '" + name + "'");
     for (const auto& e : entries_)
       if (e.name == name) throw tinker::invalid_argument("safetensors_writer: tensor '" + name + "' added twice");
     std::uint64_t n = 1;
@@ -374,7 +409,8 @@ private:
   }
 
   template <class T>
-  void add_values(std::string name, safetensors_dtype dtype, std::vector<std::uint64_t> shape, std::span<const T> values) {
+  void add_values(std::string name, safetensors_dtype dtype, std::vector<std::uint64_t> shape,
+                  std::span<const T> values) {
     check(name, shape, values.size());
     const auto begin = data_.size();
     data_.resize(begin + sizeof(T) * values.size());

@@ -68,7 +68,9 @@ struct sampling_plan {
   bool prompt_logprobs = false;
   std::size_t topk_prompt = 0;
 
-  bool truncates() const noexcept { return top_k < static_cast<std::size_t>(byte_tokenizer::vocab_size) || top_p < 1.0; }
+  bool truncates() const noexcept {
+    return top_k < static_cast<std::size_t>(byte_tokenizer::vocab_size) || top_p < 1.0;
+  }
 };
 
 inline sampling_plan plan_job(const sample_job& job, const base_model_spec& spec) {
@@ -88,18 +90,22 @@ inline sampling_plan plan_job(const sample_job& job, const base_model_spec& spec
   if (*sp.max_tokens <= 0) fail("sampling_params.max_tokens must be positive, got " + std::to_string(*sp.max_tokens));
   p.max_tokens = static_cast<std::size_t>(*sp.max_tokens);
   if (std::int64_t{r.num_samples} * *sp.max_tokens > max_sampled_tokens_per_request)
-    fail("num_samples x sampling_params.max_tokens = " + std::to_string(r.num_samples) + " x " + std::to_string(*sp.max_tokens) +
-         " exceeds the per-request limit of " + std::to_string(max_sampled_tokens_per_request) + " sampled tokens");
+    fail("num_samples x sampling_params.max_tokens = " + std::to_string(r.num_samples) + " x " +
+         std::to_string(*sp.max_tokens) + " exceeds the per-request limit of " +
+         std::to_string(max_sampled_tokens_per_request) + " sampled tokens");
   if (!std::isfinite(sp.temperature) || sp.temperature < 0.0)
     fail("sampling_params.temperature must be a finite number >= 0, got " + format_number(sp.temperature));
   p.temperature = sp.temperature;
   if (sp.top_k == 0 || sp.top_k < -1)
     fail("sampling_params.top_k must be -1 (no limit) or positive, got " + std::to_string(sp.top_k));
-  p.top_k = sp.top_k == -1 ? static_cast<std::size_t>(vocab) : std::min<std::size_t>(static_cast<std::size_t>(sp.top_k), vocab);
-  if (!(sp.top_p > 0.0 && sp.top_p <= 1.0)) fail("sampling_params.top_p must be in (0, 1], got " + format_number(sp.top_p));
+  p.top_k = sp.top_k == -1 ? static_cast<std::size_t>(vocab)
+                           : std::min<std::size_t>(static_cast<std::size_t>(sp.top_k), vocab);
+  if (!(sp.top_p > 0.0 && sp.top_p <= 1.0))
+    fail("sampling_params.top_p must be in (0, 1], got " + format_number(sp.top_p));
   p.top_p = sp.top_p;
   if (r.topk_prompt_logprobs < 0 || r.topk_prompt_logprobs > vocab)
-    fail("topk_prompt_logprobs must be in [0, " + std::to_string(vocab) + "], got " + std::to_string(r.topk_prompt_logprobs));
+    fail("topk_prompt_logprobs must be in [0, " + std::to_string(vocab) + "], got " +
+         std::to_string(r.topk_prompt_logprobs));
   p.topk_prompt = static_cast<std::size_t>(r.topk_prompt_logprobs);
   p.prompt_logprobs = r.prompt_logprobs.value_or(false);
 
@@ -115,8 +121,9 @@ inline sampling_plan plan_job(const sample_job& job, const base_model_spec& spec
   }
   if (length == 0) fail("prompt is empty (give at least one token, e.g. BOS)");
   if (length + p.max_tokens > static_cast<std::size_t>(spec.max_context_length))
-    fail("prompt (" + std::to_string(length) + " tokens) plus sampling_params.max_tokens (" + std::to_string(p.max_tokens) +
-         ") exceed the context length of " + spec.name + " (" + std::to_string(spec.max_context_length) + ")");
+    fail("prompt (" + std::to_string(length) + " tokens) plus sampling_params.max_tokens (" +
+         std::to_string(p.max_tokens) + ") exceed the context length of " + spec.name + " (" +
+         std::to_string(spec.max_context_length) + ")");
   p.prompt.reserve(length);
   for (const auto& c : r.prompt.chunks)
     for (auto t : std::get<encoded_text_chunk>(c).tokens) {
@@ -133,13 +140,16 @@ inline sampling_plan plan_job(const sample_job& job, const base_model_spec& spec
       if (s.empty()) fail(field + " is an empty string");
       p.stop_strings.emplace_back(s);
     };
-    if (const auto* one = std::get_if<std::string>(&*sp.stop)) add_string(*one, "sampling_params.stop");
+    if (const auto* one = std::get_if<std::string>(&*sp.stop))
+      add_string(*one, "sampling_params.stop");
     else if (const auto* many = std::get_if<std::vector<std::string>>(&*sp.stop))
-      for (std::size_t i = 0; i < many->size(); ++i) add_string((*many)[i], "sampling_params.stop[" + std::to_string(i) + "]");
+      for (std::size_t i = 0; i < many->size(); ++i)
+        add_string((*many)[i], "sampling_params.stop[" + std::to_string(i) + "]");
     else
       for (auto t : std::get<std::vector<token_id>>(*sp.stop)) {
         if (!byte_tokenizer::is_valid(t))
-          fail("sampling_params.stop: token id " + std::to_string(t) + " is out of range [0, " + std::to_string(vocab) + ")");
+          fail("sampling_params.stop: token id " + std::to_string(t) + " is out of range [0, " + std::to_string(vocab) +
+               ")");
         p.stop_tokens[static_cast<std::size_t>(t)] = true;
       }
   }
@@ -156,10 +166,11 @@ struct sampling_scratch {
 /// Sorts the first `k` ids of `order` by value descending, ties by id ascending.
 inline void top_ids(const double* values, std::vector<token_id>& order, std::size_t k) {
   for (std::size_t v = 0; v < order.size(); ++v) order[v] = static_cast<token_id>(v);
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(), [&](token_id a, token_id b) {
-    const double va = values[static_cast<std::size_t>(a)], vb = values[static_cast<std::size_t>(b)];
-    return va > vb || (va == vb && a < b);
-  });
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
+                    [&](token_id a, token_id b) {
+                      const double va = values[static_cast<std::size_t>(a)], vb = values[static_cast<std::size_t>(b)];
+                      return va > vb || (va == vb && a < b);
+                    });
 }
 
 struct picked {
@@ -201,7 +212,8 @@ inline picked pick_token(const sampling_plan& p, const double* z, double lse, xo
   }
   top_ids(scaled, s.order, p.top_k);
   double total = 0.0;
-  for (std::size_t i = 0; i < p.top_k; ++i) total += s.probs[i] = std::exp(scaled[static_cast<std::size_t>(s.order[i])] - lse_t);
+  for (std::size_t i = 0; i < p.top_k; ++i)
+    total += s.probs[i] = std::exp(scaled[static_cast<std::size_t>(s.order[i])] - lse_t);
   std::size_t keep = p.top_k;
   if (p.top_p < 1.0) {
     // The smallest prefix whose mass reaches top_p of the (renormalised) top-k mass.
@@ -296,8 +308,8 @@ inline void check_sample_request(const tinker::sample_request& request, const ba
 inline std::vector<sample_response> sample_batch(const base_model& base, const lora_weights* adapter,
                                                  std::span<const sample_job> jobs) {
   if (adapter && adapter->base_model_name() != base.name())
-    throw tinker::invalid_argument("sample_batch: the adapter belongs to base model '" + adapter->base_model_name() + "', not '" +
-                                   base.name() + "'");
+    throw tinker::invalid_argument("sample_batch: the adapter belongs to base model '" + adapter->base_model_name() +
+                                   "', not '" + base.name() + "'");
   std::vector<detail::sampling_plan> plans;
   plans.reserve(jobs.size());
   for (const auto& job : jobs) plans.push_back(detail::plan_job(job, base.spec()));
@@ -326,7 +338,11 @@ inline std::vector<sample_response> sample_batch(const base_model& base, const l
       auto& out = responses[j].sequences[i];
       out.tokens.reserve(reserve);
       out.logprobs.emplace().reserve(reserve);
-      detail::live_sequence s{j, &out, detail::xoshiro256ss(detail::derive_seed(p.seed, i)), {}, p.prompt[n - 1],
+      detail::live_sequence s{j,
+                              &out,
+                              detail::xoshiro256ss(detail::derive_seed(p.seed, i)),
+                              {},
+                              p.prompt[n - 1],
                               n >= 2 ? p.prompt[n - 2] : byte_tokenizer::bos_token};
       if (!p.stop_strings.empty()) s.text.reserve(reserve);
       live.push_back(std::move(s));
@@ -360,11 +376,15 @@ inline std::vector<sample_response> sample_batch(const base_model& base, const l
         if (!stop && !p.stop_strings.empty() && choice.token < 256) {
           s.text.push_back(static_cast<char>(static_cast<unsigned char>(choice.token)));
           for (auto str : p.stop_strings)
-            if (s.text.size() >= str.size() && std::string_view(s.text).substr(s.text.size() - str.size()) == str) stop = true;
+            if (s.text.size() >= str.size() && std::string_view(s.text).substr(s.text.size() - str.size()) == str)
+              stop = true;
         }
-        if (stop) s.out->stop_reason = stop_reason::stop;
-        else if (s.out->tokens.size() >= p.max_tokens) s.out->stop_reason = stop_reason::length;
-        else still.push_back(active[start + b]);
+        if (stop)
+          s.out->stop_reason = stop_reason::stop;
+        else if (s.out->tokens.size() >= p.max_tokens)
+          s.out->stop_reason = stop_reason::length;
+        else
+          still.push_back(active[start + b]);
       }
     }
     active.swap(still);

@@ -85,7 +85,8 @@ public:
   static void check_adam_params(const adam_params& a) {
     auto check = [](const char* field, double v, bool ok, const char* rule) {
       if (!std::isfinite(v) || !ok)
-        throw tinker::invalid_argument(std::string("adam_params.") + field + " must be " + rule + ", got " + detail::format_number(v));
+        throw tinker::invalid_argument(std::string("adam_params.") + field + " must be " + rule + ", got " +
+                                       detail::format_number(v));
     };
     check("learning_rate", a.learning_rate, a.learning_rate >= 0.0, ">= 0");
     check("beta1", a.beta1, a.beta1 >= 0.0 && a.beta1 < 1.0, "in [0, 1)");
@@ -98,7 +99,6 @@ public:
 private:
   forward_backward_output run_forward_backward(const std::vector<detail::prepared_datum>& prepared,
                                                const detail::loss_settings& settings, bool forward_only) {
-
     const auto tables = detail::merged_tables(base_->weights(), layout_, params_.data());
     const auto dims = tables.dims;
     const auto vocab = dims.v();
@@ -134,7 +134,8 @@ private:
             coefficients[k] = l.dloss_dlp;
             any = any || l.dloss_dlp != 0.0;
           }
-          if (!forward_only && any) backward_row(tables, pass, b, cur[b], prev[b], &p.targets[row * p.cols], coefficients);
+          if (!forward_only && any)
+            backward_row(tables, pass, b, cur[b], prev[b], &p.targets[row * p.cols], coefficients);
         }
       }
       loss_fn_output o;
@@ -150,7 +151,6 @@ private:
   }
 
 public:
-
   /// One AdamW step (bias-corrected, decoupled weight decay, optional global-norm clipping) on
   /// the accumulated gradients, which are then zeroed. Throws tinker::invalid_argument for
   /// learning_rate < 0, betas outside [0, 1), eps <= 0, weight_decay < 0, grad_clip_norm < 0 or
@@ -186,7 +186,9 @@ public:
   }
 
   /// The current adapter as an immutable snapshot (later training does not change it).
-  std::shared_ptr<const lora_weights> snapshot() const { return lora_weights::create(*base_, layout_, config_, params_); }
+  std::shared_ptr<const lora_weights> snapshot() const {
+    return lora_weights::create(*base_, layout_, config_, params_);
+  }
 
   /// adapter_config.json + adapter_model.safetensors and, `with_optimizer`, optimizer.safetensors
   /// (Adam moments, step count and the gradients accumulated since the last step).
@@ -195,7 +197,8 @@ public:
     f.adapter_config_json = detail::write_adapter_config(base_->name(), layout_, config_);
     f.adapter_model_safetensors = detail::write_adapter_tensors(layout_, params_);
     if (with_optimizer)
-      f.optimizer_safetensors = detail::write_optimizer(layout_, detail::optimizer_state{exp_avg_, exp_avg_sq_, grads_, step_});
+      f.optimizer_safetensors =
+          detail::write_optimizer(layout_, detail::optimizer_state{exp_avg_, exp_avg_sq_, grads_, step_});
     return f;
   }
 
@@ -206,12 +209,13 @@ public:
   void import_checkpoint(const checkpoint_files& files, bool with_optimizer) {
     auto info = detail::read_checked_config(files, *base_);
     auto flags = [](const tinker::lora_config& c) {
-      return std::string("train_attn=") + (c.train_attn ? "true" : "false") + ", train_mlp=" + (c.train_mlp ? "true" : "false") +
+      return std::string("train_attn=") + (c.train_attn ? "true" : "false") +
+             ", train_mlp=" + (c.train_mlp ? "true" : "false") +
              ", train_unembed=" + (c.train_unembed ? "true" : "false");
     };
     if (info.lora.rank != config_.rank)
-      throw tinker::invalid_argument("the checkpoint's LoRA rank is " + std::to_string(info.lora.rank) + " but this model's is " +
-                                     std::to_string(config_.rank));
+      throw tinker::invalid_argument("the checkpoint's LoRA rank is " + std::to_string(info.lora.rank) +
+                                     " but this model's is " + std::to_string(config_.rank));
     if (info.lora.train_attn != config_.train_attn || info.lora.train_mlp != config_.train_mlp ||
         info.lora.train_unembed != config_.train_unembed)
       throw tinker::invalid_argument("the checkpoint trains " + flags(info.lora) + " but this model " + flags(config_));

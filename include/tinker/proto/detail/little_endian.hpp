@@ -12,12 +12,12 @@
 namespace tinker::proto::detail {
 
 template <class T>
-concept wire_scalar = std::is_arithmetic_v<T> && (sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8);
+concept wire_scalar = std::is_arithmetic_v<T> &&(sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8);
 
 /// The unsigned integer with T's width (the bit pattern we shift bytes in and out of).
 template <class T>
-using bits_of = std::conditional_t<sizeof(T) == 2, std::uint16_t,
-                                   std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>;
+using bits_of =
+    std::conditional_t<sizeof(T) == 2, std::uint16_t, std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>;
 
 inline constexpr bool host_is_little_endian = std::endian::native == std::endian::little;
 

@@ -47,11 +47,11 @@ void write_chunk(Out& out, const model_input_chunk& c) {
 /// follows a different one replaces it, as protobuf's oneof does.
 inline model_input_chunk read_chunk(reader r) {
   enum class member { none, encoded_text, image, dmel } which = member::none;
-  std::string_view tokens;                              // EncodedTextChunk.tokens
-  std::string_view image_data;                          // ImageChunk.data
-  std::optional<std::string_view> image_format_text;    // ImageChunk.format
-  std::optional<std::int32_t> expected_tokens;          // ImageChunk.expected_tokens
-  std::string_view dmel;                                // DmelChunk.dmel
+  std::string_view tokens;                            // EncodedTextChunk.tokens
+  std::string_view image_data;                        // ImageChunk.data
+  std::optional<std::string_view> image_format_text;  // ImageChunk.format
+  std::optional<std::int32_t> expected_tokens;        // ImageChunk.expected_tokens
+  std::string_view dmel;                              // DmelChunk.dmel
 
   auto start = [&](member m) {
     if (which == m) return;
@@ -70,8 +70,10 @@ inline model_input_chunk read_chunk(reader r) {
         within("encoded_text", [&] {
           while (!sub.at_end()) {
             const auto t = sub.read_tag();
-            if (t.number == 1) tokens = read_bytes_field(sub, t, "tokens");
-            else sub.skip(t);
+            if (t.number == 1)
+              tokens = read_bytes_field(sub, t, "tokens");
+            else
+              sub.skip(t);
           }
         });
         break;
@@ -98,8 +100,10 @@ inline model_input_chunk read_chunk(reader r) {
         within("dmel", [&] {
           while (!sub.at_end()) {
             const auto t = sub.read_tag();
-            if (t.number == 1) dmel = read_bytes_field(sub, t, "dmel");
-            else sub.skip(t);
+            if (t.number == 1)
+              dmel = read_bytes_field(sub, t, "dmel");
+            else
+              sub.skip(t);
           }
         });
         break;
@@ -114,9 +118,13 @@ inline model_input_chunk read_chunk(reader r) {
     case member::image: {
       image_chunk image;
       if (!image_format_text) fail("image.format", "is missing (expected \"png\" or \"jpeg\")");
-      if (*image_format_text == "png") image.format = image_format::png;
-      else if (*image_format_text == "jpeg") image.format = image_format::jpeg;
-      else fail("image.format", "unknown image format \"" + std::string(*image_format_text) + "\" (expected \"png\" or \"jpeg\")");
+      if (*image_format_text == "png")
+        image.format = image_format::png;
+      else if (*image_format_text == "jpeg")
+        image.format = image_format::jpeg;
+      else
+        fail("image.format",
+             "unknown image format \"" + std::string(*image_format_text) + "\" (expected \"png\" or \"jpeg\")");
       image.data.assign(image_data);
       image.expected_tokens = expected_tokens;
       return image;

@@ -184,7 +184,8 @@ inline std::string read_string_field(reader& r, field_tag tag, std::string_view 
 
 /// `repeated int64`, accepted packed (length-delimited) and unpacked (one varint per element),
 /// appended to `out`.
-inline void read_repeated_int64_field(reader& r, field_tag tag, std::string_view field, std::vector<std::int64_t>& out) {
+inline void read_repeated_int64_field(reader& r, field_tag tag, std::string_view field,
+                                      std::vector<std::int64_t>& out) {
   if (tag.type == wire_type::varint) {
     out.push_back(static_cast<std::int64_t>(r.read_varint(field)));
     return;

@@ -87,10 +87,12 @@ inline std::uint64_t checked_element_count(std::span<const std::int64_t> dims, s
   bool zero = false;
   for (auto d : dims) {
     if (d < 0) fail(field, "negative dimension " + std::to_string(d));
-    if (d == 0) zero = true;
+    if (d == 0)
+      zero = true;
     else if (n > std::numeric_limits<std::uint64_t>::max() / static_cast<std::uint64_t>(d))
       fail(field, "the product of the dimensions overflows 64 bits");
-    else n *= static_cast<std::uint64_t>(d);
+    else
+      n *= static_cast<std::uint64_t>(d);
   }
   return zero ? 0 : n;
 }
@@ -105,7 +107,9 @@ inline std::span<const std::int64_t> trailing_dims(const tensor_data& t) noexcep
 }
 
 /// Bytes of the stored values in their dtype.
-inline std::size_t payload_size(const tensor_data& t) noexcept { return t.stored_size() * element_size(to_wire_dtype(t.type())); }
+inline std::size_t payload_size(const tensor_data& t) noexcept {
+  return t.stored_size() * element_size(to_wire_dtype(t.type()));
+}
 
 template <class Out>
 void write_stored_values(Out& out, std::uint32_t field, const tensor_data& t) {
@@ -187,7 +191,8 @@ inline tensor_data read_tensor(reader r) {
                         std::to_string(t.stored_size()));
   } else {
     t.values = decode_values(sparse.values, type, "sparse_csr.values");
-    t.sparse_crow_indices = read_le_array<std::int64_t>(sparse.crow_indices, "sparse_csr.crow_indices", "int64 indices");
+    t.sparse_crow_indices =
+        read_le_array<std::int64_t>(sparse.crow_indices, "sparse_csr.crow_indices", "int64 indices");
     t.sparse_col_indices = read_le_array<std::int64_t>(sparse.col_indices, "sparse_csr.col_indices", "int64 indices");
   }
   if (!shape.empty()) t.shape = std::move(shape);
@@ -195,9 +200,9 @@ inline tensor_data read_tensor(reader r) {
     // Checked here first so that validate() never does arithmetic on an absurd row count.
     if (t.shape && t.shape->size() == 2 &&
         static_cast<std::uint64_t>((*t.shape)[0]) + 1 != t.sparse_crow_indices->size())
-      fail("sparse_csr.crow_indices", "has " + std::to_string(t.sparse_crow_indices->size()) +
-                                          " entries, expected rows + 1 = " +
-                                          std::to_string(static_cast<std::uint64_t>((*t.shape)[0]) + 1));
+      fail("sparse_csr.crow_indices",
+           "has " + std::to_string(t.sparse_crow_indices->size()) +
+               " entries, expected rows + 1 = " + std::to_string(static_cast<std::uint64_t>((*t.shape)[0]) + 1));
     // validate() also bounds the dense size the shape implies (max_dense_elements): no payload
     // backs a CSR shape, so [4, 2^61] with one value would otherwise reach to_dense().
     try {

@@ -49,7 +49,9 @@ constexpr std::uint64_t make_tag(std::uint32_t field_number, wire_type type) noe
   return (static_cast<std::uint64_t>(field_number) << 3) | static_cast<std::uint64_t>(type);
 }
 
-constexpr std::size_t tag_size(std::uint32_t field_number) noexcept { return varint_size(make_tag(field_number, wire_type::varint)); }
+constexpr std::size_t tag_size(std::uint32_t field_number) noexcept {
+  return varint_size(make_tag(field_number, wire_type::varint));
+}
 
 /// int32/enum values are sign-extended to 64 bits on the wire (a negative int32 takes 10 bytes).
 constexpr std::uint64_t int32_to_varint(std::int32_t v) noexcept {
@@ -69,10 +71,14 @@ constexpr bool is_valid_utf8(std::string_view s) noexcept {
     }
     std::size_t len;
     std::uint32_t cp;
-    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
-    else return false;
+    if ((c & 0xE0) == 0xC0)
+      len = 2, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+      len = 3, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+      len = 4, cp = c & 0x07;
+    else
+      return false;
     if (n - i < len) return false;
     for (std::size_t k = 1; k < len; ++k) {
       const auto cc = static_cast<unsigned char>(s[i + k]);

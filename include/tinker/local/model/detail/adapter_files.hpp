@@ -62,7 +62,9 @@ inline std::string write_adapter_config(const std::string& base_model, const ada
 
 inline adapter_config_info read_adapter_config(std::string_view json) {
   const std::string file(adapter_config_file);
-  auto fail = [&](const std::string& field, const std::string& problem) -> void { throw protocol_error(file, field, problem); };
+  auto fail = [&](const std::string& field, const std::string& problem) -> void {
+    throw protocol_error(file, field, problem);
+  };
   boost::system::error_code ec;
   auto root = boost::json::parse(boost::json::string_view(json.data(), json.size()), ec);
   if (ec) fail("", "not valid JSON: " + ec.message());
@@ -87,7 +89,8 @@ inline adapter_config_info read_adapter_config(std::string_view json) {
 
   const auto* r = o.if_contains("r");
   if (!r || !(r->is_int64() || r->is_uint64())) fail("r", "missing or not an integer");
-  const auto rank = r->is_int64() ? r->get_int64() : static_cast<std::int64_t>(std::min<std::uint64_t>(r->get_uint64(), 1u << 30));
+  const auto rank =
+      r->is_int64() ? r->get_int64() : static_cast<std::int64_t>(std::min<std::uint64_t>(r->get_uint64(), 1u << 30));
   if (rank < 1 || rank > 4096) fail("r", "must be in [1, 4096], got " + std::to_string(rank));
   info.lora.rank = static_cast<std::int32_t>(rank);
 
@@ -105,7 +108,9 @@ inline adapter_config_info read_adapter_config(std::string_view json) {
     bool known = false;
     for (auto t : all_lora_targets)
       if (module_name(t) == name) has[static_cast<int>(t)] = known = true;
-    if (!known) fail("target_modules", "unknown module '" + std::string(name) + "' (this model has mix_proj, up_proj, down_proj, lm_head)");
+    if (!known)
+      fail("target_modules",
+           "unknown module '" + std::string(name) + "' (this model has mix_proj, up_proj, down_proj, lm_head)");
   }
   if (has[1] != has[2]) fail("target_modules", "up_proj and down_proj (the MLP) are trained together");
   info.lora.train_attn = has[0];
@@ -121,10 +126,13 @@ inline adapter_config_info read_adapter_config(std::string_view json) {
   agree("train_unembed", info.lora.train_unembed);
 
   if (const auto* seed = o.if_contains("seed"); seed && !seed->is_null()) {
-    if (seed->is_int64()) info.lora.seed = seed->get_int64();
-    else if (seed->is_uint64() && seed->get_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    if (seed->is_int64())
+      info.lora.seed = seed->get_int64();
+    else if (seed->is_uint64() &&
+             seed->get_uint64() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
       info.lora.seed = static_cast<std::int64_t>(seed->get_uint64());
-    else fail("seed", "not a 64-bit signed integer");
+    else
+      fail("seed", "not a 64-bit signed integer");
   }
   return info;
 }
@@ -143,7 +151,8 @@ inline std::string write_adapter_tensors(const adapter_layout& l, std::span<cons
 namespace adapter_files_detail {
 
 /// Checks that `file` holds exactly the tensors `names` expects, with the shapes given.
-inline void expect_tensor_set(const safetensors_reader& r, const std::vector<std::pair<std::string, std::vector<std::uint64_t>>>& expected) {
+inline void expect_tensor_set(const safetensors_reader& r,
+                              const std::vector<std::pair<std::string, std::vector<std::uint64_t>>>& expected) {
   for (const auto& [name, shape] : expected) {
     const auto& t = r.at(name);
     if (t.shape != shape) {
@@ -162,11 +171,13 @@ inline void expect_tensor_set(const safetensors_reader& r, const std::vector<std
   }
 }
 
-inline void read_finite(const safetensors_reader& r, const std::string& name, double* out, std::size_t n, bool round_to_float) {
+inline void read_finite(const safetensors_reader& r, const std::string& name, double* out, std::size_t n,
+                        bool round_to_float) {
   const auto& t = r.at(name);
   r.read_floats(t, std::span<double>(out, n));
   for (std::size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(out[i])) r.fail(name, "value " + std::to_string(out[i]) + " at index " + std::to_string(i) + " is not finite");
+    if (!std::isfinite(out[i]))
+      r.fail(name, "value " + std::to_string(out[i]) + " at index " + std::to_string(i) + " is not finite");
     if (round_to_float) out[i] = static_cast<double>(static_cast<float>(out[i]));
   }
 }
@@ -206,8 +217,10 @@ inline std::string write_optimizer(const adapter_layout& l, const optimizer_stat
   for (int k = 0; k < 3; ++k) {
     const std::span<const double> all(*slots[k]);
     for (const auto& p : l.parts) {
-      w.add(lora_tensor_name(p.target, true) + "." + optimizer_slots[k], {l.r(), p.in}, all.subspan(p.a_offset, l.r() * p.in));
-      w.add(lora_tensor_name(p.target, false) + "." + optimizer_slots[k], {p.out, l.r()}, all.subspan(p.b_offset, p.out * l.r()));
+      w.add(lora_tensor_name(p.target, true) + "." + optimizer_slots[k], {l.r(), p.in},
+            all.subspan(p.a_offset, l.r() * p.in));
+      w.add(lora_tensor_name(p.target, false) + "." + optimizer_slots[k], {p.out, l.r()},
+            all.subspan(p.b_offset, p.out * l.r()));
     }
   }
   return w.finish();

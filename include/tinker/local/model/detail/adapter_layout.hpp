@@ -63,9 +63,9 @@ constexpr bool trains(const tinker::lora_config& c, lora_target t) noexcept {
 
 struct lora_part {
   lora_target target;
-  std::size_t in = 0, out = 0;      ///< the base matrix is [out x in]
-  std::size_t a_offset = 0;         ///< A [r x in], row-major
-  std::size_t b_offset = 0;         ///< B [out x r], row-major
+  std::size_t in = 0, out = 0;  ///< the base matrix is [out x in]
+  std::size_t a_offset = 0;     ///< A [r x in], row-major
+  std::size_t b_offset = 0;     ///< B [out x r], row-major
 };
 
 /// The shape of an adapter: rank, alpha and the parts it trains.

@@ -71,18 +71,23 @@ inline loss_settings parse_loss_settings(loss_fn_type type, const std::optional<
     if (std::find(known.begin(), known.end(), key) == known.end()) {
       std::string accepted;
       for (auto k : known) accepted += (accepted.empty() ? "" : ", ") + std::string(k);
-      throw tinker::invalid_argument("loss_fn_config: unknown key '" + key + "' for loss " + std::string(to_string(type)) +
-                                     (accepted.empty() ? " (it takes no configuration)" : " (it takes " + accepted + ")"));
+      throw tinker::invalid_argument(
+          "loss_fn_config: unknown key '" + key + "' for loss " + std::string(to_string(type)) +
+          (accepted.empty() ? " (it takes no configuration)" : " (it takes " + accepted + ")"));
     }
     if (!std::isfinite(value))
       throw tinker::invalid_argument("loss_fn_config." + key + " must be a finite number, got " + format_number(value));
-    if (key == "clip_low_threshold") s.clip_low = value;
-    else if (key == "clip_high_threshold") s.clip_high = value;
-    else if (key == "beta") s.beta = value;
+    if (key == "clip_low_threshold")
+      s.clip_low = value;
+    else if (key == "clip_high_threshold")
+      s.clip_high = value;
+    else if (key == "beta")
+      s.beta = value;
   }
   if (s.clip_low < 0.0 || s.clip_low > s.clip_high)
-    throw tinker::invalid_argument("loss_fn_config: clip thresholds must satisfy 0 <= clip_low_threshold <= clip_high_threshold, got " +
-                                   format_number(s.clip_low) + " and " + format_number(s.clip_high));
+    throw tinker::invalid_argument(
+        "loss_fn_config: clip thresholds must satisfy 0 <= clip_low_threshold <= clip_high_threshold, got " +
+        format_number(s.clip_low) + " and " + format_number(s.clip_high));
   if (s.beta < 0.0) throw tinker::invalid_argument("loss_fn_config.beta must be >= 0, got " + format_number(s.beta));
   return s;
 }
@@ -110,16 +115,17 @@ inline constexpr int max_targets_per_position = byte_tokenizer::vocab_size;
 
 /// One datum, validated and converted to what the computation reads.
 struct prepared_datum {
-  std::vector<token_id> tokens;                      ///< model input
-  std::size_t rows = 0, cols = 1;                    ///< per-token shape [rows, cols]; rows = tokens.size()
-  std::optional<std::vector<std::int64_t>> shape;    ///< target_tokens' shape as given (copied to the outputs)
-  std::vector<token_id> targets;                     ///< rows * cols
+  std::vector<token_id> tokens;                    ///< model input
+  std::size_t rows = 0, cols = 1;                  ///< per-token shape [rows, cols]; rows = tokens.size()
+  std::optional<std::vector<std::int64_t>> shape;  ///< target_tokens' shape as given (copied to the outputs)
+  std::vector<token_id> targets;                   ///< rows * cols
   std::vector<double> weights, sampler_logprobs, advantages, clip_low, clip_high;  ///< empty when absent
 };
 
 /// Validates datum `index` for the loss of `settings` (model input text only and in vocabulary, not longer than
 /// `max_context_length`, exactly the inputs the loss takes, matching shapes, finite values).
-inline prepared_datum prepare_datum(const datum& d, std::size_t index, const loss_settings& settings, int max_context_length) {
+inline prepared_datum prepare_datum(const datum& d, std::size_t index, const loss_settings& settings,
+                                    int max_context_length) {
   const auto type = settings.type;
   const auto where = "data[" + std::to_string(index) + "]";
   auto fail = [&](const std::string& field, const std::string& problem) -> void {
@@ -133,8 +139,9 @@ inline prepared_datum prepare_datum(const datum& d, std::size_t index, const los
     const auto* text = std::get_if<encoded_text_chunk>(&d.model_input.chunks[c]);
     if (!text) {
       static constexpr const char* kinds[] = {"encoded_text", "image", "image_asset_pointer", "dmel"};
-      fail("model_input.chunks[" + std::to_string(c) + "]",
-           std::string("is an ") + kinds[d.model_input.chunks[c].index()] + " chunk; this model reads text (encoded_text) only");
+      fail("model_input.chunks[" + std::to_string(c) + "]", std::string("is an ") +
+                                                                kinds[d.model_input.chunks[c].index()] +
+                                                                " chunk; this model reads text (encoded_text) only");
     }
     length += text->tokens.size();
   }
@@ -161,14 +168,16 @@ inline prepared_datum prepare_datum(const datum& d, std::size_t index, const los
       std::string accepted;
       for (auto n : names.required) accepted += (accepted.empty() ? "" : ", ") + std::string(n);
       for (auto n : names.optional) accepted += ", " + std::string(n) + " (optional)";
-      fail("loss_fn_inputs", "unknown input '" + name + "' for loss " + std::string(to_string(type)) + " (it takes " + accepted + ")");
+      fail("loss_fn_inputs",
+           "unknown input '" + name + "' for loss " + std::string(to_string(type)) + " (it takes " + accepted + ")");
     }
   }
   for (auto name : names.required)
     if (!d.loss_fn_inputs.contains(std::string(name))) {
       std::string needed;
       for (auto n : names.required) needed += (needed.empty() ? "" : ", ") + std::string(n);
-      fail("loss_fn_inputs", "missing '" + std::string(name) + "' (loss " + std::string(to_string(type)) + " needs " + needed + ")");
+      fail("loss_fn_inputs",
+           "missing '" + std::string(name) + "' (loss " + std::string(to_string(type)) + " needs " + needed + ")");
     }
 
   // Shapes: target_tokens fixes [rows, cols]; every other input must have the same. The dense size
@@ -186,8 +195,8 @@ inline prepared_datum prepare_datum(const datum& d, std::size_t index, const los
     const auto rows = static_cast<std::uint64_t>(dims[0]);
     const auto cols = dims.size() == 2 ? static_cast<std::uint64_t>(dims[1]) : std::uint64_t{1};
     if (rows != p.rows)
-      fail(field, "shape " + text + " has " + std::to_string(rows) + " rows but model_input has " + std::to_string(p.rows) +
-                      " tokens (position i predicts row i)");
+      fail(field, "shape " + text + " has " + std::to_string(rows) + " rows but model_input has " +
+                      std::to_string(p.rows) + " tokens (position i predicts row i)");
     if (cols == 0) fail(field, "shape " + text + " has no columns");
     if (cols > static_cast<std::uint64_t>(max_targets_per_position))
       fail(field, "shape " + text + " has " + std::to_string(cols) + " columns; at most " +
@@ -212,8 +221,9 @@ inline prepared_datum prepare_datum(const datum& d, std::size_t index, const los
     p.targets.resize(values.size());
     for (std::size_t i = 0; i < values.size(); ++i) {
       if (values[i] < 0 || values[i] >= byte_tokenizer::vocab_size)
-        fail("loss_fn_inputs.target_tokens", "token id " + std::to_string(values[i]) + " at index " + std::to_string(i) +
-                                                 " is out of range [0, " + std::to_string(byte_tokenizer::vocab_size) + ")");
+        fail("loss_fn_inputs.target_tokens", "token id " + std::to_string(values[i]) + " at index " +
+                                                 std::to_string(i) + " is out of range [0, " +
+                                                 std::to_string(byte_tokenizer::vocab_size) + ")");
       p.targets[i] = static_cast<token_id>(values[i]);
     }
   }
@@ -226,7 +236,8 @@ inline prepared_datum prepare_datum(const datum& d, std::size_t index, const los
     if (c != p.cols) fail(field, "shape " + text + " does not match target_tokens' shape " + target_shape);
     out = it->second.to_dense<double>();
     for (std::size_t i = 0; i < out.size(); ++i)
-      if (!std::isfinite(out[i])) fail(field, "value " + format_number(out[i]) + " at index " + std::to_string(i) + " is not finite");
+      if (!std::isfinite(out[i]))
+        fail(field, "value " + format_number(out[i]) + " at index " + std::to_string(i) + " is not finite");
   };
   read("weights", p.weights);
   read("logprobs", p.sampler_logprobs);
