@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages tinker-cpp needs to build and test; a no-op when all are present.
+#   install-deps.sh [--python-sdk]   --python-sdk: also what the official Python SDK needs for the
+#                                    opt-in conformance test (tests/sdk, TINKER_OFFICIAL_SDK_DIR)
 set -euo pipefail
 
 packages=(
@@ -12,6 +14,12 @@ packages=(
   nginx-light                              # TLS-terminating proxy in front of the local engine (tests)
   clang-format                             # the format check (tests/format)
 )
+if [[ ${1:-} == --python-sdk ]]; then
+  # The SDK's own dependencies as Debian packages. It also needs typing_extensions >= 4.10 and
+  # pydantic, which a Python of its own (pyenv, venv) provides where Debian's are too old.
+  packages+=(python3-httpx python3-h2 python3-anyio python3-sniffio python3-distro python3-numpy python3-zstandard
+             python3-rich python3-click python3-pydantic python3-typing-extensions)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

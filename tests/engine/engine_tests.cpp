@@ -52,6 +52,7 @@ TEST_SUITE("engine") {
     auto config =
         json::from_json<client_config_response>(f.post("/api/v1/client/config", client_config_request{"0.25.0"}).body);
     CHECK(config.sample_use_retrieve_futures);
+    CHECK_FALSE(config.use_pyqwest_transport);  // the Python SDK's stock httpx transport is enough here
     CHECK(f.post("/api/v1/client/dynamic_config", client_config_request{"0.25.0"}).body.find("refresh_interval_sec") !=
           std::string::npos);
 

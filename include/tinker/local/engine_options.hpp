@@ -69,6 +69,11 @@ struct engine_options {
   /// Tell clients (client/config create_model_via_load_weights) to create models from checkpoints
   /// with one load_weights request (session_id + model_seq_id). The engine accepts that form either way.
   bool offer_create_via_load = false;
+  /// client/config use_pyqwest_transport: which HTTP stack the official Python SDK picks (no wire
+  /// effect). Off by default: the engine speaks plain HTTP/1.1, where the SDK's stock httpx
+  /// transport is all that is needed, and pyqwest is not packaged everywhere (Debian 12 lacks it),
+  /// so the SDK then runs against the engine with fewer dependencies.
+  bool advise_pyqwest_transport = false;
 
   /// Serve HTTPS with this certificate chain and key (PEM files).
   std::optional<std::string> tls_cert_file;

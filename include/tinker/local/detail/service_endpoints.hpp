@@ -10,6 +10,7 @@ inline http_response engine_impl::handle_client_config(request_context& ctx) {
   client_config_response c;
   c.sample_use_retrieve_futures = options_.offer_batched_polling;
   c.create_model_via_load_weights = options_.offer_create_via_load;
+  c.use_pyqwest_transport = options_.advise_pyqwest_transport;
   c.fwdbwd_max_chunk_len = options_.fwdbwd_max_chunk_len;
   c.fwdbwd_max_chunk_bytes_count = options_.fwdbwd_max_chunk_bytes;
   return json_response(ctx, 200, boost::json::value_from(c));
