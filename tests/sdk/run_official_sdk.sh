@@ -53,5 +53,20 @@ exec 3< "$work/ready"
 read -r -t 60 line <&3 || fail "the server did not report it was listening"
 url=${line#listening on }
 
-TINKER_TELEMETRY=0 timeout 600 "$python" "$here/official_sdk_loop.py" "$url" ||
+export TINKER_TELEMETRY=0 TINKER_BASE_URL=$url TINKER_API_KEY=tml-official-sdk
+timeout 600 "$python" "$here/official_sdk_loop.py" "$url" ||
   { cat "$work/server.log" >&2; fail "the official SDK loop failed against $url"; }
+
+# The SDK's own CLI on what the loop left behind: list, inspect, download and extract.
+cli() { timeout 120 "$python" -m tinker.cli "$@"; }
+cli -f json run list > "$work/runs.json" || fail "tinker run list"
+grep -q '"training_run_id"' "$work/runs.json" || fail "tinker run list shows no runs: $(cat "$work/runs.json")"
+cli -f json checkpoint list > "$work/checkpoints.json" || fail "tinker checkpoint list"
+path=$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["checkpoints"][0]["tinker_path"])' \
+  "$work/checkpoints.json") || fail "no checkpoint in: $(cat "$work/checkpoints.json")"
+cli checkpoint info "$path" > /dev/null || fail "tinker checkpoint info $path"
+mkdir "$work/download"
+(cd "$work/download" && cli checkpoint download "$path" > /dev/null) || fail "tinker checkpoint download $path"
+find "$work/download" -name adapter_config.json | grep -q . || fail "the download holds no adapter_config.json"
+find "$work/download" -name adapter_model.safetensors | grep -q . || fail "the download holds no adapter_model.safetensors"
+echo "OFFICIAL SDK CLI OK (run list, checkpoint list/info/download)"
