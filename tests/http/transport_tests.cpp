@@ -10,6 +10,7 @@
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -431,6 +432,43 @@ TEST_CASE("server: request body limits, before and after inflating") {
     CHECK(res.body.find("decompression") != std::string::npos);
   }
   CHECK(srv.requests <= 1);
+}
+
+TEST_CASE("server: large gzip request bodies are inflated on the gzip executor, with the same refusals") {
+  asio::io_context io;
+  asio::thread_pool pool(1);
+  local::http_server_options so;
+  so.max_body_bytes = 1 << 20;
+  so.gzip_executor = pool.get_executor();
+  so.offload_gzip_bytes = 256;  // every body below is at least this big once compressed
+  test_server srv(io, so);
+  auto t = make_transport(io, srv.base_url());
+  std::string text;
+  for (int i = 0; i < 20000; ++i) text += "{\"token\":" + std::to_string(i * 7919 % 100003) + "},";
+  auto req = make_request("/echo", lane::train, http::gzip_compress(text));
+  REQUIRE(req.body.size() >= so.offload_gzip_bytes);
+  req.headers.emplace_back("Content-Encoding", "gzip");
+  auto res = run_coro(io, t.send(std::move(req)));
+  CHECK(res.status == 200);
+  CHECK(res.body == text);
+  CHECK(header_of(res.headers, "X-Seen-Content-Length") == std::to_string(text.size()));
+
+  auto corrupt = make_request("/echo", lane::train, std::string(1000, 'x'));
+  corrupt.headers.emplace_back("Content-Encoding", "gzip");
+  auto r400 = run_coro(io, t.send(std::move(corrupt)));
+  CHECK(r400.status == 400);
+  CHECK(r400.body.find("gzip") != std::string::npos);
+
+  std::string noise(300000, '\0');
+  for (std::size_t i = 0; i < noise.size(); ++i) noise[i] = static_cast<char>((i * 2654435761u) >> 13);
+  auto bomb = make_request("/echo", lane::train, http::gzip_compress(noise + std::string(2 << 20, '\0')));
+  REQUIRE(bomb.body.size() >= so.offload_gzip_bytes);
+  bomb.headers.emplace_back("Content-Encoding", "gzip");
+  auto r413 = run_coro(io, t.send(std::move(bomb)));
+  CHECK(r413.status == 413);
+  CHECK(r413.body.find("decompression") != std::string::npos);
+  CHECK(srv.requests == 1);  // only the good body reached the handler
+  CHECK(srv.server.accepted_connections() == 1);
 }
 
 TEST_CASE("transport: response body limit, as received and after inflating") {

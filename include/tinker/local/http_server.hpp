@@ -77,8 +77,9 @@ struct http_server_options {
   std::size_t max_connections = 16384;
   bool gzip_responses = true;  ///< when the client sent `Accept-Encoding: gzip`
   std::size_t gzip_min_bytes = 1024;
-  /// Where bodies of at least `offload_gzip_bytes` are gzipped (e.g. a thread pool's executor), so
-  /// that large answers do not hold up the I/O thread; absent = on the I/O thread.
+  /// Where bodies of at least `offload_gzip_bytes` are gzipped, and gzip request bodies of at least
+  /// that many compressed bytes inflated (e.g. a thread pool's executor), so that large bodies do
+  /// not hold up the I/O thread; absent = on the I/O thread.
   std::optional<asio::any_io_executor> gzip_executor;
   std::size_t offload_gzip_bytes = 128 * 1024;
   std::optional<std::string> tls_cert_file, tls_key_file;  ///< PEM; TLS when both are set
@@ -358,7 +359,7 @@ private:
       const bool head_method = request.method() == bhttp::verb::head;
       const unsigned version = request.version() == 10 ? 10 : 11;
 
-      std::optional<http_response> response = self->inflate_request_body(request);
+      std::optional<http_response> response = co_await self->inflate_request_body(request);
       if (!response) {
         std::string failure;
         try {
@@ -449,36 +450,51 @@ private:
     tcp.close();
   }
 
-  /// Content-Encoding of the request body: gzip is inflated here, others refused.
-  std::optional<http_response> inflate_request_body(http_request& request) const {
+  static asio::awaitable<std::string> gunzip_body(std::string body, std::size_t limit) {
+    co_return ::tinker::http::gzip_decompress(body, limit);
+  }
+
+  /// Content-Encoding of the request body: gzip is inflated here (large bodies on gzip_executor),
+  /// others refused. nullopt = go on to the handler.
+  asio::awaitable<std::optional<http_response>> inflate_request_body(http_request& request) const {
     auto it = request.find(bhttp::field::content_encoding);
-    if (it == request.end()) return std::nullopt;
+    if (it == request.end()) co_return std::nullopt;
     std::string_view encoding(it->value().data(), it->value().size());
     while (!encoding.empty() && (encoding.back() == ' ' || encoding.back() == '\t')) encoding.remove_suffix(1);
     while (!encoding.empty() && (encoding.front() == ' ' || encoding.front() == '\t')) encoding.remove_prefix(1);
     const unsigned version = request.version() == 10 ? 10 : 11;
     if (encoding.empty() || ::tinker::http::detail::ascii_iequals(encoding, "identity")) {
       request.erase(bhttp::field::content_encoding);
-      return std::nullopt;
+      co_return std::nullopt;
     }
     if (!::tinker::http::detail::ascii_iequals(encoding, "gzip") &&
         !::tinker::http::detail::ascii_iequals(encoding, "x-gzip"))
-      return json_error_response(
+      co_return json_error_response(
           bhttp::status::unsupported_media_type,
           "unsupported Content-Encoding '" + std::string(encoding) + "' (supported: gzip, identity)", version, false);
+    std::optional<::tinker::http::gzip_error> failure;
     try {
-      request.body() = ::tinker::http::gzip_decompress(request.body(), options_.max_body_bytes);
+      if (options_.gzip_executor && request.body().size() >= options_.offload_gzip_bytes)
+        request.body() = co_await asio::co_spawn(*options_.gzip_executor,
+                                                 gunzip_body(std::move(request.body()), options_.max_body_bytes),
+                                                 asio::use_awaitable);
+      else
+        request.body() = ::tinker::http::gzip_decompress(request.body(), options_.max_body_bytes);
     } catch (const ::tinker::http::gzip_error& e) {
-      if (e.too_large())
-        return json_error_response(bhttp::status::payload_too_large,
-                                   "request body exceeds the limit of " + std::to_string(options_.max_body_bytes) +
-                                       " bytes after gzip decompression",
-                                   version, false);
-      return json_error_response(bhttp::status::bad_request, std::string("request body: ") + e.what(), version, false);
+      failure = e;
+    }
+    if (failure) {
+      if (failure->too_large())
+        co_return json_error_response(bhttp::status::payload_too_large,
+                                      "request body exceeds the limit of " + std::to_string(options_.max_body_bytes) +
+                                          " bytes after gzip decompression",
+                                      version, false);
+      co_return json_error_response(bhttp::status::bad_request, std::string("request body: ") + failure->what(),
+                                    version, false);
     }
     request.erase(bhttp::field::content_encoding);
     request.prepare_payload();
-    return std::nullopt;
+    co_return std::nullopt;
   }
 
   static asio::awaitable<std::string> gzip_body(std::string body) { co_return ::tinker::http::gzip_compress(body, 1); }
