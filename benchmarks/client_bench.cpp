@@ -8,6 +8,10 @@
 //                submission, polling (batched when offered) and decode; samples/s, HTTP requests
 //                per sample, and the growth of the process's peak RSS per sample in flight
 //                (client and engine together: they share the process).
+//   training     K training clients on one thread, each enqueuing S forward_backward + optim_step
+//                pairs back to back (all submitted before any result is awaited), then awaiting
+//                them all: training calls/s and HTTP requests per call (the floor is 2: one
+//                submission, one poll; batched polling can go below it).
 //
 // The engine runs in-process on its own threads, so this measures the client on one core while
 // the engine uses the other. Output: JSON lines. `--quick` is the smoke run CI executes.
@@ -22,6 +26,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace asio = boost::asio;
 
@@ -139,6 +144,51 @@ int main(int argc, char** argv) {
       "\"http_requests_per_sample\":%.2f,\"peak_rss_growth_kib_per_sample\":%.2f,\"peak_reset\":%s}\n",
       samples, samples / samples_s, requests / samples, static_cast<double>(rss_peak - rss_before) / samples,
       peak_reset ? "true" : "false");
+  std::fflush(stdout);
+  // training
+  const int clients = quick ? 2 : 8;
+  const int steps = quick ? 5 : 50;
+  std::vector<tinker::training_client> trainers;
+  run_concurrently(io, clients, [&](int) -> asio::awaitable<void> {
+    trainers.push_back(co_await service.create_lora_training_client("tinker-local/byte-lm-tiny", {.rank = 4}));
+  });
+  std::vector<tinker::datum> batch;
+  {
+    const std::string text = "the quick brown fox jumps over the lazy dog";
+    std::vector<tinker::token_id> input{256};
+    std::vector<std::int64_t> targets;
+    for (unsigned char c : text) {
+      targets.push_back(c);
+      input.push_back(c);
+    }
+    input.pop_back();
+    tinker::datum d;
+    d.loss_fn_inputs.emplace("weights", tinker::tensor_data(std::vector<float>(targets.size(), 1.0f)));
+    d.model_input = tinker::model_input::from_ints(std::move(input));
+    d.loss_fn_inputs.emplace("target_tokens", tinker::tensor_data(std::move(targets)));
+    batch.assign(4, d);
+  }
+  const auto training_requests_before = service.stats().http_requests;
+  const double training_s = run_concurrently(io, clients, [&](int c) -> asio::awaitable<void> {
+    auto& training = trainers[static_cast<std::size_t>(c)];
+    std::vector<tinker::api_future<tinker::forward_backward_output>> fwd;
+    std::vector<tinker::api_future<tinker::optim_step_response>> opt;
+    for (int i = 0; i < steps; ++i) {
+      fwd.push_back(co_await training.forward_backward(batch, tinker::loss_fn_type::cross_entropy));
+      opt.push_back(co_await training.optim_step(tinker::adam_params{.learning_rate = 1e-3}));
+    }
+    for (int i = 0; i < steps; ++i) {
+      auto out = co_await fwd[static_cast<std::size_t>(i)].result();
+      if (out.loss_fn_outputs.size() != batch.size()) throw std::runtime_error("forward_backward: wrong outputs");
+      (void)co_await opt[static_cast<std::size_t>(i)].result();
+    }
+  });
+  const double training_calls = 2.0 * clients * steps;
+  std::printf(
+      "{\"benchmark\":\"training_calls_many_clients_one_thread\",\"clients\":%d,\"calls\":%.0f,"
+      "\"calls_per_s\":%.0f,\"http_requests_per_call\":%.2f}\n",
+      clients, training_calls, training_calls / training_s,
+      static_cast<double>(service.stats().http_requests - training_requests_before) / training_calls);
   std::fflush(stdout);
   service.close();
   return 0;
