@@ -279,6 +279,83 @@ TEST_SUITE("engine") {
     CHECK(std::isfinite(loss_sum(f.forward_backward(model, seq++, {engine_fixture::text_datum("still here")}))));
   }
 
+  TEST_CASE("a request declaring more dense elements than max_request_dense_elements is refused, naming the field") {
+    engine_fixture f;
+    const auto model = f.create_model(f.create_session());
+    std::int64_t seq = 1;
+    auto expect_capped = [&](const sync_response& res, const std::string& field, const std::string& value) {
+      REQUIRE_MESSAGE(res.status == 400, res.status << " " << res.body);
+      const auto detail = detail_of(res);
+      CHECK_MESSAGE(contains(detail, "forward_backward_input." + field + ": " + value), detail);
+      CHECK_MESSAGE(contains(detail, "4194304 elements (the engine's max_request_dense_elements"), detail);
+    };
+    // One CSR tensor of a few bytes declaring [4, 2^26] (within a single tensor's own bound, 2^28).
+    constexpr std::int64_t wide = std::int64_t{1} << 26;
+    boost::json::object sparse{{"data", ints({1})},
+                               {"dtype", "int64"},
+                               {"shape", ints({4, wide})},
+                               {"sparse_crow_indices", ints({0, 1, 1, 1, 1})},
+                               {"sparse_col_indices", ints({5})}};
+    boost::json::object weights{{"data", boost::json::array{1.0, 1.0, 1.0, 1.0}}, {"dtype", "float32"}};
+    expect_capped(
+        f.http->post_raw("/api/v1/forward_backward",
+                         json_fb(model, seq++, ints({1, 2, 3, 4}), {{"target_tokens", sparse}, {"weights", weights}}),
+                         "application/json"),
+        "data[0].loss_fn_inputs.target_tokens", "shape [4, 67108864] (268435456 elements)");
+    const auto w = pb_dense(pb::little_endian(std::vector<float>{1, 1, 1, 1}), 1, {4});
+    const auto sparse_pb =
+        pb_sparse(pb::little_endian(std::vector<std::int64_t>{1}), 2, {4, wide}, {0, 1, 1, 1, 1}, {5});
+    expect_capped(f.http->post_raw(
+                      "/api/v1/forward_backward",
+                      pb_request(model, seq++, pb_datum({1, 2, 3, 4}, {{"target_tokens", sparse_pb}, {"weights", w}}),
+                                 "cross_entropy"),
+                      "application/x-protobuf"),
+                  "data[0].loss_fn_inputs.target_tokens", "shape [4, 67108864] (268435456 elements)");
+    // Datums each valid on their own (1024 tokens, [1024, 258] CSR inputs with one non-zero: 529408
+    // dense elements) but 8 of them together past 4 Mi: the 8th datum's weights cross the limit.
+    // Without the total cap this ~150 KB body would be expanded to 4.2 M elements and run.
+    std::vector<std::int32_t> tokens(1024, 65);
+    std::vector<std::int64_t> crow(1025, 1);
+    crow[0] = 0;
+    pb r;
+    r.bytes(1, model).integer(2, seq++);
+    for (int i = 0; i < 8; ++i)
+      r.message(
+          3, pb_datum(tokens,
+                      {{"target_tokens",
+                        pb_sparse(pb::little_endian(std::vector<std::int64_t>{66}), 2, {1024, 258}, crow, {5})},
+                       {"weights", pb_sparse(pb::little_endian(std::vector<float>{1}), 1, {1024, 258}, crow, {5})}}));
+    r.bytes(4, "cross_entropy");
+    expect_capped(f.http->post_raw("/api/v1/forward_backward", r.out, "application/x-protobuf"),
+                  "data[7].loss_fn_inputs.weights", "shape [1024, 258] (264192 elements)");
+    // The server is fine, and the model's queue moved past every refused seq_id.
+    CHECK(f.http->get("/api/v1/healthz").status == 200);
+    CHECK(std::isfinite(loss_sum(f.forward_backward(model, seq++, {engine_fixture::text_datum("still here")}))));
+  }
+
+  TEST_CASE("max_request_dense_elements counts model-input tokens and every loss input, the limit itself is allowed") {
+    const auto d = engine_fixture::text_datum("hello");  // 5 tokens, targets [5], weights [5]
+    const std::size_t exact = 15;
+    auto options = test_engine_options();
+    options.max_request_dense_elements = exact;
+    engine_fixture f(options);
+    const auto model = f.create_model(f.create_session());
+    CHECK(std::isfinite(loss_sum(f.forward_backward(model, 1, {d}))));
+    forward_backward_request req{forward_backward_input{{d, d}, loss_fn_type::cross_entropy, std::nullopt}, model, 2,
+                                 false};
+    auto res = f.http->post_raw("/api/v1/forward_backward", json::to_json(req), "application/json");
+    REQUIRE_MESSAGE(res.status == 400, res.body);
+    CHECK_MESSAGE(contains(detail_of(res),
+                           "forward_backward_input.data[1].model_input.chunks[0]: 5 tokens takes the "
+                           "request's dense size past 15 elements"),
+                  res.body);
+    CHECK(std::isfinite(loss_sum(f.forward_backward(model, 3, {d}))));
+    auto zero = test_engine_options();
+    zero.max_request_dense_elements = 0;
+    boost::asio::io_context io;
+    CHECK_THROWS_AS(local::engine(io.get_executor(), zero), tinker::invalid_argument);
+  }
+
   TEST_CASE("asample refuses impossible sampling parameters at submission, naming the field") {
     engine_fixture f;
     const auto session = f.create_session();

@@ -13,6 +13,7 @@
 #include <tinker/local/detail/futures.hpp>
 #include <tinker/local/detail/ids.hpp>
 #include <tinker/local/detail/records.hpp>
+#include <tinker/local/detail/request_limits.hpp>
 #include <tinker/local/detail/routing.hpp>
 #include <tinker/local/detail/store.hpp>
 #include <tinker/local/engine_options.hpp>
@@ -117,6 +118,8 @@ public:
       throw tinker::invalid_argument("engine_options.max_seq_id_gap must be at least 1, got " +
                                      std::to_string(o.max_seq_id_gap));
     if (o.audit_log_limit < 1) throw tinker::invalid_argument("engine_options.audit_log_limit must be at least 1");
+    if (o.max_request_dense_elements < 1)
+      throw tinker::invalid_argument("engine_options.max_request_dense_elements must be at least 1");
     // Signed URLs: bounded, so expiry arithmetic on the clock cannot overflow.
     constexpr std::chrono::milliseconds max_url_lifetime = std::chrono::hours(24 * 30);
     for (auto [name, lifetime] : {std::pair{"trace_url_lifetime", o.trace_url_lifetime},

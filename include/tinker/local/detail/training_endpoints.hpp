@@ -88,6 +88,8 @@ inline http_response engine_impl::handle_forward_backward(request_context& ctx) 
   } else {
     *req = decode_json_body<forward_backward_request>(ctx);
   }
+  // Bounded before the model is even looked up: the checks below expand the inputs.
+  check_dense_size(req->forward_backward_input.data, options_.max_request_dense_elements);
   auto& m = model_of(ctx, req->model_id);
   const auto seq = requested_seq::from_client(req->seq_id);
   const auto& in = req->forward_backward_input;
