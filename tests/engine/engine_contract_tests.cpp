@@ -356,6 +356,56 @@ TEST_SUITE("engine") {
     CHECK_THROWS_AS(local::engine(io.get_executor(), zero), tinker::invalid_argument);
   }
 
+  TEST_CASE("negative or non-integer seq_ids are refused with 400 naming seq_id, on every queued route") {
+    engine_fixture f;
+    const auto model = f.create_model(f.create_session());
+    auto expect_refused = [&](const std::string& route, const std::string& body, const std::string& type,
+                              const std::string& value) {
+      auto res = f.http->post_raw("/api/v1/" + route, body, type);
+      REQUIRE_MESSAGE(res.status == 400, route << " " << value << " -> " << res.status << " " << res.body);
+      CHECK_MESSAGE(contains(detail_of(res), "seq_id"), res.body);
+      if (!value.empty()) CHECK_MESSAGE(contains(detail_of(res), value), res.body);
+    };
+    boost::json::object weights{{"data", boost::json::array{1.0, 1.0}}, {"dtype", "float32"}};
+    boost::json::object targets{{"data", ints({3, 4})}, {"dtype", "int64"}};
+    auto fb = [&](boost::json::value seq) {
+      auto v = boost::json::parse(json_fb(model, 1, ints({1, 2}), {{"target_tokens", targets}, {"weights", weights}}));
+      v.as_object()["seq_id"] = std::move(seq);
+      return boost::json::serialize(v);
+    };
+    expect_refused("forward_backward", fb(-1), "application/json", "-1");
+    {
+      auto v = boost::json::parse(fb(-7)).as_object();
+      v["forward_input"] = v["forward_backward_input"];
+      v.erase("forward_backward_input");
+      expect_refused("forward", boost::json::serialize(v), "application/json", "-7");
+    }
+    expect_refused("forward_backward", fb(1.5), "application/json", "");
+    expect_refused("forward_backward", fb("2"), "application/json", "");
+    // Protobuf: seq_id is an int32 field; -3 travels as a 10-byte varint.
+    const auto w = pb_dense(pb::little_endian(std::vector<float>{1, 1}), 1, {2});
+    const auto t = pb_dense(pb::little_endian(std::vector<std::int64_t>{3, 4}), 2, {2});
+    expect_refused("forward_backward",
+                   pb_request(model, -3, pb_datum({1, 2}, {{"target_tokens", t}, {"weights", w}}), "cross_entropy"),
+                   "application/x-protobuf", "-3");
+    adam_params p;
+    expect_refused("optim_step", json::to_json(optim_step_request{p, model, -2}), "application/json", "-2");
+    expect_refused("save_weights",
+                   json::to_json(save_weights_request{model, "neg", -4, std::nullopt, false, std::nullopt}),
+                   "application/json", "-4");
+    save_weights_for_sampler_request sfs;
+    sfs.model_id = model;
+    sfs.path = "neg";
+    sfs.seq_id = -5;
+    expect_refused("save_weights_for_sampler", json::to_json(sfs), "application/json", "-5");
+    const auto sampler = create_sampler(f, f.create_session(), 0, std::string(tiny_model), std::nullopt);
+    auto sample = small_sample(sampler, -6);
+    expect_refused("asample", json::to_json(sample), "application/json", "-6");
+    // Nothing was queued or used up: the model's first operation is still seq_id 1.
+    CHECK(std::isfinite(loss_sum(f.forward_backward(model, 1, {engine_fixture::text_datum("after")}))));
+    CHECK(checkpoints_of(f, model).empty());
+  }
+
   TEST_CASE("asample refuses impossible sampling parameters at submission, naming the field") {
     engine_fixture f;
     const auto session = f.create_session();

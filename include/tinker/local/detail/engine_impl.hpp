@@ -83,8 +83,13 @@ struct requested_seq {
   std::int64_t value = 0;
   bool given = false;
 
-  /// As a client sent it: only positive ids are ids.
-  static requested_seq from_client(std::int64_t id) noexcept { return {id, id > 0}; }
+  /// As a client sent it: only positive ids are ids, 0 is "none". A negative one is refused (400
+  /// naming seq_id) rather than read as "none": it is a client bug, and queueing the request after
+  /// everything else would hide it.
+  static requested_seq from_client(std::int64_t id) {
+    if (id < 0) throw http_error(400, "seq_id must not be negative, got " + std::to_string(id));
+    return {id, id > 0};
+  }
   static requested_seq exactly(std::int64_t id) noexcept { return {id, true}; }
   static requested_seq none() noexcept { return {}; }
 };
