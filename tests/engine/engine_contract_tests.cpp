@@ -612,6 +612,47 @@ TEST_SUITE("engine") {
     CHECK(loss_sum(f.forward_backward(model, 11, data, loss_fn_type::cross_entropy, true)) == trained);
   }
 
+  TEST_CASE("unnamed save_weights_for_sampler reserves its sampler id at submission: a second one cannot take it") {
+    engine_fixture f;
+    const auto session = f.create_session();
+    const auto model = f.create_model(session);
+    auto unnamed = [&](std::int64_t seq, std::int64_t sampler_seq) {
+      save_weights_for_sampler_request sfs;
+      sfs.model_id = model;
+      sfs.seq_id = seq;
+      sfs.sampling_session_seq_id = sampler_seq;
+      return f.http->post_raw("/api/v1/save_weights_for_sampler", json::to_json(sfs), "application/json");
+    };
+    // seq_id 2 waits in the model's queue for seq_id 1: accepted, not yet run, so no sampler exists.
+    const auto first = future_id(unnamed(2, 7));
+    auto second = unnamed(3, 7);
+    REQUIRE_MESSAGE(second.status == 400, second.body);
+    CHECK(contains(detail_of(second), "sampling_session_seq_id 7 is already in use"));
+    auto direct = f.post("/api/v1/create_sampling_session",
+                         create_sampling_session_request{session, 7, std::string(tiny_model), std::nullopt}, 400);
+    CHECK(contains(detail_of(direct), "sampling_session_seq_id 7"));
+    const auto data = std::vector<datum>{engine_fixture::text_datum("zzzzzzzzzzzzzzzz")};
+    f.forward_backward(model, 1, data);  // lets seq_id 2 run
+    const auto first_sampler =
+        *json::from_json<save_weights_for_sampler_response>(f.wait(first).body).sampling_session_id;
+    CHECK(first_sampler == session + ":sample:7");
+    // Back to back, with a training step between them: two ids, two different sets of weights.
+    f.optim_step(model, 4, 0.2);  // (seq_id 3 was used up by the refused request)
+    const auto second_sampler =
+        *json::from_json<save_weights_for_sampler_response>(f.wait(future_id(unnamed(5, 8))).body).sampling_session_id;
+    CHECK(second_sampler == session + ":sample:8");
+    auto sample = [&](const std::string& sampler, std::int64_t seq) {
+      auto r = small_sample(sampler, seq);
+      r.prompt_logprobs = true;  // compared NaN-aware by sample_response's ==
+      auto out = sample_now(f, r);
+      REQUIRE(out.prompt_logprobs.has_value());
+      return out;
+    };
+    const auto a = sample(first_sampler, 1), b = sample(second_sampler, 1);
+    CHECK_FALSE(a == b);
+    CHECK(sample(first_sampler, 2) == a);  // the first sampler kept its weights
+  }
+
   TEST_CASE(
       "sampler weights are immutable: saving the name again answers 400, uses the seq_id, and samples stay the same") {
     engine_fixture f;

@@ -43,6 +43,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -1177,6 +1178,10 @@ private:
   std::map<std::string, checkpoint_record> checkpoints_;  ///< by "<run>/<kind>/<name>"
   std::map<std::string, live_model> models_;
   std::map<std::string, sampler_state> samplers_;
+  /// Sampler ids an accepted unnamed save_weights_for_sampler will create when it runs. Taken at
+  /// submission, so a second request naming the same sampling_session_seq_id (or a
+  /// create_sampling_session) cannot be accepted for the same id before the first one has run.
+  std::set<std::string> reserved_sampler_ids_;
   future_table futures_;
   std::size_t pending_samples_ = 0;
   std::uint64_t sample_batches_ = 0;
