@@ -653,6 +653,61 @@ TEST_SUITE("engine") {
     CHECK(sample(first_sampler, 2) == a);  // the first sampler kept its weights
   }
 
+  TEST_CASE("overwrite=true renames a complete new checkpoint into place: no scratch left, crashes recovered") {
+    temp_dir dir;
+    const auto options = test_engine_options(dir.path.string());
+    const auto data = std::vector<datum>{engine_fixture::text_datum("overwrite me on disk")};
+    auto scratch_entries = [&] {
+      std::vector<std::string> found;
+      for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path))
+        if (contains(e.path().filename().string(), "#") || e.path().extension() == ".tmp")
+          found.push_back(e.path().string());
+      return found;
+    };
+    std::string model, ckpt;
+    double trained = 0;
+    {
+      engine_fixture f(options);
+      model = f.create_model(f.create_session());
+      ckpt = save_state(f, model, "ck", 1);
+      const auto at_save = loss_sum(f.forward_backward(model, 2, data, loss_fn_type::cross_entropy, true));
+      f.forward_backward(model, 3, data);
+      f.optim_step(model, 4, 0.1);
+      trained = loss_sum(f.forward_backward(model, 5, data, loss_fn_type::cross_entropy, true));
+      REQUIRE(trained != at_save);
+      CHECK(save_state(f, model, "ck", 6, std::nullopt, true) == ckpt);
+      CHECK(scratch_entries().empty());
+      CHECK(checkpoints_of(f, model).size() == 1);
+    }
+    const auto weights_dir = dir.path / "runs" / model / "weights";
+    auto load_into_new_model = [&](engine_fixture& f) {
+      const auto copy = f.create_model(f.create_session());
+      load_weights_request load;
+      load.model_id = copy;
+      load.seq_id = 1;
+      load.path = ckpt;
+      f.submit_and_wait("/api/v1/load_weights", json::to_json(load));
+      return loss_sum(f.forward_backward(copy, 2, data, loss_fn_type::cross_entropy, true));
+    };
+    {
+      // After a restart the checkpoint on disk is the new one.
+      engine_fixture f(options);
+      CHECK(load_into_new_model(f) == trained);
+    }
+    // A crash between renaming the old checkpoint aside and the new one into place, with another
+    // write unfinished: the next start puts the checkpoint back and removes the scratch.
+    std::filesystem::rename(weights_dir / "ck", weights_dir / "ck#old-0123");
+    std::filesystem::create_directories(weights_dir / "ck#tmp-4567");
+    {
+      std::ofstream half(weights_dir / "ck#tmp-4567" / "adapter_model.safetensors", std::ios::binary);
+      half << "half";
+    }
+    engine_fixture f(options);
+    CHECK(scratch_entries().empty());
+    CHECK(checkpoints_of(f, model).size() == 1);
+    CHECK(load_into_new_model(f) == trained);
+  }
+
   TEST_CASE(
       "sampler weights are immutable: saving the name again answers 400, uses the seq_id, and samples stay the same") {
     engine_fixture f;
