@@ -1122,6 +1122,76 @@ TEST_SUITE("engine") {
     CHECK(f.http->get("/api/v1/healthz").status == 200);
   }
 
+  TEST_CASE("training_runs pages with offset and limit: no duplicates, no gaps, the cursor counts the tenant's runs") {
+    engine_fixture f;
+    f.http->set_api_key("tml-someone-else");
+    const auto other_session = f.create_session();
+    f.create_model(other_session, 0);
+    f.create_model(other_session, 1);
+    f.http->set_api_key("tml-test-key");
+    const auto session = f.create_session();
+    std::set<std::string> mine;
+    for (int i = 0; i < 7; ++i) mine.insert(f.create_model(session, i));
+    auto list = [&](const std::string& query) {
+      auto res = f.http->get("/api/v1/training_runs" + query);
+      REQUIRE_MESSAGE(res.status == 200, query << " -> " << res.status << " " << res.body);
+      return json::from_json<training_runs_response>(res.body);
+    };
+    auto ids = [](const training_runs_response& r) {
+      std::vector<std::string> out;
+      for (const auto& run : r.training_runs) out.push_back(run.training_run_id);
+      return out;
+    };
+    const auto all = list("?offset=0&limit=100");
+    CHECK(all.cursor == cursor{0, 100, 7});
+    const auto everything = ids(all);
+    REQUIRE(everything.size() == 7);
+    CHECK(std::set<std::string>(everything.begin(), everything.end()) == mine);  // only this tenant's runs
+    // Pages of 3 from offset 1, then the one run before it: every run exactly once, in one order.
+    std::vector<std::string> paged;
+    for (std::int64_t offset = 1; offset < 7; offset += 3) {
+      const auto page = list("?offset=" + std::to_string(offset) + "&limit=3");
+      CHECK(page.cursor == cursor{offset, 3, 7});
+      CHECK(page.training_runs.size() == static_cast<std::size_t>(std::min<std::int64_t>(3, 7 - offset)));
+      for (auto& id : ids(page)) paged.push_back(id);
+    }
+    CHECK(paged == std::vector<std::string>(everything.begin() + 1, everything.end()));
+    const auto first = list("?offset=0&limit=1");
+    CHECK(ids(first) == std::vector<std::string>{everything.front()});
+    CHECK(first.cursor == cursor{0, 1, 7});
+    // Past the end: empty pages, still the right total.
+    CHECK(list("?offset=7&limit=3").training_runs.empty());
+    CHECK(list("?offset=7&limit=3").cursor == cursor{7, 3, 7});
+    CHECK(list("?offset=1000000&limit=5").training_runs.empty());
+    // Out-of-range paging parameters are refused, naming them.
+    for (const auto* bad : {"?limit=0", "?offset=-1", "?limit=abc", "?limit=10001"}) {
+      auto res = f.http->get(std::string("/api/v1/training_runs") + bad);
+      CHECK_MESSAGE(res.status == 400, bad << " -> " << res.status << " " << res.body);
+      CHECK(contains(detail_of(res), std::string(bad).substr(1, std::string(bad).find('=') - 1)));
+    }
+  }
+
+  TEST_CASE("sessions/{id} of another tenant answers 404, exactly as an unknown session does") {
+    engine_fixture f;
+    const auto session = f.create_session();
+    const auto model = f.create_model(session);
+    auto own = f.http->get("/api/v1/sessions/" + session);
+    REQUIRE(own.status == 200);
+    CHECK(json::from_json<get_session_response>(own.body).training_run_ids == std::vector<std::string>{model});
+    f.http->set_api_key("tml-another-tenant");
+    auto theirs = f.http->get("/api/v1/sessions/" + session);
+    CHECK(theirs.status == 404);
+    CHECK(detail_of(theirs) == "unknown session " + session);
+    CHECK(!contains(theirs.body, model));
+    auto unknown = f.http->get("/api/v1/sessions/no-such-session");
+    CHECK(unknown.status == 404);
+    CHECK(detail_of(unknown) == "unknown session no-such-session");
+    // Nor do its sub-resources answer for the other tenant.
+    CHECK(f.http->get("/api/v1/sessions/" + session + "/trace_export").status == 404);
+    f.http->set_api_key("tml-test-key");
+    CHECK(f.http->get("/api/v1/sessions/" + session).status == 200);
+  }
+
   TEST_CASE("every authenticated route answers 401 without a valid key, and routes are named as the table says") {
     auto o = test_engine_options();
     auto seen = observed::attach(o);
@@ -1151,8 +1221,11 @@ TEST_SUITE("engine") {
         if (route.authenticated) {
           CHECK_MESSAGE(res.status == 401, target << " -> " << res.status << " " << res.body);
           CHECK(contains(detail_of(res), "API key"));
+        } else if (route.name == "healthz") {
+          CHECK_MESSAGE(res.status == 200, target << " -> " << res.status);
         } else {
-          CHECK_MESSAGE(res.status != 401, target << " -> " << res.status);
+          // Signed download URLs take no key, and without a valid signature they serve nothing.
+          CHECK_MESSAGE((res.status == 403 || res.status == 404), target << " -> " << res.status << " " << res.body);
         }
         auto records = seen->snapshot();
         REQUIRE(!records.empty());
@@ -1160,6 +1233,11 @@ TEST_SUITE("engine") {
         CHECK(records.back().target == target);
       }
     }
+    // Exactly these routes skip authentication; of them only healthz answers without a signature.
+    std::set<std::string> open;
+    for (const auto& route : local::detail::route_table())
+      if (!route.authenticated) open.insert(std::string(route.name));
+    CHECK(open == std::set<std::string>{"healthz", "download", "trace_download"});
     CHECK(names.size() == local::detail::route_table().size());  // no route named twice
     CHECK(names.contains("forward_backward"));
     CHECK(names.contains("download"));
