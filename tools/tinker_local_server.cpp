@@ -10,9 +10,12 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <charconv>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <set>
 #include <string>
 #include <string_view>
@@ -35,6 +38,9 @@ A Tinker-compatible training and sampling server with a small byte-level model t
   --long-poll-hold-ms N    how long retrieve_future holds an unfinished future, 1..40000 (default 25000)
   --session-timeout-s N    sessions without heartbeats expire after N seconds (default 300)
   --max-body-bytes N       request body limit (default 67108864)
+  --max-request-dense-elements N
+                           most dense elements (tokens + loss-input shape elements) one forward_backward
+                           may declare (default 4194304)
   --no-batched-polling     do not offer POST /api/v1/retrieve_futures to clients
   --create-via-load        tell clients to create models from checkpoints with one load_weights
                            (client/config create_model_via_load_weights; the form is accepted either way)
@@ -69,18 +75,31 @@ fault injection (off by default):
   std::exit(2);
 }
 
-template <class T>
-T number(std::string_view flag, std::string_view text) {
+/// FLAG's value as an integer in [min, max]; anything else (not a number, trailing text, a
+/// negative count, a value beyond the range or beyond 64 bits) exits with code 2 naming the flag,
+/// the value and the range. Every numeric flag is bounded, so no later arithmetic on it (a
+/// seconds-to-milliseconds conversion, a port narrowed to 16 bits) can overflow or wrap.
+template <class T = std::int64_t>
+T integer(std::string_view flag, std::string_view text, T min, T max) {
   T value{};
   auto r = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (r.ec != std::errc{} || r.ptr != text.data() + text.size())
-    die(std::string(flag) + ": expected a number, got '" + std::string(text) + "'");
+  if (text.empty() || r.ec != std::errc{} || r.ptr != text.data() + text.size() || value < min || value > max)
+    die(std::string(flag) + ": expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) +
+        "], got '" + std::string(text) + "'");
   return value;
 }
 
+/// A duration in milliseconds, at most a day (latencies and step times are for tests).
+std::chrono::milliseconds milliseconds(std::string_view flag, std::string_view text, std::int64_t min = 0) {
+  return std::chrono::milliseconds(integer<std::int64_t>(flag, text, min, 86'400'000));
+}
+
 double fraction(std::string_view flag, std::string_view text) {
-  auto v = number<double>(flag, text);
-  if (v < 0 || v > 1) die(std::string(flag) + ": expected a fraction in [0, 1], got '" + std::string(text) + "'");
+  double v = 0;
+  auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+  // (Written so that NaN, which from_chars accepts, fails the range check too.)
+  if (text.empty() || r.ec != std::errc{} || r.ptr != text.data() + text.size() || !(v >= 0.0 && v <= 1.0))
+    die(std::string(flag) + ": expected a fraction in [0, 1], got '" + std::string(text) + "'");
   return v;
 }
 
@@ -108,7 +127,7 @@ int main(int argc, char** argv) {
     } else if (flag == "--host")
       o.host = value();
     else if (flag == "--port")
-      o.port = number<std::uint16_t>(flag, value());
+      o.port = static_cast<std::uint16_t>(integer<std::int64_t>(flag, value(), 0, 65535));
     else if (flag == "--data-dir")
       o.data_dir = value();
     else if (flag == "--api-key")
@@ -121,29 +140,30 @@ int main(int argc, char** argv) {
     else if (flag == "--tls-key")
       o.tls_key_file = std::string(value());
     else if (flag == "--compute-threads")
-      o.compute_threads = number<std::size_t>(flag, value());
+      o.compute_threads = static_cast<std::size_t>(integer<std::int64_t>(flag, value(), 0, 1024));
     else if (flag == "--long-poll-hold-ms") {
-      const auto ms = number<std::int64_t>(flag, value());
-      if (ms < 1 || ms > 40'000)
-        die("--long-poll-hold-ms: expected 1..40000 (below the SDK's 45 s poll timeout), got " + std::to_string(ms));
-      o.long_poll_hold = std::chrono::milliseconds(ms);
+      // At most 40 s: below the SDK's 45 s poll timeout.
+      o.long_poll_hold = std::chrono::milliseconds(integer<std::int64_t>(flag, value(), 1, 40'000));
     } else if (flag == "--session-timeout-s")
-      o.session_timeout = std::chrono::seconds(number<std::int64_t>(flag, value()));
+      o.session_timeout = std::chrono::seconds(integer<std::int64_t>(flag, value(), 1, 30 * 86'400));
     else if (flag == "--max-body-bytes")
-      o.max_body_bytes = number<std::size_t>(flag, value());
+      o.max_body_bytes = static_cast<std::size_t>(integer<std::int64_t>(flag, value(), 1, std::int64_t{1} << 34));
+    else if (flag == "--max-request-dense-elements")
+      o.max_request_dense_elements =
+          static_cast<std::size_t>(integer<std::int64_t>(flag, value(), 1, std::int64_t{1} << 34));
     else if (flag == "--no-batched-polling")
       o.offer_batched_polling = false;
     else if (flag == "--create-via-load")
       o.offer_create_via_load = true;
     else if (flag == "--fault-latency") {
       auto [route, ms] = split_pair(flag, value(), '=');
-      o.faults.route_latency[route] = std::chrono::milliseconds(number<std::int64_t>(flag, ms));
+      o.faults.route_latency[route] = milliseconds(flag, ms);
     } else if (flag == "--fault-429")
       o.faults.fraction_429 = fraction(flag, value());
     else if (flag == "--fault-402")
       o.faults.fraction_402 = fraction(flag, value());
     else if (flag == "--fault-retry-after")
-      o.faults.retry_after = std::chrono::seconds(number<std::int64_t>(flag, value()));
+      o.faults.retry_after = std::chrono::seconds(integer<std::int64_t>(flag, value(), 0, 86'400));
     else if (flag == "--fault-500")
       o.faults.fraction_500 = fraction(flag, value());
     else if (flag == "--fault-503")
@@ -159,7 +179,7 @@ int main(int argc, char** argv) {
         rest.remove_prefix(comma + 1);
       }
     } else if (flag == "--fault-try-again")
-      o.faults.try_again_first_polls = number<int>(flag, value());
+      o.faults.try_again_first_polls = integer<int>(flag, value(), 0, 1'000'000);
     else if (flag == "--fault-pause") {
       auto [state, rest] = split_pair(flag, value(), ':');
       auto [period, duration] = split_pair(flag, rest, ':');
@@ -169,12 +189,14 @@ int main(int argc, char** argv) {
         o.faults.pause_state = tinker::queue_state::paused_rate_limit;
       else
         die("--fault-pause: state must be paused_capacity or paused_rate_limit, got '" + state + "'");
-      o.faults.pause_period = std::chrono::milliseconds(number<std::int64_t>(flag, period));
-      o.faults.pause_duration = std::chrono::milliseconds(number<std::int64_t>(flag, duration));
+      o.faults.pause_period = milliseconds(flag, period, 1);
+      o.faults.pause_duration = milliseconds(flag, duration);
+      if (o.faults.pause_duration > o.faults.pause_period)
+        die("--fault-pause: DURATION_MS " + duration + " is longer than PERIOD_MS " + period);
     } else if (flag == "--fault-step-time")
-      o.faults.training_step_time = std::chrono::milliseconds(number<std::int64_t>(flag, value()));
+      o.faults.training_step_time = milliseconds(flag, value());
     else if (flag == "--fault-sample-step-time")
-      o.faults.sample_step_time = std::chrono::milliseconds(number<std::int64_t>(flag, value()));
+      o.faults.sample_step_time = milliseconds(flag, value());
     else if (flag == "--fault-fail-route") {
       auto [route, category] = split_pair(flag, value(), '=');
       static const std::set<std::string> future_routes = {
@@ -190,7 +212,7 @@ int main(int argc, char** argv) {
       else
         die("--fault-fail-route: category must be user or server, got '" + category + "'");
     } else if (flag == "--fault-seed")
-      o.faults.seed = number<std::uint64_t>(flag, value());
+      o.faults.seed = integer<std::uint64_t>(flag, value(), 0, std::numeric_limits<std::uint64_t>::max());
     else
       die("unknown option '" + std::string(flag) + "'");
   }

@@ -44,10 +44,26 @@ for bad in "--fault-402 2" "--fault-fail-route optim_step=bogus" "--fault-fail-r
   grep -q -- "${bad%% *}" "$work/err" || fail "no clear error for $bad: $(cat "$work/err")"
 done
 
+# Numeric flags out of range (negative, beyond 16 or 64 bits, NaN fractions, counts, durations):
+# exit code 2, and the message names the flag and the value.
+for bad in "--port -1" "--port 70000" "--fault-step-time -5" "--fault-latency forward=-10" "--fault-429 nan" \
+           "--fault-500 1.5" "--session-timeout-s 99999999999999999999" "--compute-threads -2" \
+           "--fault-try-again -1" "--max-request-dense-elements 0"; do
+  code=0
+  # shellcheck disable=SC2086  # the flag and its value are two words
+  "$server_bin" $bad 2> "$work/err" || code=$?
+  [[ $code == 2 ]] || fail "$bad: expected exit code 2, got $code"
+  value=${bad#* }
+  value=${value#*=}
+  grep -qF -- "${bad%% *}" "$work/err" || fail "$bad: the error does not name the flag: $(cat "$work/err")"
+  grep -qF -- "'$value'" "$work/err" || fail "$bad: the error does not quote the value: $(cat "$work/err")"
+done
+
 key=tml-tools-test-key
+other_key=tml-tools-other-tenant
 # The server prints "listening on <url>" once it serves: read that line from a pipe (no sleeping).
 mkfifo "$work/ready"
-"$server_bin" --port 0 --data-dir "$work/data" --api-key "$key" --alias Qwen/Qwen3-8B=tinker-local/byte-lm-tiny \
+"$server_bin" --port 0 --data-dir "$work/data" --api-key "$key" --api-key "$other_key" --alias Qwen/Qwen3-8B=tinker-local/byte-lm-tiny \
   > "$work/ready" 2> "$work/server.log" &
 server_pid=$!
 exec 3< "$work/ready"
@@ -68,6 +84,15 @@ ckpt=$(sed -n 's/^saved training state: //p' "$work/example.out")
 [[ $ckpt == tinker://*/weights/sft-final ]] || fail "no checkpoint path in the example's output"
 
 "$cli_bin" run list | tee "$work/runs" | grep -q '(1 of 1)' || fail "run list"
+# The other key is another tenant: it sees none of these runs or checkpoints.
+run_id=${ckpt#tinker://}
+run_id=${run_id%%/*}
+grep -qF -- "$run_id" "$work/runs" || fail "run list does not show $run_id"
+TINKER_API_KEY=$other_key "$cli_bin" run list > "$work/other-runs" || fail "run list as the other tenant"
+grep -q '(0 of 0)' "$work/other-runs" || fail "the other tenant sees runs: $(cat "$work/other-runs")"
+if grep -qF -- "$run_id" "$work/other-runs"; then fail "the other tenant sees $run_id"; fi
+if TINKER_API_KEY=$other_key "$cli_bin" checkpoint list "$run_id" > "$work/other-ckpts" 2>&1 &&
+   grep -qF -- "$ckpt" "$work/other-ckpts"; then fail "the other tenant lists $ckpt"; fi
 "$cli_bin" checkpoint list | grep -q "$ckpt" || fail "checkpoint list"
 "$cli_bin" checkpoint info "$ckpt" | grep -Eq '"base_model": ?"Qwen/Qwen3-8B"' || fail "checkpoint info"
 "$cli_bin" checkpoint download "$ckpt" "$work/adapter" 2> "$work/progress" > "$work/files" || fail "download"

@@ -48,6 +48,12 @@ struct engine_options {
   std::size_t audit_log_limit = 10'000;
 
   std::size_t max_body_bytes = 64u << 20;
+  /// The most dense elements one forward_backward / forward request may declare: every datum's
+  /// model-input tokens plus the elements of every loss input's shape (a CSR tensor's shape counts
+  /// in full, since the loss expands it). Larger requests are refused with 400 before anything is
+  /// allocated from their shapes. 4 Mi elements is ~4x what the SDK's 5 MB request chunks can hold
+  /// densely, and bounds a request's expanded inputs to tens of MiB. At least 1.
+  std::size_t max_request_dense_elements = std::size_t{1} << 22;
   /// Compute threads (training and sampling run there, never on the I/O thread). 0 = hardware threads.
   std::size_t compute_threads = 0;
   /// Sample requests on the same weights processed together in one compute task.

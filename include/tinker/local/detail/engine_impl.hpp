@@ -13,6 +13,7 @@
 #include <tinker/local/detail/futures.hpp>
 #include <tinker/local/detail/ids.hpp>
 #include <tinker/local/detail/records.hpp>
+#include <tinker/local/detail/request_limits.hpp>
 #include <tinker/local/detail/routing.hpp>
 #include <tinker/local/detail/store.hpp>
 #include <tinker/local/engine_options.hpp>
@@ -42,6 +43,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -82,8 +84,13 @@ struct requested_seq {
   std::int64_t value = 0;
   bool given = false;
 
-  /// As a client sent it: only positive ids are ids.
-  static requested_seq from_client(std::int64_t id) noexcept { return {id, id > 0}; }
+  /// As a client sent it: only positive ids are ids, 0 is "none". A negative one is refused (400
+  /// naming seq_id) rather than read as "none": it is a client bug, and queueing the request after
+  /// everything else would hide it.
+  static requested_seq from_client(std::int64_t id) {
+    if (id < 0) throw http_error(400, "seq_id must not be negative, got " + std::to_string(id));
+    return {id, id > 0};
+  }
   static requested_seq exactly(std::int64_t id) noexcept { return {id, true}; }
   static requested_seq none() noexcept { return {}; }
 };
@@ -117,6 +124,8 @@ public:
       throw tinker::invalid_argument("engine_options.max_seq_id_gap must be at least 1, got " +
                                      std::to_string(o.max_seq_id_gap));
     if (o.audit_log_limit < 1) throw tinker::invalid_argument("engine_options.audit_log_limit must be at least 1");
+    if (o.max_request_dense_elements < 1)
+      throw tinker::invalid_argument("engine_options.max_request_dense_elements must be at least 1");
     // Signed URLs: bounded, so expiry arithmetic on the clock cannot overflow.
     constexpr std::chrono::milliseconds max_url_lifetime = std::chrono::hours(24 * 30);
     for (auto [name, lifetime] : {std::pair{"trace_url_lifetime", o.trace_url_lifetime},
@@ -1169,6 +1178,10 @@ private:
   std::map<std::string, checkpoint_record> checkpoints_;  ///< by "<run>/<kind>/<name>"
   std::map<std::string, live_model> models_;
   std::map<std::string, sampler_state> samplers_;
+  /// Sampler ids an accepted unnamed save_weights_for_sampler will create when it runs. Taken at
+  /// submission, so a second request naming the same sampling_session_seq_id (or a
+  /// create_sampling_session) cannot be accepted for the same id before the first one has run.
+  std::set<std::string> reserved_sampler_ids_;
   future_table futures_;
   std::size_t pending_samples_ = 0;
   std::uint64_t sample_batches_ = 0;

@@ -74,6 +74,8 @@ inline void engine_impl::check_sample_request(sample_request& req, const sampler
 
 inline http_response engine_impl::handle_asample(request_context& ctx) {
   auto req = decode_json_body<sample_request>(ctx);
+  if (req.seq_id && *req.seq_id < 0)
+    throw http_error(400, "seq_id must not be negative, got " + std::to_string(*req.seq_id));
   if (req.num_samples < 1 || req.num_samples > detail::max_num_samples)
     throw http_error(400, "num_samples must be in [1, " + std::to_string(detail::max_num_samples) + "], got " +
                               std::to_string(req.num_samples));

@@ -109,6 +109,9 @@ inline http_response engine_impl::handle_create_sampling_session(request_context
     throw http_error(400, "sampling_session_seq_id " + std::to_string(req.sampling_session_seq_id) +
                               " was already used for a different sampler");
   }
+  if (reserved_sampler_ids_.contains(id))
+    throw http_error(400, "sampling_session_seq_id " + std::to_string(req.sampling_session_seq_id) +
+                              " is already used by a save_weights_for_sampler that has not finished yet");
   sampler_state s;
   s.record.id = id;
   s.record.owner = ctx.tenant;

@@ -7,6 +7,7 @@
 //   <root>/samplers/<sampler>.json
 //   <root>/runs/<run>/run.json
 //   <root>/runs/<run>/<weights|sampler_weights>/<name>/checkpoint.json + adapter files
+//   <root>/runs/<run>/<kind>/<name>#tmp-<hex>  a checkpoint being written (renamed to <name>)
 //   <root>/audit/<tenant>.jsonl                 audit log, one JSON entry a line (appended; rewritten
 //                                              when it grows to twice what the engine keeps)
 #pragma once
@@ -17,10 +18,12 @@
 
 #include <boost/json.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -55,21 +58,38 @@ public:
   void save(const run_record& r) { write_json(run_dir(r.id) / "run.json", to_json_value(r)); }
   void save(const checkpoint_record& c) { write_json(checkpoint_dir(c) / "checkpoint.json", to_json_value(c)); }
 
-  /// Writes a checkpoint's files and then its record (the record last: a checkpoint is visible
-  /// after a restart only once its files are complete). Returns the total size of the files.
+  /// Writes a checkpoint's files and then its record into a scratch directory beside it, then
+  /// renames that into place, so a crash mid-write never leaves a half checkpoint, nor loses the
+  /// one an overwrite replaces. (rename(2) cannot replace a non-empty directory, so an existing
+  /// checkpoint is first renamed aside, then removed; recover_checkpoint_dirs() undoes a crash
+  /// between the two renames at the next start.) Returns the total size of the files.
   std::int64_t write_checkpoint(checkpoint_record c, const std::vector<named_file>& files) {
     const auto dir = checkpoint_dir(c);
+    std::filesystem::create_directories(dir.parent_path());
+    const auto scratch = scratch_dir(dir, "tmp");
     std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-    std::filesystem::create_directories(dir);
-    std::int64_t size = 0;
-    for (const auto& [name, contents] : files) {
-      write_file(dir / name, contents);
-      size += static_cast<std::int64_t>(contents.size());
+    try {
+      std::filesystem::create_directory(scratch);
+      std::int64_t size = 0;
+      for (const auto& [name, contents] : files) {
+        write_file(scratch / name, contents);
+        size += static_cast<std::int64_t>(contents.size());
+      }
+      c.size_bytes = size;
+      write_json(scratch / "checkpoint.json", to_json_value(c));
+      if (std::filesystem::exists(dir)) {
+        const auto old = scratch_dir(dir, "old");
+        std::filesystem::rename(dir, old);
+        std::filesystem::rename(scratch, dir);
+        std::filesystem::remove_all(old, ec);
+      } else {
+        std::filesystem::rename(scratch, dir);
+      }
+      return size;
+    } catch (...) {
+      std::filesystem::remove_all(scratch, ec);
+      throw;
     }
-    c.size_bytes = size;
-    save(c);
-    return size;
   }
 
   /// Reads one file of a checkpoint; nullopt when absent.
@@ -136,7 +156,9 @@ public:
         for (auto kind : {"weights", "sampler_weights"}) {
           const auto dir = entry.path() / kind;
           if (!std::filesystem::exists(dir)) continue;
+          recover_checkpoint_dirs(dir);
           for (const auto& c : std::filesystem::directory_iterator(dir)) {
+            if (is_scratch(c.path())) continue;
             if (!std::filesystem::exists(c.path() / "checkpoint.json")) continue;  // incomplete write
             checkpoints.push_back(checkpoint_from_json(read_json(c.path() / "checkpoint.json")));
           }
@@ -157,6 +179,36 @@ private:
   }
   std::filesystem::path checkpoint_dir(const checkpoint_record& c) const {
     return root_ / "runs" / c.run_id / std::string(to_string(c.kind)) / c.name;
+  }
+
+  /// `<dir>#<what>-<random>`: '#' never occurs in a checkpoint name (tinker_path::name_problem),
+  /// so scratch directories cannot be mistaken for checkpoints, nor collide with one.
+  static std::filesystem::path scratch_dir(const std::filesystem::path& dir, const char* what) {
+    auto p = dir;
+    p += std::string("#") + what + "-" + random_hex(8);
+    return p;
+  }
+  static bool is_scratch(const std::filesystem::path& p) {
+    return p.filename().string().find('#') != std::string::npos;
+  }
+
+  /// After a crash: an overwrite's old checkpoint renamed aside whose replacement never got into
+  /// place is put back; every other scratch directory (unfinished writes, replaced checkpoints
+  /// not yet removed) is removed.
+  static void recover_checkpoint_dirs(const std::filesystem::path& kind_dir) {
+    std::vector<std::filesystem::path> scratch;
+    for (const auto& e : std::filesystem::directory_iterator(kind_dir))
+      if (is_scratch(e.path())) scratch.push_back(e.path());
+    std::error_code ec;
+    for (const auto& p : scratch) {
+      const auto name = p.filename().string();
+      const auto hash = name.rfind('#');
+      const auto target = kind_dir / name.substr(0, hash);
+      if (name.compare(hash, 5, "#old-") == 0 && !std::filesystem::exists(target))
+        std::filesystem::rename(p, target, ec);
+      else
+        std::filesystem::remove_all(p, ec);
+    }
   }
 
   template <class Record, class Parse>

@@ -88,6 +88,8 @@ inline http_response engine_impl::handle_forward_backward(request_context& ctx) 
   } else {
     *req = decode_json_body<forward_backward_request>(ctx);
   }
+  // Bounded before the model is even looked up: the checks below expand the inputs.
+  check_dense_size(req->forward_backward_input.data, options_.max_request_dense_elements);
   auto& m = model_of(ctx, req->model_id);
   const auto seq = requested_seq::from_client(req->seq_id);
   const auto& in = req->forward_backward_input;
@@ -204,38 +206,55 @@ inline http_response engine_impl::submit_save_for_sampler(request_context& ctx, 
     throw http_error(400, "save_weights_for_sampler needs a path (named) or a sampling_session_seq_id (unnamed)");
   auto& session = session_of(ctx, m.session_id);
   const auto sampler_id = session.record.id + ":sample:" + std::to_string(*req.sampling_session_seq_id);
-  if (samplers_.contains(sampler_id))
+  if (samplers_.contains(sampler_id) || reserved_sampler_ids_.contains(sampler_id))
     throw http_error(400,
                      "sampling_session_seq_id " + std::to_string(*req.sampling_session_seq_id) + " is already in use");
-  auto future =
-      enqueue_model_op(ctx.route, m, seq, digest, request_type::save_weights_for_sampler,
-                       [this, sampler_id, id = m.run_id, owner = ctx.tenant]() -> asio::awaitable<future_payload> {
-                         co_await simulate_step_time();
-                         auto model = loaded_model(id);
-                         // A snapshot: training the model further never changes what this sampler samples.
-                         auto snapshot = [model] { return model->snapshot(); };
-                         auto weights = co_await compute(std::move(snapshot));
-                         const auto& run = runs_.at(id);
-                         sampler_state s;
-                         s.record.id = sampler_id;
-                         s.record.owner = owner;
-                         s.record.session_id = run.session_id;
-                         s.record.base_model = run.base_model;
-                         s.record.engine_model = run.engine_model;
-                         s.record.created = now_ts();
-                         s.record.ephemeral = true;
-                         s.base = base_models_.at(run.engine_model);
-                         s.weights = std::move(weights);
-                         store_.save(s.record);
-                         if (auto session = sessions_.find(run.session_id); session != sessions_.end()) {
-                           session->second.record.sampler_ids.push_back(sampler_id);
-                           store_.save(session->second.record);
-                         }
-                         samplers_.insert_or_assign(sampler_id, std::move(s));
-                         save_weights_for_sampler_response resp;
-                         resp.sampling_session_id = sampler_id;
-                         co_return boost::json::value_from(resp);
-                       });
+  // Reserved before the operation is queued (so it can never finish before the reservation), and
+  // released when it runs, or at once if it is refused.
+  reserved_sampler_ids_.insert(sampler_id);
+  std::shared_ptr<future_entry> future;
+  try {
+    future =
+        enqueue_model_op(ctx.route, m, seq, digest, request_type::save_weights_for_sampler,
+                         [this, sampler_id, id = m.run_id, owner = ctx.tenant]() -> asio::awaitable<future_payload> {
+                           std::shared_ptr<trainable_model> model;
+                           std::shared_ptr<const lora_weights> weights;
+                           try {
+                             co_await simulate_step_time();
+                             model = loaded_model(id);
+                             // A snapshot: training the model further never changes what this sampler samples.
+                             auto snapshot = [model] { return model->snapshot(); };
+                             weights = co_await compute(std::move(snapshot));
+                           } catch (...) {
+                             reserved_sampler_ids_.erase(sampler_id);  // failed: the id is free again
+                             throw;
+                           }
+                           reserved_sampler_ids_.erase(sampler_id);
+                           const auto& run = runs_.at(id);
+                           sampler_state s;
+                           s.record.id = sampler_id;
+                           s.record.owner = owner;
+                           s.record.session_id = run.session_id;
+                           s.record.base_model = run.base_model;
+                           s.record.engine_model = run.engine_model;
+                           s.record.created = now_ts();
+                           s.record.ephemeral = true;
+                           s.base = base_models_.at(run.engine_model);
+                           s.weights = std::move(weights);
+                           store_.save(s.record);
+                           if (auto session = sessions_.find(run.session_id); session != sessions_.end()) {
+                             session->second.record.sampler_ids.push_back(sampler_id);
+                             store_.save(session->second.record);
+                           }
+                           samplers_.insert_or_assign(sampler_id, std::move(s));
+                           save_weights_for_sampler_response resp;
+                           resp.sampling_session_id = sampler_id;
+                           co_return boost::json::value_from(resp);
+                         });
+  } catch (...) {
+    reserved_sampler_ids_.erase(sampler_id);
+    throw;
+  }
   return future_response(ctx, *future, m.run_id);
 }
 
