@@ -61,6 +61,7 @@ public:
     spec.path = "/api/v1/weights_info";
     spec.body = json::to_json(body);
     spec.lane = http::lane::rest;
+    core()->add_secret(weights_access_token);
     spec.api_key = std::move(weights_access_token);
     co_return co_await core()->call_json<weights_info_response>(std::move(spec));
   }
@@ -304,7 +305,8 @@ private:
         co_await core()->sleep(detail::seconds_d(30));
         continue;
       }
-      std::rethrow_exception(detail::make_status_error("GET", route, res.status, std::move(res.body)));
+      std::rethrow_exception(
+          detail::make_status_error("GET", route, res.status, std::move(res.body), core()->secrets()));
     }
   }
 

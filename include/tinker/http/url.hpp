@@ -19,10 +19,11 @@ struct url {
   std::string path_prefix;  ///< "" or "/services/tinker-prod" (never a trailing '/')
 
   /// Parses `http[s]://host[:port][/prefix]`. IPv6 literals go in brackets. User info, query
-  /// strings, fragments and other schemes are rejected with tinker::invalid_argument naming the URL.
+  /// strings, fragments and other schemes are rejected with tinker::invalid_argument naming the URL
+  /// (as redact() shows it: a password in it never reaches the message).
   static url parse(std::string_view text) {
     auto fail = [&](std::string_view why) -> url {
-      throw tinker::invalid_argument("invalid base URL '" + std::string(text) + "': " + std::string(why));
+      throw tinker::invalid_argument("invalid base URL '" + redact(text) + "': " + std::string(why));
     };
     url u;
     const auto sep = text.find("://");
@@ -84,6 +85,17 @@ struct url {
   }
 
   bool is_tls() const noexcept { return scheme == "https"; }
+
+  /// URL text fit for a message: user info ("user:pass@") becomes "***@", even when the text does
+  /// not parse. Everything up to the last '@' before the path is treated as user info — a password
+  /// may hold ':' or an unescaped '/', and over-redacting a malformed URL costs nothing.
+  static std::string redact(std::string_view text) {
+    const auto sep = text.find("://");
+    const auto start = sep == std::string_view::npos ? 0 : sep + 3;
+    const auto at = text.rfind('@');
+    if (at == std::string_view::npos || at < start) return std::string(text);
+    return std::string(text.substr(0, start)) + "***" + std::string(text.substr(at));
+  }
 
   /// The request target for an endpoint: prefix + path ("/api/v1/x?y=1"); a missing leading '/'
   /// on the endpoint is supplied.

@@ -87,7 +87,9 @@ public:
         options_(std::move(options.resolve())),
         base_(http::url::parse(options_.base_url)),
         transport_(std::make_shared<http::transport>(executor_, base_, transport_options(options_))),
-        rng_(std::random_device{}()) {}
+        rng_(std::random_device{}()) {
+    secrets_.push_back(options_.api_key);
+  }
 
   ~client_core() {
     if (heartbeat_timer_) heartbeat_timer_->cancel();
@@ -111,9 +113,26 @@ public:
     co_return res;
   }
 
+  /// Every line goes through the redaction of secrets(): lines quote exception messages and server
+  /// answers, and a server may echo a credential back.
   void log(log_level level, const std::string& line) const {
-    if (options_.log) options_.log(level, line);
+    if (options_.log) options_.log(level, redact_secrets(line, secrets_));
   }
+
+  /// Marks a credential the user handed to a call (a weights_access_token): like the API key, it
+  /// is redacted from every error message and log line from now on.
+  void add_secret(const std::optional<std::string>& secret) {
+    if (!secret || secret->empty()) return;
+    for (const auto& s : secrets_)
+      if (s == *secret) return;
+    // Bounded: the API key stays, older tokens give way (a program cycling through thousands of
+    // tokens is not a case worth an unbounded list).
+    if (secrets_.size() >= 64) secrets_.erase(secrets_.begin() + 1);
+    secrets_.push_back(*secret);
+  }
+
+  /// The API key, then the tokens add_secret() was given.
+  const std::vector<std::string>& secrets() const noexcept { return secrets_; }
 
   // ===== plain calls ==============================================================================
 
@@ -150,7 +169,8 @@ public:
         const bool empty_400 = res.status == 400 && res.body.empty();
         auto should_retry = retryable_status(res.status) || empty_400;
         if (auto h = res.headers.find("x-should-retry"); h != res.headers.end()) should_retry = h->value() == "true";
-        failure = make_status_error(verb_name(spec.method), spec.path, res.status, std::move(res.body));
+        if (spec.api_key) add_secret(spec.api_key);
+        failure = make_status_error(verb_name(spec.method), spec.path, res.status, std::move(res.body), secrets_);
         if (!should_retry || !spec.retry) std::rethrow_exception(failure);
         server_delay = parse_retry_after(header(res, "retry-after-ms"), header(res, "retry-after"));
       } catch (const api_connection_error&) {
@@ -483,7 +503,7 @@ private:
     const auto& subject = target.subject;
     poll_fsm fsm(poll_policy{self->options_.polling.min_retry_delay, self->options_.polling.max_fast_retry_delay,
                              seconds_d(0.05), self->options_.polling.max_backoff, 3, self->billing_pause_window(),
-                             self->options_.retry.billing_retry_interval});
+                             self->options_.retry.billing_retry_interval, self->secrets_});
     bool allow_metadata_only = true;
     auto roundtrip = sub.roundtrip;
     std::optional<queue_state> last_state;
@@ -571,6 +591,7 @@ private:
   http::url base_;
   std::shared_ptr<http::transport> transport_;
   std::mt19937_64 rng_;
+  std::vector<std::string> secrets_;  ///< never part of a message: see log() and add_secret()
   std::optional<client_config_response> config_;
   std::optional<std::string> session_id_;
   std::shared_ptr<future_state<std::string>> session_once_;

@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tinker::detail {
 
@@ -37,6 +38,8 @@ struct poll_policy {
   /// How long 402 (billing) answers are waited out, and the wait before each re-poll.
   seconds_d billing_pause_limit{3600.0};
   seconds_d billing_delay{5.0};
+  /// Credentials redacted from error bodies and messages (the API key the polls carry).
+  std::vector<std::string> secrets;
 };
 
 /// What to do after one poll.
@@ -89,7 +92,7 @@ public:
         d.delay = policy_.billing_delay;
         return d;
       }
-      return error(make_status_error("POST", path, status, std::move(body)));
+      return error(make_status_error("POST", path, status, std::move(body), policy_.secrets));
     }
     if (status == 200) return on_ok(content_type, std::move(body), elapsed, path);
     if (status == 408) {
@@ -117,10 +120,10 @@ public:
     }
     if (status == 410) {
       d.what = poll_decision::kind::resubmit;
-      d.error = make_status_error("POST", path, status, std::move(body));
+      d.error = make_status_error("POST", path, status, std::move(body), policy_.secrets);
       return d;
     }
-    return error(make_status_error("POST", path, status, std::move(body)));
+    return error(make_status_error("POST", path, status, std::move(body), policy_.secrets));
   }
 
   /// No answer (connection failure or timeout): back off exponentially.
