@@ -91,6 +91,16 @@ struct fake_server {
   }
 };
 
+/// A one-sequence sample result as the server sends it.
+std::string sample_result_json() {
+  sample_response r;
+  sampled_sequence seq;
+  seq.tokens = {65, 66};
+  seq.logprobs = std::vector<float>{-0.5f, -0.25f};
+  r.sequences.push_back(seq);
+  return json::to_json(r);
+}
+
 }  // namespace
 
 TEST_SUITE("client") {
@@ -167,5 +177,143 @@ TEST_SUITE("client") {
     CHECK(http::url::redact("u:pw/x@host:80") == "***@host:80");
     CHECK(http::url::redact("https://host/p") == "https://host/p");
     CHECK(what_of([] { (void)http::url::parse("https//u:s3cr3t@host"); }).find("s3cr3t") == std::string::npos);
+  }
+}
+
+TEST_SUITE("client") {
+  TEST_CASE("410 forever: a sample is resubmitted polling.max_resubmissions times with a growing delay, then fails") {
+    asio::io_context io;
+    int asamples = 0, polls = 0;
+    fake_server srv(io, [&](const std::string& target, const local::http_request&, local::http_response& res) {
+      if (target == "/api/v1/asample") {
+        res.body() = R"({"request_id": "req-)" + std::to_string(++asamples) + R"("})";
+      } else if (target == "/api/v1/retrieve_future") {
+        ++polls;
+        fake_server::answer(res, bhttp::status::gone, "unknown future");
+      } else {
+        return false;
+      }
+      return true;
+    });
+    client_options o;
+    o.base_url = srv.base_url();
+    o.api_key = "tml-key";
+    o.polling.min_retry_delay = std::chrono::milliseconds(20);
+    o.polling.max_resubmissions = 3;
+    o.log = [](log_level, std::string_view) {};
+    service_client service(io.get_executor(), o);
+    const auto started = std::chrono::steady_clock::now();
+    std::string what;
+    run_coro(io, [&]() -> asio::awaitable<void> {
+      auto sampler = co_await service.create_base_model_sampling_client(tiny_model);
+      try {
+        const auto prompt = tokens({65});  // (outside co_await: see one())
+        (void)co_await sampler.sample(prompt, 1, sampling_params(2));
+      } catch (const gone_error& e) {
+        what = e.what();
+        CHECK(e.status() == 410);
+      }
+    }());
+    const auto elapsed = std::chrono::steady_clock::now() - started;
+    // One submission and three resubmissions, each future polled once; not retried on top (the
+    // sampling retry policy would multiply the attempts).
+    CHECK(asamples == 4);
+    CHECK(polls == 4);
+    CHECK(what.find("req-4") != std::string::npos);  // names the request it gave up on
+    CHECK(what.find("3 resubmissions") != std::string::npos);
+    // The backoff floor: 20 + 40 + 80 ms before the resubmissions, not a tight loop.
+    CHECK(elapsed >= std::chrono::milliseconds(140));
+  }
+}
+
+TEST_SUITE("client logic") {
+  using tinker::detail::poll_decision;
+  using tinker::detail::poll_fsm;
+  using tinker::detail::poll_policy;
+  using kind = poll_decision::kind;
+  constexpr tinker::detail::seconds_d instant{0};
+
+  TEST_CASE("poll_fsm: 410 resubmits max_resubmissions times after a growing delay, then a gone_error naming it") {
+    poll_policy p;
+    p.max_resubmissions = 3;
+    poll_fsm fsm(p);
+    fsm.set_request_id("req-1");
+    std::vector<double> delays;
+    for (int i = 0; i < 3; ++i) {
+      auto d = fsm.on_response(410, "application/json", R"({"detail":"gone"})", instant);
+      REQUIRE(d.what == kind::resubmit);
+      delays.push_back(d.delay.count());
+      fsm.set_request_id("req-" + std::to_string(i + 2));
+    }
+    CHECK(delays[0] >= p.min_retry_delay.count());  // the floor applies to the first one too
+    CHECK(delays[1] > delays[0]);
+    CHECK(delays[2] > delays[1]);
+    auto d = fsm.on_response(410, "application/json", R"({"detail":"gone"})", instant);
+    REQUIRE(d.what == kind::error);
+    try {
+      std::rethrow_exception(d.error);
+    } catch (const gone_error& e) {
+      CHECK(std::string(e.what()).find("req-4") != std::string::npos);
+      CHECK(std::string(e.what()).find("3 resubmissions") != std::string::npos);
+      CHECK(e.body() == R"({"detail":"gone"})");
+    }
+  }
+
+  TEST_CASE("poll_fsm: complete_metadata again after the payload was asked for waits a growing delay") {
+    poll_fsm fsm;
+    const std::string metadata = R"({"status": "complete_metadata", "response_payload_size": 10})";
+    auto first = fsm.on_response(200, "application/json", metadata, instant);
+    CHECK(first.what == kind::fetch_payload);
+    CHECK(first.delay.count() == 0);  // fetching the payload is what the answer asks for
+    auto second = fsm.on_response(200, "application/json", metadata, instant);
+    CHECK(second.what == kind::fetch_payload);
+    CHECK(second.delay >= poll_policy{}.min_retry_delay);
+    auto third = fsm.on_response(200, "application/json", metadata, instant);
+    CHECK(third.delay > second.delay);
+    // Answers that come back at once with try_again wait too, whatever came before.
+    CHECK(fsm.on_response(200, "application/json", R"({"type": "try_again"})", instant).delay.count() > 0);
+  }
+}
+
+TEST_SUITE("client") {
+  TEST_CASE("batched completion polls that return at once with nothing wait a growing floor, not a tight loop") {
+    asio::io_context io;
+    int batch_polls = 0;
+    std::vector<std::chrono::steady_clock::time_point> batch_times;
+    fake_server srv(io, [&](const std::string& target, const local::http_request&, local::http_response& res) {
+      if (target == "/api/v1/asample") {
+        res.body() = R"({"request_id": "req-1"})";
+      } else if (target == "/api/v1/retrieve_futures") {
+        // Six empty answers at once (a server that does not hold the poll), then the completion.
+        batch_times.push_back(std::chrono::steady_clock::now());
+        retrieve_futures_response r;
+        r.cursor = ++batch_polls;
+        if (batch_polls > 6) r.completions.push_back(future_completion{completion_state::finished, "req-1", {}});
+        res.body() = json::to_json(r);
+      } else if (target == "/api/v1/retrieve_future") {
+        res.body() = sample_result_json();
+      } else {
+        return false;
+      }
+      return true;
+    });
+    srv.config.sample_use_retrieve_futures = true;
+    client_options o;
+    o.base_url = srv.base_url();
+    o.api_key = "tml-key";
+    o.polling.min_retry_delay = std::chrono::milliseconds(20);
+    o.log = [](log_level, std::string_view) {};
+    service_client service(io.get_executor(), o);
+    run_coro(io, [&]() -> asio::awaitable<void> {
+      auto sampler = co_await service.create_base_model_sampling_client(tiny_model);
+      const auto prompt = tokens({65});  // (outside co_await: see one())
+      auto resp = co_await sampler.sample(prompt, 1, sampling_params(2));
+      CHECK(resp.sequences.size() == 1);
+    }());
+    // (One more batch poll may start before the waiter leaves; it is cancelled then.)
+    REQUIRE(batch_polls >= 7);
+    CHECK(srv.hits["/api/v1/retrieve_future"] == 1);  // fetched once, after the batch poll reported it
+    // 20 + 40 + 80 + 160 + 320 + 640 ms between the first seven polls (capped at max_fast_retry_delay).
+    CHECK(batch_times[6] - batch_times[0] >= std::chrono::milliseconds(1200));
   }
 }

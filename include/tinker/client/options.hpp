@@ -45,6 +45,8 @@ struct polling_options {
   std::chrono::milliseconds min_retry_delay{50};   ///< floor for "retry now" answers (408, 5xx)
   std::chrono::milliseconds max_fast_retry_delay{2'000};
   std::chrono::milliseconds max_backoff{30'000};  ///< 429 / connection errors: min(2^n s, this)
+  /// A sample whose future the server reports gone (410) is resubmitted at most this many times.
+  int max_resubmissions = 5;
   /// Use batched completion polling (retrieve_futures) for samples when the server offers it.
   bool use_batched_polling = true;
 };

@@ -207,8 +207,10 @@ private:
       std::rethrow_exception(e);
     } catch (const request_failed_error&) {
       return false;
+    } catch (const gone_error&) {
+      return false;  // the poll loop already resubmitted up to polling.max_resubmissions times
     } catch (const api_status_error& s) {
-      return detail::retryable_status(static_cast<unsigned>(s.status())) || s.status() == 410;
+      return detail::retryable_status(static_cast<unsigned>(s.status()));
     } catch (const api_connection_error&) {
       return true;
     } catch (...) {

@@ -501,9 +501,17 @@ private:
     auto request_id = std::move(sub.handle.request_id);
     const auto& request_type = target.request_type;
     const auto& subject = target.subject;
-    poll_fsm fsm(poll_policy{self->options_.polling.min_retry_delay, self->options_.polling.max_fast_retry_delay,
-                             seconds_d(0.05), self->options_.polling.max_backoff, 3, self->billing_pause_window(),
-                             self->options_.retry.billing_retry_interval, self->secrets_});
+    const auto& polling = self->options_.polling;
+    poll_fsm fsm(poll_policy{.min_retry_delay = polling.min_retry_delay,
+                             .max_fast_retry_delay = polling.max_fast_retry_delay,
+                             .min_hold = seconds_d(0.05),
+                             .max_backoff = polling.max_backoff,
+                             .bad_request_budget = 3,
+                             .max_resubmissions = polling.max_resubmissions,
+                             .billing_pause_limit = self->billing_pause_window(),
+                             .billing_delay = self->options_.retry.billing_retry_interval,
+                             .secrets = self->secrets_});
+    fsm.set_request_id(request_id);
     bool allow_metadata_only = true;
     auto roundtrip = sub.roundtrip;
     std::optional<queue_state> last_state;
@@ -564,7 +572,10 @@ private:
                                    "request " + request_id + " failed (" + std::string(to_string(d.failure.category)) +
                                        "): " + d.failure.error)));
           co_return;
-        case kind::fetch_payload: allow_metadata_only = false; break;
+        case kind::fetch_payload:
+          allow_metadata_only = false;
+          if (d.delay.count() > 0) co_await self->sleep(d.delay);
+          break;
         case kind::poll_again:
           if (d.delay.count() > 0) co_await self->sleep(d.delay);
           break;
@@ -573,11 +584,13 @@ private:
             state->set_exception(d.error);
             co_return;
           }
+          if (d.delay.count() > 0) co_await self->sleep(d.delay);
           {
             auto again = co_await resubmit();
             request_id = std::move(again.handle.request_id);
             roundtrip = again.roundtrip;
           }
+          fsm.set_request_id(request_id);
           allow_metadata_only = true;
           iteration = -1;
           break;

@@ -45,6 +45,7 @@ inline std::exception_ptr make_status_error(std::string_view method, std::string
     case 403: return std::make_exception_ptr(permission_denied_error(s, std::move(body), what));
     case 404: return std::make_exception_ptr(not_found_error(s, std::move(body), what));
     case 409: return std::make_exception_ptr(conflict_error(s, std::move(body), what));
+    case 410: return std::make_exception_ptr(gone_error(s, std::move(body), what));
     case 422: return std::make_exception_ptr(unprocessable_entity_error(s, std::move(body), what));
     case 429: return std::make_exception_ptr(rate_limit_error(s, std::move(body), what));
     default:
