@@ -317,3 +317,118 @@ TEST_SUITE("client") {
     CHECK(batch_times[6] - batch_times[0] >= std::chrono::milliseconds(1200));
   }
 }
+
+TEST_SUITE("client logic") {
+  TEST_CASE("client_options::resolve refuses values that would loop, hang or misbehave, naming option and value") {
+    auto what = [](const std::function<void(client_options&)>& tweak) {
+      client_options o;
+      o.base_url = "http://127.0.0.1:1";
+      o.api_key = "tml-key";
+      tweak(o);
+      try {
+        o.resolve();
+      } catch (const std::invalid_argument& e) {
+        return std::string(e.what());
+      }
+      return std::string("(accepted)");
+    };
+    using std::chrono::milliseconds;
+    CHECK(what([](auto&) {}) == "(accepted)");
+    CHECK(what([](auto& o) { o.heartbeat_interval = milliseconds(0); }) ==
+          "client_options.heartbeat_interval must be > 0, got 0 ms");
+    CHECK(what([](auto& o) { o.heartbeat_interval = milliseconds(-5); }) ==
+          "client_options.heartbeat_interval must be > 0, got -5 ms");
+    CHECK(what([](auto& o) { o.polling.poll_timeout = milliseconds(0); }) ==
+          "client_options.polling.poll_timeout must be > 0, got 0 ms");
+    CHECK(what([](auto& o) {
+            o.retry.jitter = -0.1;
+          }).find("client_options.retry.jitter must be in [0, 1], got -0.1") == 0);
+    CHECK(what([](auto& o) { o.retry.jitter = 1.5; }).find("client_options.retry.jitter must be in [0, 1], got 1.5") ==
+          0);
+    CHECK(what([](auto& o) { o.retry.jitter = std::nan(""); }).find("client_options.retry.jitter") == 0);
+    CHECK(what([](auto& o) { o.retry.billing_retry_interval = milliseconds(0); }) ==
+          "client_options.retry.billing_retry_interval must be > 0, got 0 ms");
+    CHECK(what([](auto& o) { o.retry.max_retries = -1; }) == "client_options.retry.max_retries must be >= 0, got -1");
+    CHECK(what([](auto& o) { o.retry.initial_backoff = milliseconds(-1); }) ==
+          "client_options.retry.initial_backoff must be > 0, got -1 ms");
+    CHECK(what([](auto& o) { o.retry.max_backoff = milliseconds(100); }) ==
+          "client_options.retry.max_backoff must be >= retry.initial_backoff (500 ms), got 100 ms");
+    CHECK(what([](auto& o) { o.retry.total_budget = milliseconds(0); }) ==
+          "client_options.retry.total_budget must be > 0, got 0 ms");
+    CHECK(what([](auto& o) { o.connect_timeout = milliseconds(0); }) ==
+          "client_options.connect_timeout must be > 0, got 0 ms");
+    CHECK(what([](auto& o) { o.request_timeout = milliseconds(-1); }) ==
+          "client_options.request_timeout must be > 0, got -1 ms");
+    CHECK(what([](auto& o) { o.read_timeout = milliseconds(-1); }) ==
+          "client_options.read_timeout must be >= 0 (0 = off), got -1 ms");
+    CHECK(what([](auto& o) { o.polling.min_retry_delay = milliseconds(0); }) ==
+          "client_options.polling.min_retry_delay must be > 0, got 0 ms");
+    CHECK(what([](auto& o) { o.polling.max_resubmissions = -1; }) ==
+          "client_options.polling.max_resubmissions must be >= 0, got -1");
+    CHECK(what([](auto& o) { o.max_connections[static_cast<std::size_t>(http::lane::poll)] = 0; }) ==
+          "client_options.max_connections[3] (lane poll) must be >= 1, got 0");
+    CHECK(what([](auto& o) { o.sample_max_in_flight = 0; }) ==
+          "client_options.sample_max_in_flight must be >= 1, got 0");
+    CHECK(what([](auto& o) { o.sample_max_dispatch_bytes = 0; }) ==
+          "client_options.sample_max_dispatch_bytes must be >= 1, got 0");
+  }
+
+  TEST_CASE("escaping: user strings put into URLs cannot add segments, parameters or escapes") {
+    CHECK(http::escape_query_value("team a&b=c/d?e#f%g+h") == "team%20a%26b%3Dc%2Fd%3Fe%23f%25g%2Bh");
+    CHECK(http::escape_query_value("plain-id_1.2~") == "plain-id_1.2~");
+    CHECK(http::escape_path_segment("s-1:train:0") == "s-1:train:0");  // ids keep their colons
+    CHECK(http::escape_path_segment("a/../b%2F") == "a%2F..%2Fb%252F");
+  }
+}
+
+TEST_SUITE("client") {
+  TEST_CASE(
+      "arguments checked before sending: loss_fn_type out of range, a training-state path to a sampler, "
+      "a project_id escaped") {
+    request_log wire;
+    auto eo = engine_opts();
+    eo.on_request = wire.observer();
+    client_fixture f(eo);
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+      const auto sent_before = f.engine.request_count("forward_backward") + f.engine.request_count("forward");
+      const auto bad = static_cast<loss_fn_type>(42);
+      CHECK_THROWS_WITH_AS(co_await training.forward_backward(one(text_datum("x")), bad),
+                           "forward_backward: loss_fn_type 42 is not a loss (cross_entropy, importance_sampling, ppo, "
+                           "cispo or dro)",
+                           tinker::invalid_argument);
+      CHECK_THROWS_AS(co_await training.forward(one(text_datum("x")), static_cast<loss_fn_type>(-1)),
+                      tinker::invalid_argument);
+      CHECK(f.engine.request_count("forward_backward") + f.engine.request_count("forward") == sent_before);
+
+      auto saved = co_await (co_await training.save_state("state-1")).result();
+      const auto sessions_before = f.engine.request_count("create_sampling_session");
+      for (int i = 0; i < 2; ++i) {
+        try {
+          if (i == 0)
+            (void)co_await f.service.create_sampling_client(saved.path);
+          else
+            (void)co_await training.create_sampling_client(saved.path);
+          FAIL("a training-state path was accepted");
+        } catch (const tinker::invalid_argument& e) {
+          const std::string what = e.what();
+          CHECK(what.find("create_sampling_client: '" + saved.path + "'") == 0);
+          CHECK(what.find("sampler_weights") != std::string::npos);
+        }
+      }
+      CHECK(f.engine.request_count("create_sampling_session") == sessions_before);
+
+      auto rest = f.service.create_rest_client();
+      try {
+        (void)co_await rest.list_training_runs(5, 0, access_scope::owned, std::string("team a&b=c"));
+      } catch (const api_status_error&) {  // only what was sent matters here
+      }
+    }());
+    const auto records = wire.snapshot();
+    auto it = std::find_if(records.begin(), records.end(),
+                           [](const local::request_record& r) { return r.route == "list_training_runs"; });
+    REQUIRE(it != records.end());
+    CHECK(it->target.find("&project_id=team%20a%26b%3Dc") != std::string::npos);
+    CHECK(it->target.find("&b=c") == std::string::npos);  // no parameter smuggled in
+  }
+}

@@ -36,14 +36,15 @@ public:
     check_paging(limit, offset, "list_training_runs");
     auto path = "/api/v1/training_runs?limit=" + std::to_string(limit) + "&offset=" + std::to_string(offset) +
                 "&access_scope=" + std::string(to_string(scope));
-    if (project_id) path += "&project_id=" + *project_id;
+    if (project_id) path += "&project_id=" + http::escape_query_value(*project_id);
     co_return co_await core()->get_json<training_runs_response>(std::move(path));
   }
 
   boost::asio::awaitable<training_run> get_training_run(std::string training_run_id,
                                                         access_scope scope = access_scope::owned) {
     check_id(training_run_id, "get_training_run", "training_run_id");
-    co_return co_await core()->get_json<training_run>("/api/v1/training_runs/" + training_run_id +
+    co_return co_await core()->get_json<training_run>("/api/v1/training_runs/" +
+                                                      http::escape_path_segment(training_run_id) +
                                                       "?access_scope=" + std::string(to_string(scope)));
   }
 
@@ -68,8 +69,8 @@ public:
 
   boost::asio::awaitable<checkpoints_list_response> list_checkpoints(std::string training_run_id) {
     check_id(training_run_id, "list_checkpoints", "training_run_id");
-    co_return co_await core()->get_json<checkpoints_list_response>("/api/v1/training_runs/" + training_run_id +
-                                                                   "/checkpoints");
+    co_return co_await core()->get_json<checkpoints_list_response>(
+        "/api/v1/training_runs/" + http::escape_path_segment(training_run_id) + "/checkpoints");
   }
 
   boost::asio::awaitable<checkpoints_list_response> list_user_checkpoints(int limit = 100, int offset = 0) {
@@ -144,13 +145,14 @@ public:
   boost::asio::awaitable<get_session_response> get_session(std::string session_id,
                                                            access_scope scope = access_scope::owned) {
     check_id(session_id, "get_session", "session_id");
-    co_return co_await core()->get_json<get_session_response>("/api/v1/sessions/" + session_id +
-                                                              "?access_scope=" + std::string(to_string(scope)));
+    co_return co_await core()->get_json<get_session_response>(
+        "/api/v1/sessions/" + http::escape_path_segment(session_id) + "?access_scope=" + std::string(to_string(scope)));
   }
 
   boost::asio::awaitable<get_sampler_response> get_sampler(std::string sampler_id) {
     check_id(sampler_id, "get_sampler", "sampler_id");
-    co_return co_await core()->get_json<get_sampler_response>("/api/v1/samplers/" + sampler_id);
+    co_return co_await core()->get_json<get_sampler_response>("/api/v1/samplers/" +
+                                                              http::escape_path_segment(sampler_id));
   }
 
   /// Moves a session into a project (sessions cannot be moved out of one).
@@ -158,7 +160,8 @@ public:
     check_id(session_id, "assign_session_project", "session_id");
     if (project_id.empty()) detail::invalid("assign_session_project: project_id is empty");
     const set_session_project_request body{std::move(project_id)};
-    co_await checkpoint_call(boost::beast::http::verb::put, "/api/v1/sessions/" + session_id + "/project",
+    co_await checkpoint_call(boost::beast::http::verb::put,
+                             "/api/v1/sessions/" + http::escape_path_segment(session_id) + "/project",
                              json::to_json(body));
   }
 
@@ -168,7 +171,7 @@ public:
   boost::asio::awaitable<std::string> export_session_trace(
       std::string session_id, std::chrono::milliseconds poll_interval = std::chrono::seconds(5)) {
     check_id(session_id, "export_session_trace", "session_id");
-    const auto route = "/api/v1/sessions/" + session_id + "/trace_export";
+    const auto route = "/api/v1/sessions/" + http::escape_path_segment(session_id) + "/trace_export";
     while (true) {
       auto r = co_await core()->get_json<trace_export_response>(route);
       switch (r.status) {
@@ -261,7 +264,8 @@ private:
 
   static std::string checkpoint_route(const std::string& path) {
     const auto p = tinker_path::parse(path);
-    return "/api/v1/training_runs/" + p.training_run_id + "/checkpoints/" + p.checkpoint_id();
+    return "/api/v1/training_runs/" + http::escape_path_segment(p.training_run_id) + "/checkpoints/" +
+           p.checkpoint_id();
   }
 
   static std::string checkpoint_route(const std::string& run, const std::string& checkpoint_id) {

@@ -64,8 +64,9 @@ public:
   boost::asio::awaitable<std::string> get_base_model() {
     auto s = checked();
     if (s->base_model.empty())
-      s->base_model =
-          (co_await s->core->get_json<get_sampler_response>("/api/v1/samplers/" + s->sampler_id)).base_model;
+      s->base_model = (co_await s->core->get_json<get_sampler_response>("/api/v1/samplers/" +
+                                                                        http::escape_path_segment(s->sampler_id)))
+                          .base_model;
     co_return s->base_model;
   }
 

@@ -203,7 +203,7 @@ public:
   /// A sampler over a saved `tinker://.../sampler_weights/...` checkpoint.
   boost::asio::awaitable<sampling_client> create_sampling_client(std::string model_path) {
     auto s = checked();
-    (void)tinker_path::parse(model_path);
+    detail::validate_sampler_path(model_path, "create_sampling_client");
     co_return co_await make_sampling_session(s->core, std::move(model_path), std::nullopt);
   }
 

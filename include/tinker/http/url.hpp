@@ -12,6 +12,32 @@
 
 namespace tinker::http {
 
+/// `text` percent-encoded as a query value: everything but RFC 3986's unreserved characters, so a
+/// user's string can neither end the query ('#'), add a parameter ('&', '='), turn into a space
+/// ('+') nor smuggle an escape ('%').
+inline std::string escape_query_value(std::string_view text, std::string_view also_keep = {}) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+        c == '_' || c == '~' || also_keep.find(c) != std::string_view::npos) {
+      out += c;
+    } else {
+      out += '%';
+      out += hex[u >> 4];
+      out += hex[u & 15];
+    }
+  }
+  return out;
+}
+
+/// `text` percent-encoded as one path segment: as a query value, except that ':' and '@' (which
+/// RFC 3986 allows in a segment, and which ids like `<session>:train:0` hold) stay as they are.
+/// A '/' cannot add a segment, nor '?' or '#' end the path.
+inline std::string escape_path_segment(std::string_view text) { return escape_query_value(text, ":@"); }
+
 struct url {
   std::string scheme;       ///< "http" or "https" (lower case)
   std::string host;         ///< host name or IP literal; IPv6 without brackets ("::1")
