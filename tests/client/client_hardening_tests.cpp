@@ -432,3 +432,77 @@ TEST_SUITE("client") {
     CHECK(it->target.find("&b=c") == std::string::npos);  // no parameter smuggled in
   }
 }
+
+TEST_SUITE("client") {
+  TEST_CASE(
+      "409 on save_state, save_weights_for_sampler, publish and unpublish: a conflict_error at once, not retried") {
+    // (The local engine answers these cases 400 or 200, never 409, so a scripted server plays
+    // one that follows protocol.md §8: 409 "exists" / "already public" / "already private".)
+    asio::io_context io;
+    fake_server srv(io, [](const std::string& target, const local::http_request&, local::http_response& res) {
+      if (target == "/api/v1/create_model") {
+        res.body() = R"({"request_id": "r-model"})";
+      } else if (target == "/api/v1/retrieve_future") {
+        create_model_response created;
+        created.model_id = "m-1";
+        res.body() = json::to_json(created);
+      } else if (target == "/api/v1/save_weights" || target == "/api/v1/save_weights_for_sampler" ||
+                 target.ends_with("/publish")) {
+        fake_server::answer(res, bhttp::status::conflict, "already exists: " + target);
+      } else {
+        return false;
+      }
+      return true;
+    });
+    client_options o;
+    o.base_url = srv.base_url();
+    o.api_key = "tml-key";
+    o.log = [](log_level, std::string_view) {};
+    service_client service(io.get_executor(), o);
+    std::vector<std::string> bodies;
+    run_coro(io, [&]() -> asio::awaitable<void> {
+      auto training = co_await service.create_lora_training_client(tiny_model, {.rank = 4});
+      auto rest = service.create_rest_client();
+      for (int call = 0; call < 4; ++call) {
+        try {
+          if (call == 0) (void)co_await training.save_state("dup");
+          if (call == 1) (void)co_await training.save_weights_for_sampler("dup");
+          if (call == 2) co_await rest.publish_checkpoint_from_tinker_path("tinker://m-1/sampler_weights/dup");
+          if (call == 3) co_await rest.unpublish_checkpoint_from_tinker_path("tinker://m-1/sampler_weights/dup");
+          FAIL("call " << call << " succeeded");
+        } catch (const conflict_error& e) {
+          CHECK(e.status() == 409);
+          bodies.push_back(e.body());
+          CHECK(std::string(e.what()).find("already exists") != std::string::npos);  // the body, in the message
+        }
+      }
+    }());
+    REQUIRE(bodies.size() == 4);
+    CHECK(bodies[0].find("/api/v1/save_weights") != std::string::npos);
+    CHECK(srv.hits["/api/v1/save_weights"] == 1);
+    CHECK(srv.hits["/api/v1/save_weights_for_sampler"] == 1);
+    // POST and DELETE on the same target: one request each.
+    CHECK(srv.hits["/api/v1/training_runs/m-1/checkpoints/sampler_weights/dup/publish"] == 2);
+  }
+
+  TEST_CASE("409 elsewhere is still retried as the SDK does (a passing conflict)") {
+    asio::io_context io;
+    int capabilities = 0;
+    fake_server srv(io, [&](const std::string& target, const local::http_request&, local::http_response& res) {
+      if (target != "/api/v1/get_server_capabilities") return false;
+      if (++capabilities == 1)
+        fake_server::answer(res, bhttp::status::conflict, "busy");
+      else
+        res.body() = json::to_json(get_server_capabilities_response{});
+      return true;
+    });
+    client_options o;
+    o.base_url = srv.base_url();
+    o.api_key = "tml-key";
+    o.retry.initial_backoff = std::chrono::milliseconds(1);
+    o.log = [](log_level, std::string_view) {};
+    service_client service(io.get_executor(), o);
+    run_coro(io, [&]() -> asio::awaitable<void> { (void)co_await service.get_server_capabilities(); }());
+    CHECK(capabilities == 2);
+  }
+}

@@ -87,10 +87,10 @@ public:
   }
 
   boost::asio::awaitable<void> publish_checkpoint_from_tinker_path(std::string path) {
-    co_await checkpoint_call(boost::beast::http::verb::post, checkpoint_route(path) + "/publish", {});
+    co_await checkpoint_call(boost::beast::http::verb::post, checkpoint_route(path) + "/publish", {}, true);
   }
   boost::asio::awaitable<void> unpublish_checkpoint_from_tinker_path(std::string path) {
-    co_await checkpoint_call(boost::beast::http::verb::delete_, checkpoint_route(path) + "/publish", {});
+    co_await checkpoint_call(boost::beast::http::verb::delete_, checkpoint_route(path) + "/publish", {}, true);
   }
 
   /// Sets (or, with nullopt, removes) the checkpoint's time to live.
@@ -272,8 +272,12 @@ private:
     return checkpoint_route("tinker://" + run + "/" + checkpoint_id);
   }
 
-  boost::asio::awaitable<void> checkpoint_call(boost::beast::http::verb method, std::string route, std::string body) {
+  /// `conflict_is_final`: a 409 (already public / already private) is the caller's error, not
+  /// retried (see call_spec::conflict_is_final).
+  boost::asio::awaitable<void> checkpoint_call(boost::beast::http::verb method, std::string route, std::string body,
+                                               bool conflict_is_final = false) {
     detail::call_spec spec;
+    spec.conflict_is_final = conflict_is_final;
     spec.method = method;
     spec.path = std::move(route);
     spec.body = std::move(body);

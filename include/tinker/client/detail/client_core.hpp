@@ -53,6 +53,11 @@ struct call_spec {
   http::lane lane = http::lane::train;
   std::optional<std::chrono::milliseconds> timeout;
   bool retry = true;  ///< the retry policy applies (off for polls, heartbeats, asample, saves)
+  /// A 409 is the caller's mistake, not a passing conflict: a checkpoint name that exists, a
+  /// checkpoint already (un)published. Deviation from the SDK, which retries every 409 for up to
+  /// five minutes (protocol.md §5.4, §6.2) before failing with the same answer; here it fails at
+  /// once, as a conflict_error with the server's body.
+  bool conflict_is_final = false;
   std::vector<std::pair<std::string, std::string>> headers;
   /// Sent as X-API-Key instead of the client's key (a weights_access_token reading someone else's
   /// checkpoint). Like the client's key, never part of a message.
@@ -136,8 +141,8 @@ public:
 
   // ===== plain calls ==============================================================================
 
-  /// Sends `spec`, retrying connection errors, 408, 409, 429, 5xx (and empty-bodied 400s, which
-  /// proxies produce) per the retry policy. A 402 (billing) is waited out in
+  /// Sends `spec`, retrying connection errors, 408, 409 (unless spec.conflict_is_final), 429, 5xx
+  /// (and empty-bodied 400s, which proxies produce) per the retry policy. A 402 (billing) is waited out in
   /// retry.billing_retry_interval steps (the SDK's 5 s), uncounted, while the server's billing-pause
   /// window lasts. Returns the 2xx answer; throws the matching
   /// api_error.
@@ -169,6 +174,7 @@ public:
         const bool empty_400 = res.status == 400 && res.body.empty();
         auto should_retry = retryable_status(res.status) || empty_400;
         if (auto h = res.headers.find("x-should-retry"); h != res.headers.end()) should_retry = h->value() == "true";
+        if (res.status == 409 && spec.conflict_is_final) should_retry = false;  // (over x-should-retry too)
         if (spec.api_key) add_secret(spec.api_key);
         failure = make_status_error(verb_name(spec.method), spec.path, res.status, std::move(res.body), secrets_);
         if (!should_retry || !spec.retry) std::rethrow_exception(failure);
@@ -247,11 +253,13 @@ public:
   }
 
   template <class Req>
-  asio::awaitable<submission> submit_json(std::string path, const Req& body, http::lane lane) {
+  asio::awaitable<submission> submit_json(std::string path, const Req& body, http::lane lane,
+                                          bool conflict_is_final = false) {
     call_spec spec;
     spec.path = std::move(path);
     spec.body = json::to_json(body);
     spec.lane = lane;
+    spec.conflict_is_final = conflict_is_final;
     co_return co_await submit(std::move(spec));
   }
 
