@@ -506,3 +506,228 @@ TEST_SUITE("client") {
     CHECK(capabilities == 2);
   }
 }
+
+TEST_SUITE("client") {
+  TEST_CASE("on the wire (bodies): tags, user_metadata, project_id, LoRA flags, optimizer flag, ttl and overwrite") {
+    asio::io_context io;
+    fake_server* self = nullptr;
+    fake_server srv(io, [&](const std::string& target, const local::http_request&, local::http_response& res) {
+      if (target == "/api/v1/create_model") {
+        create_model_response created;
+        created.model_id = "m-1";
+        self->submit(res, json::to_json(created));
+      } else if (target == "/api/v1/load_weights") {
+        self->submit(res, R"({"path": "tinker://m-0/weights/w", "type": "load_weights"})");
+      } else if (target == "/api/v1/save_weights") {
+        self->submit(res, R"({"path": "tinker://m-1/weights/s", "type": "save_weights"})");
+      } else {
+        return false;
+      }
+      return true;
+    });
+    self = &srv;
+    client_options o;
+    o.base_url = srv.base_url();
+    o.api_key = "tml-key";
+    o.tags = {"exp-7", "nightly"};
+    o.user_metadata = {{"owner", "alice"}};
+    o.project_id = "proj-9";
+    o.log = [](log_level, std::string_view) {};
+    service_client service(io.get_executor(), o);
+    run_coro(io, [&]() -> asio::awaitable<void> {
+      auto training = co_await service.create_lora_training_client(
+          tiny_model, {.rank = 4, .train_mlp = false, .train_attn = true, .train_unembed = false});
+      (void)co_await (co_await training.load_state("tinker://m-0/weights/w")).result();
+      (void)co_await (co_await training.load_state_with_optimizer("tinker://m-0/weights/w")).result();
+      (void)co_await (co_await training.save_state("s", 3600, true)).result();
+      (void)co_await (co_await training.save_state("t")).result();
+    }());
+    REQUIRE(srv.bodies["/api/v1/create_session"].size() == 1);
+    const auto& session = srv.bodies["/api/v1/create_session"][0].as_object();
+    CHECK(session.at("tags") == boost::json::array{"exp-7", "nightly"});
+    CHECK(session.at("user_metadata") == boost::json::object{{"owner", "alice"}});
+    CHECK(session.at("project_id") == "proj-9");
+    REQUIRE(srv.bodies["/api/v1/create_model"].size() == 1);
+    const auto& lora = srv.bodies["/api/v1/create_model"][0].at("lora_config").as_object();
+    CHECK(lora.at("rank") == 4);
+    CHECK(lora.at("train_mlp") == false);
+    CHECK(lora.at("train_attn") == true);
+    CHECK(lora.at("train_unembed") == false);
+    const auto& loads = srv.bodies["/api/v1/load_weights"];
+    REQUIRE(loads.size() == 2);
+    CHECK(loads[0].at("optimizer") == false);  // load_state: weights only
+    CHECK(loads[1].at("optimizer") == true);   // load_state_with_optimizer
+    CHECK(loads[0].at("path") == "tinker://m-0/weights/w");
+    const auto& saves = srv.bodies["/api/v1/save_weights"];
+    REQUIRE(saves.size() == 2);
+    CHECK(saves[0].at("ttl_seconds") == 3600);
+    CHECK(saves[0].at("overwrite") == true);
+    CHECK(saves[1].at("overwrite") == false);
+    const auto* ttl = saves[1].as_object().if_contains("ttl_seconds");
+    CHECK((ttl == nullptr || ttl->is_null()));  // no expiry asked for
+  }
+}
+
+namespace {
+
+/// The request log, with the time each request arrived.
+struct timed_wire {
+  request_log log;
+  std::vector<std::chrono::steady_clock::time_point> times;  ///< parallel to log.records (under its mutex)
+  timed_wire() {
+    log.on_record = [this](const local::request_record&) { times.push_back(std::chrono::steady_clock::now()); };
+  }
+};
+
+struct attempt {
+  std::optional<std::int64_t> seq_id;
+  std::string retry_count;
+  std::chrono::steady_clock::time_point at;
+};
+
+/// Attempts of `route`'s requests, grouped by idempotency key, in arrival order.
+std::map<std::string, std::vector<attempt>> attempts_by_key(timed_wire& wire, const std::string& route) {
+  std::lock_guard lock(wire.log.mutex);
+  std::map<std::string, std::vector<attempt>> out;
+  for (std::size_t i = 0; i < wire.log.records.size(); ++i) {
+    const auto& r = wire.log.records[i];
+    if (r.route != route) continue;
+    auto key = r.headers.find("x-idempotency-key");
+    auto count = r.headers.find("x-stainless-retry-count");
+    REQUIRE(key != r.headers.end());
+    REQUIRE(count != r.headers.end());
+    out[key->second].push_back({r.seq_id, count->second, wire.times.at(i)});
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("client") {
+  TEST_CASE("on the wire: a retried submission keeps its idempotency key and seq_id, its retry count rises") {
+    timed_wire wire;
+    auto eo = engine_opts();
+    eo.on_request = wire.log.observer();
+    client_fixture f(eo, [](client_options& o) {
+      o.retry.initial_backoff = std::chrono::milliseconds(5);
+      o.retry.max_backoff = std::chrono::milliseconds(20);
+    });
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+      local::fault_options faults;
+      faults.fraction_500 = 0.3;
+      faults.fraction_503 = 0.2;
+      faults.fraction_drop = 0.2;
+      faults.seed = 11;
+      faults.error_routes = {"forward_backward"};
+      f.engine.set_faults(faults);
+      std::vector<api_future<forward_backward_output>> futures;
+      for (int i = 0; i < 8; ++i)
+        futures.push_back(co_await training.forward_backward(one(text_datum("retry " + std::to_string(i))),
+                                                             loss_fn_type::cross_entropy));
+      for (auto& fut : futures) CHECK(std::isfinite(loss_of(co_await fut.result())));
+      f.engine.set_faults({});
+    }());
+    const auto groups = attempts_by_key(wire, "forward_backward");
+    CHECK(groups.size() == 8);  // one key per submission
+    std::set<std::int64_t> seqs;
+    std::size_t retried = 0;
+    for (const auto& [key, list] : groups) {
+      REQUIRE(list.front().seq_id);
+      seqs.insert(*list.front().seq_id);
+      CHECK(list.front().retry_count == "0");
+      for (std::size_t i = 1; i < list.size(); ++i) {
+        CHECK(list[i].seq_id == list.front().seq_id);  // the same seq_id on every attempt
+        // Each retry of the policy counts one up; the transport's one resend on a stale pooled
+        // connection (a dropped answer on a reused socket) goes out as it was, count unchanged.
+        const auto before = std::stoi(list[i - 1].retry_count), now = std::stoi(list[i].retry_count);
+        CHECK((now == before || now == before + 1));
+      }
+      if (std::stoi(list.back().retry_count) > 0) ++retried;
+    }
+    CHECK(seqs.size() == 8);
+    CHECK(retried > 0);  // the faults did hit (seeded: the same ones every run)
+  }
+
+  TEST_CASE("on the wire: 429 with Retry-After is waited out as the server asks, and the call succeeds") {
+    timed_wire wire;
+    auto eo = engine_opts();
+    eo.on_request = wire.log.observer();
+    client_fixture f(eo, [](client_options& o) {
+      o.retry.initial_backoff = std::chrono::milliseconds(5);  // far shorter than the server's word
+      o.retry.max_backoff = std::chrono::milliseconds(10);
+    });
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+      local::fault_options faults;
+      faults.fraction_429 = 0.5;
+      faults.retry_after = std::chrono::seconds(1);
+      faults.seed = 4;
+      faults.error_routes = {"get_info"};
+      f.engine.set_faults(faults);
+      for (int i = 0; i < 4; ++i) CHECK((co_await training.get_info()).model_id == training.model_id());
+      f.engine.set_faults({});
+    }());
+    const auto groups = attempts_by_key(wire, "get_info");
+    CHECK(groups.size() == 4);
+    std::size_t refused = 0;
+    for (const auto& [key, list] : groups)
+      for (std::size_t i = 1; i < list.size(); ++i) {
+        ++refused;
+        CHECK(list[i].retry_count == std::to_string(i));
+        CHECK(list[i].at - list[i - 1].at >= std::chrono::milliseconds(900));  // Retry-After: 1, not 5 ms
+      }
+    CHECK(refused > 0);
+  }
+
+  TEST_CASE("on the wire: default_headers go with every request, polls and REST included") {
+    request_log wire;
+    auto eo = engine_opts();
+    eo.on_request = wire.observer();
+    client_fixture f(eo, [](client_options& o) { o.default_headers = {{"X-Trace-Tag", "trace-42"}}; });
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+      (void)co_await (co_await training.forward(one(text_datum("hdr")), loss_fn_type::cross_entropy)).result();
+      auto saved = co_await (co_await training.save_state("hdr")).result();
+      auto sampler = co_await training.save_weights_and_get_sampling_client();
+      const auto prompt = tokens({65, 66});  // (outside co_await: see one())
+      (void)co_await sampler.sample(prompt, 1, sampling_params(2));
+      auto rest = f.service.create_rest_client();
+      (void)co_await rest.list_training_runs();
+      (void)co_await rest.get_checkpoint_archive_url_from_tinker_path(saved.path);
+    }());
+    std::set<std::string> routes;
+    for (const auto& r : wire.snapshot()) {
+      routes.insert(r.route);
+      auto h = r.headers.find("x-trace-tag");
+      CHECK_MESSAGE((h != r.headers.end() && h->second == "trace-42"), r.route);
+    }
+    for (const char* route : {"create_session", "create_model", "forward_backward", "retrieve_future", "asample",
+                              "list_training_runs", "checkpoint_archive"})
+      CHECK_MESSAGE(routes.contains(route), std::string(route));
+  }
+
+  TEST_CASE("sample() with include_prompt_logprobs and topk_prompt_logprobs returns both, one row per prompt token") {
+    client_fixture f;
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      auto sampler = co_await f.service.create_base_model_sampling_client(tiny_model);
+      const auto prompt = tokens({256, 72, 105, 33});
+      auto resp = co_await sampler.sample(prompt, 1, sampling_params(2), true, 3);
+      REQUIRE(resp.prompt_logprobs);
+      REQUIRE(resp.prompt_logprobs->size() == 4);
+      CHECK(std::isnan((*resp.prompt_logprobs)[0]));  // nothing predicts the first token
+      for (std::size_t i = 1; i < 4; ++i) CHECK((*resp.prompt_logprobs)[i] <= 0);
+      REQUIRE(resp.topk_prompt_logprobs);
+      CHECK(resp.topk_prompt_logprobs->k == 3);
+      CHECK(resp.topk_prompt_logprobs->length == 4);
+      const auto row = resp.topk_prompt_logprobs->row(2);
+      REQUIRE(row.size() == 3);
+      CHECK(row[0].second >= row[1].second);  // best first
+      CHECK(row[1].second >= row[2].second);
+      // Without them asked for, neither comes back.
+      auto plain = co_await sampler.sample(prompt, 1, sampling_params(2));
+      CHECK(!plain.prompt_logprobs);
+      CHECK(!plain.topk_prompt_logprobs);
+    }());
+  }
+}

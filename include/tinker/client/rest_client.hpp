@@ -291,6 +291,8 @@ private:
       req.method = boost::beast::http::verb::get;
       req.target = route;
       req.lane = http::lane::rest;
+      // (Sent by hand, to see the 302 before any redirect handling: the default headers go too.)
+      for (const auto& [k, v] : core()->options().default_headers) req.headers.emplace_back(k, v);
       req.headers.emplace_back("X-API-Key", core()->options().api_key);
       req.headers.emplace_back("Accept", "application/json");
       auto res = co_await core()->send(std::move(req));
