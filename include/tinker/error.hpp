@@ -5,7 +5,7 @@
 //   └── api_error                     a call to a server failed
 //       ├── api_status_error          the server answered with a non-2xx status (status, body)
 //       │   ├── bad_request_error (400), authentication_error (401), permission_denied_error (403),
-//       │   │   not_found_error (404), conflict_error (409), unprocessable_entity_error (422),
+//       │   │   not_found_error (404), conflict_error (409), gone_error (410), unprocessable_entity_error (422),
 //       │   │   rate_limit_error (429), internal_server_error (>= 500)
 //       ├── api_connection_error      no response: connect/read/write failure
 //       │   └── api_timeout_error     ... because a deadline passed
@@ -103,6 +103,7 @@ TINKER_DEFINE_STATUS_ERROR(authentication_error)        // 401
 TINKER_DEFINE_STATUS_ERROR(permission_denied_error)     // 403
 TINKER_DEFINE_STATUS_ERROR(not_found_error)             // 404
 TINKER_DEFINE_STATUS_ERROR(conflict_error)              // 409
+TINKER_DEFINE_STATUS_ERROR(gone_error)                  // 410
 TINKER_DEFINE_STATUS_ERROR(unprocessable_entity_error)  // 422
 TINKER_DEFINE_STATUS_ERROR(rate_limit_error)            // 429
 TINKER_DEFINE_STATUS_ERROR(internal_server_error)       // >= 500

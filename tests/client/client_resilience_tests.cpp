@@ -372,30 +372,56 @@ TEST_SUITE("client") {
   }
 
   TEST_CASE("cancelling a coroutine mid-poll stops the poll and releases its connection") {
-    client_fixture f;
+    request_log wire;
+    auto eo = engine_opts();
+    eo.on_request = wire.observer();
+    client_fixture f(eo);
+    io_event polling(f.io);
     run_coro(f.io, [&]() -> asio::awaitable<void> {
       auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
       local::fault_options slow;
       slow.training_step_time = std::chrono::hours(1);  // the next operation never finishes in this test
       f.engine.set_faults(slow);
       auto fut = co_await training.forward(one(text_datum("never")), loss_fn_type::cross_entropy);
-      asio::steady_timer timer(f.io, std::chrono::milliseconds(300));
+      const auto id = fut.request_ids().at(0);
+      auto polls_of = [&](const std::vector<local::request_record>& records) {
+        return std::count_if(records.begin(), records.end(), [&](const local::request_record& r) {
+          return r.route == "retrieve_future" && r.request_id == id;
+        });
+      };
+      {
+        // Cancel once the engine holds a poll of this future (it may have arrived already).
+        std::lock_guard lock(wire.mutex);
+        if (polls_of(wire.records) > 0) polling.fire();
+        wire.on_record = [&polling, id, fired = false](const local::request_record& r) mutable {
+          if (!fired && r.route == "retrieve_future" && r.request_id == id) {
+            fired = true;
+            polling.fire();
+          }
+        };
+      }
       auto [order, e1, out, e2] =
           co_await asio::experimental::make_parallel_group(asio::co_spawn(f.io, fut.result(), asio::deferred),
-                                                           timer.async_wait(asio::deferred))
+                                                           asio::co_spawn(f.io, polling.wait(), asio::deferred))
               .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
       (void)out;
-      CHECK(order[0] == 1);  // the timer won
+      (void)e2;
+      CHECK(order[0] == 1);  // the poll was seen first
       CHECK(e1 != nullptr);  // the result() was cancelled ...
       // ... and with it the polling: its in-flight request was cancelled and its connection closed
       // (not pooled), and the future reports the abandonment instead of hanging.
       CHECK_THROWS_AS(co_await fut.result(), boost::system::system_error);
       auto& t = f.service.transport();
-      CHECK(t.open_connections(http::lane::poll) == t.idle_connections(http::lane::poll));
+      CHECK(t.open_connections(http::lane::poll) == t.idle_connections(http::lane::poll));  // none in flight
+      const auto polls_at_cancel = polls_of(wire.snapshot());
+      CHECK(polls_at_cancel >= 1);
       f.engine.set_faults({});
-      // ... and the client keeps working.
+      // ... and the client keeps working, while the abandoned future is not polled again.
       auto other = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
       CHECK(!(co_await other.get_info()).model_id.empty());
+      (void)co_await (co_await other.forward(one(text_datum("after")), loss_fn_type::cross_entropy)).result();
+      CHECK(polls_of(wire.snapshot()) == polls_at_cancel);
+      CHECK(t.open_connections(http::lane::poll) == t.idle_connections(http::lane::poll));
     }());
   }
 

@@ -45,6 +45,8 @@ struct polling_options {
   std::chrono::milliseconds min_retry_delay{50};   ///< floor for "retry now" answers (408, 5xx)
   std::chrono::milliseconds max_fast_retry_delay{2'000};
   std::chrono::milliseconds max_backoff{30'000};  ///< 429 / connection errors: min(2^n s, this)
+  /// A sample whose future the server reports gone (410) is resubmitted at most this many times.
+  int max_resubmissions = 5;
   /// Use batched completion polling (retrieve_futures) for samples when the server offers it.
   bool use_batched_polling = true;
 };
@@ -127,12 +129,52 @@ struct client_options {
     if (api_key.rfind("tml-", 0) != 0 && api_key.rfind("eyJ", 0) != 0)
       throw tinker::invalid_argument(
           "client_options.api_key must start with 'tml-' (or be a JWT); the key given does not");
-    if (sample_max_in_flight == 0)
-      throw tinker::invalid_argument("client_options.sample_max_in_flight must be at least 1");
-    if (retry.max_retries < 0) throw tinker::invalid_argument("client_options.retry.max_retries must not be negative");
-    if (write_timeout.count() < 0 || read_timeout.count() < 0)
-      throw tinker::invalid_argument("client_options.write_timeout and read_timeout must not be negative (0 = off)");
+    check();
     return *this;
+  }
+
+private:
+  /// Values that would make the client misbehave rather than fail: a zero heartbeat or poll
+  /// timeout is a tight loop, a jitter over 1 a negative delay, no connections a hang.
+  void check() const {
+    auto fail = [](const std::string& name, const std::string& rule, const std::string& got) {
+      throw tinker::invalid_argument("client_options." + name + " must be " + rule + ", got " + got);
+    };
+    auto ms = [](std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; };
+    auto positive = [&](const char* name, std::chrono::milliseconds d) {
+      if (d.count() <= 0) fail(name, "> 0", ms(d));
+    };
+    auto non_negative = [&](const char* name, std::chrono::milliseconds d) {
+      if (d.count() < 0) fail(name, ">= 0 (0 = off)", ms(d));
+    };
+    positive("connect_timeout", connect_timeout);
+    positive("request_timeout", request_timeout);
+    non_negative("write_timeout", write_timeout);
+    non_negative("read_timeout", read_timeout);
+    positive("heartbeat_interval", heartbeat_interval);
+    if (retry.max_retries < 0) fail("retry.max_retries", ">= 0", std::to_string(retry.max_retries));
+    positive("retry.initial_backoff", retry.initial_backoff);
+    if (retry.max_backoff < retry.initial_backoff)
+      fail("retry.max_backoff", ">= retry.initial_backoff (" + ms(retry.initial_backoff) + ")", ms(retry.max_backoff));
+    if (!(retry.jitter >= 0 && retry.jitter <= 1))  // (also refuses NaN)
+      fail("retry.jitter", "in [0, 1]", std::to_string(retry.jitter));
+    positive("retry.total_budget", retry.total_budget);
+    positive("retry.billing_retry_interval", retry.billing_retry_interval);
+    positive("polling.poll_timeout", polling.poll_timeout);
+    positive("polling.min_retry_delay", polling.min_retry_delay);
+    if (polling.max_fast_retry_delay < polling.min_retry_delay)
+      fail("polling.max_fast_retry_delay", ">= polling.min_retry_delay (" + ms(polling.min_retry_delay) + ")",
+           ms(polling.max_fast_retry_delay));
+    positive("polling.max_backoff", polling.max_backoff);
+    if (polling.max_resubmissions < 0)
+      fail("polling.max_resubmissions", ">= 0", std::to_string(polling.max_resubmissions));
+    for (std::size_t i = 0; i < max_connections.size(); ++i)
+      if (max_connections[i] == 0)
+        fail("max_connections[" + std::to_string(i) + "] (lane " +
+                 std::string(http::to_string(static_cast<http::lane>(i))) + ")",
+             ">= 1", "0");
+    if (sample_max_in_flight == 0) fail("sample_max_in_flight", ">= 1", "0");
+    if (sample_max_dispatch_bytes == 0) fail("sample_max_dispatch_bytes", ">= 1", "0");
   }
 };
 

@@ -36,14 +36,15 @@ public:
     check_paging(limit, offset, "list_training_runs");
     auto path = "/api/v1/training_runs?limit=" + std::to_string(limit) + "&offset=" + std::to_string(offset) +
                 "&access_scope=" + std::string(to_string(scope));
-    if (project_id) path += "&project_id=" + *project_id;
+    if (project_id) path += "&project_id=" + http::escape_query_value(*project_id);
     co_return co_await core()->get_json<training_runs_response>(std::move(path));
   }
 
   boost::asio::awaitable<training_run> get_training_run(std::string training_run_id,
                                                         access_scope scope = access_scope::owned) {
     check_id(training_run_id, "get_training_run", "training_run_id");
-    co_return co_await core()->get_json<training_run>("/api/v1/training_runs/" + training_run_id +
+    co_return co_await core()->get_json<training_run>("/api/v1/training_runs/" +
+                                                      http::escape_path_segment(training_run_id) +
                                                       "?access_scope=" + std::string(to_string(scope)));
   }
 
@@ -61,14 +62,15 @@ public:
     spec.path = "/api/v1/weights_info";
     spec.body = json::to_json(body);
     spec.lane = http::lane::rest;
+    core()->add_secret(weights_access_token);
     spec.api_key = std::move(weights_access_token);
     co_return co_await core()->call_json<weights_info_response>(std::move(spec));
   }
 
   boost::asio::awaitable<checkpoints_list_response> list_checkpoints(std::string training_run_id) {
     check_id(training_run_id, "list_checkpoints", "training_run_id");
-    co_return co_await core()->get_json<checkpoints_list_response>("/api/v1/training_runs/" + training_run_id +
-                                                                   "/checkpoints");
+    co_return co_await core()->get_json<checkpoints_list_response>(
+        "/api/v1/training_runs/" + http::escape_path_segment(training_run_id) + "/checkpoints");
   }
 
   boost::asio::awaitable<checkpoints_list_response> list_user_checkpoints(int limit = 100, int offset = 0) {
@@ -85,10 +87,10 @@ public:
   }
 
   boost::asio::awaitable<void> publish_checkpoint_from_tinker_path(std::string path) {
-    co_await checkpoint_call(boost::beast::http::verb::post, checkpoint_route(path) + "/publish", {});
+    co_await checkpoint_call(boost::beast::http::verb::post, checkpoint_route(path) + "/publish", {}, true);
   }
   boost::asio::awaitable<void> unpublish_checkpoint_from_tinker_path(std::string path) {
-    co_await checkpoint_call(boost::beast::http::verb::delete_, checkpoint_route(path) + "/publish", {});
+    co_await checkpoint_call(boost::beast::http::verb::delete_, checkpoint_route(path) + "/publish", {}, true);
   }
 
   /// Sets (or, with nullopt, removes) the checkpoint's time to live.
@@ -143,13 +145,14 @@ public:
   boost::asio::awaitable<get_session_response> get_session(std::string session_id,
                                                            access_scope scope = access_scope::owned) {
     check_id(session_id, "get_session", "session_id");
-    co_return co_await core()->get_json<get_session_response>("/api/v1/sessions/" + session_id +
-                                                              "?access_scope=" + std::string(to_string(scope)));
+    co_return co_await core()->get_json<get_session_response>(
+        "/api/v1/sessions/" + http::escape_path_segment(session_id) + "?access_scope=" + std::string(to_string(scope)));
   }
 
   boost::asio::awaitable<get_sampler_response> get_sampler(std::string sampler_id) {
     check_id(sampler_id, "get_sampler", "sampler_id");
-    co_return co_await core()->get_json<get_sampler_response>("/api/v1/samplers/" + sampler_id);
+    co_return co_await core()->get_json<get_sampler_response>("/api/v1/samplers/" +
+                                                              http::escape_path_segment(sampler_id));
   }
 
   /// Moves a session into a project (sessions cannot be moved out of one).
@@ -157,7 +160,8 @@ public:
     check_id(session_id, "assign_session_project", "session_id");
     if (project_id.empty()) detail::invalid("assign_session_project: project_id is empty");
     const set_session_project_request body{std::move(project_id)};
-    co_await checkpoint_call(boost::beast::http::verb::put, "/api/v1/sessions/" + session_id + "/project",
+    co_await checkpoint_call(boost::beast::http::verb::put,
+                             "/api/v1/sessions/" + http::escape_path_segment(session_id) + "/project",
                              json::to_json(body));
   }
 
@@ -167,7 +171,7 @@ public:
   boost::asio::awaitable<std::string> export_session_trace(
       std::string session_id, std::chrono::milliseconds poll_interval = std::chrono::seconds(5)) {
     check_id(session_id, "export_session_trace", "session_id");
-    const auto route = "/api/v1/sessions/" + session_id + "/trace_export";
+    const auto route = "/api/v1/sessions/" + http::escape_path_segment(session_id) + "/trace_export";
     while (true) {
       auto r = co_await core()->get_json<trace_export_response>(route);
       switch (r.status) {
@@ -260,15 +264,20 @@ private:
 
   static std::string checkpoint_route(const std::string& path) {
     const auto p = tinker_path::parse(path);
-    return "/api/v1/training_runs/" + p.training_run_id + "/checkpoints/" + p.checkpoint_id();
+    return "/api/v1/training_runs/" + http::escape_path_segment(p.training_run_id) + "/checkpoints/" +
+           p.checkpoint_id();
   }
 
   static std::string checkpoint_route(const std::string& run, const std::string& checkpoint_id) {
     return checkpoint_route("tinker://" + run + "/" + checkpoint_id);
   }
 
-  boost::asio::awaitable<void> checkpoint_call(boost::beast::http::verb method, std::string route, std::string body) {
+  /// `conflict_is_final`: a 409 (already public / already private) is the caller's error, not
+  /// retried (see call_spec::conflict_is_final).
+  boost::asio::awaitable<void> checkpoint_call(boost::beast::http::verb method, std::string route, std::string body,
+                                               bool conflict_is_final = false) {
     detail::call_spec spec;
+    spec.conflict_is_final = conflict_is_final;
     spec.method = method;
     spec.path = std::move(route);
     spec.body = std::move(body);
@@ -282,6 +291,8 @@ private:
       req.method = boost::beast::http::verb::get;
       req.target = route;
       req.lane = http::lane::rest;
+      // (Sent by hand, to see the 302 before any redirect handling: the default headers go too.)
+      for (const auto& [k, v] : core()->options().default_headers) req.headers.emplace_back(k, v);
       req.headers.emplace_back("X-API-Key", core()->options().api_key);
       req.headers.emplace_back("Accept", "application/json");
       auto res = co_await core()->send(std::move(req));
@@ -304,7 +315,8 @@ private:
         co_await core()->sleep(detail::seconds_d(30));
         continue;
       }
-      std::rethrow_exception(detail::make_status_error("GET", route, res.status, std::move(res.body)));
+      std::rethrow_exception(
+          detail::make_status_error("GET", route, res.status, std::move(res.body), core()->secrets()));
     }
   }
 

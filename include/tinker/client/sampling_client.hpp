@@ -64,8 +64,9 @@ public:
   boost::asio::awaitable<std::string> get_base_model() {
     auto s = checked();
     if (s->base_model.empty())
-      s->base_model =
-          (co_await s->core->get_json<get_sampler_response>("/api/v1/samplers/" + s->sampler_id)).base_model;
+      s->base_model = (co_await s->core->get_json<get_sampler_response>("/api/v1/samplers/" +
+                                                                        http::escape_path_segment(s->sampler_id)))
+                          .base_model;
     co_return s->base_model;
   }
 
@@ -207,8 +208,10 @@ private:
       std::rethrow_exception(e);
     } catch (const request_failed_error&) {
       return false;
+    } catch (const gone_error&) {
+      return false;  // the poll loop already resubmitted up to polling.max_resubmissions times
     } catch (const api_status_error& s) {
-      return detail::retryable_status(static_cast<unsigned>(s.status())) || s.status() == 410;
+      return detail::retryable_status(static_cast<unsigned>(s.status()));
     } catch (const api_connection_error&) {
       return true;
     } catch (...) {

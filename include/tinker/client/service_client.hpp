@@ -94,7 +94,7 @@ public:
 
   /// A sampling client on a sampler checkpoint (`tinker://.../sampler_weights/...`).
   boost::asio::awaitable<sampling_client> create_sampling_client(std::string model_path) {
-    (void)tinker_path::parse(model_path);
+    detail::validate_sampler_path(model_path, "create_sampling_client");
     co_return co_await training_client::make_sampling_session(core_, std::move(model_path), std::nullopt);
   }
 

@@ -153,7 +153,9 @@ public:
     req.seq_id = seq;
     req.ttl_seconds = ttl_seconds;
     req.overwrite = overwrite;
-    co_return co_await submit_json<save_weights_response>(s, seq, "/api/v1/save_weights", req, "SaveWeights");
+    // A 409 here means the name exists: the caller's error, not retried (client_core's call_spec).
+    co_return co_await submit_json<save_weights_response>(s, seq, "/api/v1/save_weights", req, "SaveWeights",
+                                                          /*conflict_is_final=*/true);
   }
 
   /// Loads weights (not the optimizer state) from a `tinker://.../weights/...` checkpoint.
@@ -180,8 +182,8 @@ public:
     req.path = std::move(name);
     req.seq_id = seq;
     req.ttl_seconds = ttl_seconds;
-    co_return co_await submit_json<save_weights_for_sampler_response>(s, seq, "/api/v1/save_weights_for_sampler", req,
-                                                                      "SaveWeightsForSampler");
+    co_return co_await submit_json<save_weights_for_sampler_response>(
+        s, seq, "/api/v1/save_weights_for_sampler", req, "SaveWeightsForSampler", /*conflict_is_final=*/true);
   }
 
   /// Snapshots the current weights into a new sampler (no named checkpoint) and returns its client.
@@ -203,7 +205,7 @@ public:
   /// A sampler over a saved `tinker://.../sampler_weights/...` checkpoint.
   boost::asio::awaitable<sampling_client> create_sampling_client(std::string model_path) {
     auto s = checked();
-    (void)tinker_path::parse(model_path);
+    detail::validate_sampler_path(model_path, "create_sampling_client");
     co_return co_await make_sampling_session(s->core, std::move(model_path), std::nullopt);
   }
 
@@ -455,10 +457,12 @@ private:
   /// polling its result.
   template <class Result, class Request>
   static boost::asio::awaitable<api_future<Result>> submit_json(std::shared_ptr<state> s, std::int64_t seq,
-                                                                std::string path, Request req,
-                                                                std::string request_type) {
+                                                                std::string path, Request req, std::string request_type,
+                                                                bool conflict_is_final = false) {
     std::function<boost::asio::awaitable<detail::submission>()> post =  // named: see submit_fwdbwd
-        [s, seq, path = std::move(path), req = std::move(req)] { return post_json_at_turn(s, seq, path, req); };
+        [s, seq, path = std::move(path), req = std::move(req), conflict_is_final] {
+          return post_json_at_turn(s, seq, path, req, conflict_is_final);
+        };
     auto sub = co_await s->core->run_to_completion(std::move(post));
     co_return s->core->poll<Result>(
         std::move(sub), {std::move(request_type), "training of model " + s->model_id},
@@ -467,7 +471,8 @@ private:
 
   template <class Request>
   static boost::asio::awaitable<detail::submission> post_json_at_turn(std::shared_ptr<state> s, std::int64_t seq,
-                                                                      std::string path, Request req) {
+                                                                      std::string path, Request req,
+                                                                      bool conflict_is_final = false) {
     co_await s->gate.wait_turn(s->core->executor(), seq);
     struct release_turn {
       detail::turn_gate& gate;
@@ -475,7 +480,7 @@ private:
     } release{s->gate};
     std::exception_ptr failure;
     try {
-      co_return co_await s->core->submit_json(std::move(path), req, http::lane::train);
+      co_return co_await s->core->submit_json(std::move(path), req, http::lane::train, conflict_is_final);
     } catch (...) {
       failure = std::current_exception();
     }
@@ -580,6 +585,7 @@ private:
     req.seq_id = seq;
     req.path = std::move(path);
     req.optimizer = optimizer;
+    s->core->add_secret(token);  // a server echoing the body back must not put it in a message
     req.weights_access_token = std::move(token);
     co_return co_await submit_json<load_weights_response>(s, seq, "/api/v1/load_weights", req, "LoadWeights");
   }

@@ -12,6 +12,32 @@
 
 namespace tinker::http {
 
+/// `text` percent-encoded as a query value: everything but RFC 3986's unreserved characters, so a
+/// user's string can neither end the query ('#'), add a parameter ('&', '='), turn into a space
+/// ('+') nor smuggle an escape ('%').
+inline std::string escape_query_value(std::string_view text, std::string_view also_keep = {}) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+        c == '_' || c == '~' || also_keep.find(c) != std::string_view::npos) {
+      out += c;
+    } else {
+      out += '%';
+      out += hex[u >> 4];
+      out += hex[u & 15];
+    }
+  }
+  return out;
+}
+
+/// `text` percent-encoded as one path segment: as a query value, except that ':' and '@' (which
+/// RFC 3986 allows in a segment, and which ids like `<session>:train:0` hold) stay as they are.
+/// A '/' cannot add a segment, nor '?' or '#' end the path.
+inline std::string escape_path_segment(std::string_view text) { return escape_query_value(text, ":@"); }
+
 struct url {
   std::string scheme;       ///< "http" or "https" (lower case)
   std::string host;         ///< host name or IP literal; IPv6 without brackets ("::1")
@@ -19,10 +45,11 @@ struct url {
   std::string path_prefix;  ///< "" or "/services/tinker-prod" (never a trailing '/')
 
   /// Parses `http[s]://host[:port][/prefix]`. IPv6 literals go in brackets. User info, query
-  /// strings, fragments and other schemes are rejected with tinker::invalid_argument naming the URL.
+  /// strings, fragments and other schemes are rejected with tinker::invalid_argument naming the URL
+  /// (as redact() shows it: a password in it never reaches the message).
   static url parse(std::string_view text) {
     auto fail = [&](std::string_view why) -> url {
-      throw tinker::invalid_argument("invalid base URL '" + std::string(text) + "': " + std::string(why));
+      throw tinker::invalid_argument("invalid base URL '" + redact(text) + "': " + std::string(why));
     };
     url u;
     const auto sep = text.find("://");
@@ -84,6 +111,17 @@ struct url {
   }
 
   bool is_tls() const noexcept { return scheme == "https"; }
+
+  /// URL text fit for a message: user info ("user:pass@") becomes "***@", even when the text does
+  /// not parse. Everything up to the last '@' before the path is treated as user info — a password
+  /// may hold ':' or an unescaped '/', and over-redacting a malformed URL costs nothing.
+  static std::string redact(std::string_view text) {
+    const auto sep = text.find("://");
+    const auto start = sep == std::string_view::npos ? 0 : sep + 3;
+    const auto at = text.rfind('@');
+    if (at == std::string_view::npos || at < start) return std::string(text);
+    return std::string(text.substr(0, start)) + "***" + std::string(text.substr(at));
+  }
 
   /// The request target for an endpoint: prefix + path ("/api/v1/x?y=1"); a missing leading '/'
   /// on the endpoint is supplied.

@@ -53,6 +53,11 @@ struct call_spec {
   http::lane lane = http::lane::train;
   std::optional<std::chrono::milliseconds> timeout;
   bool retry = true;  ///< the retry policy applies (off for polls, heartbeats, asample, saves)
+  /// A 409 is the caller's mistake, not a passing conflict: a checkpoint name that exists, a
+  /// checkpoint already (un)published. Deviation from the SDK, which retries every 409 for up to
+  /// five minutes (protocol.md §5.4, §6.2) before failing with the same answer; here it fails at
+  /// once, as a conflict_error with the server's body.
+  bool conflict_is_final = false;
   std::vector<std::pair<std::string, std::string>> headers;
   /// Sent as X-API-Key instead of the client's key (a weights_access_token reading someone else's
   /// checkpoint). Like the client's key, never part of a message.
@@ -87,7 +92,9 @@ public:
         options_(std::move(options.resolve())),
         base_(http::url::parse(options_.base_url)),
         transport_(std::make_shared<http::transport>(executor_, base_, transport_options(options_))),
-        rng_(std::random_device{}()) {}
+        rng_(std::random_device{}()) {
+    secrets_.push_back(options_.api_key);
+  }
 
   ~client_core() {
     if (heartbeat_timer_) heartbeat_timer_->cancel();
@@ -111,14 +118,31 @@ public:
     co_return res;
   }
 
+  /// Every line goes through the redaction of secrets(): lines quote exception messages and server
+  /// answers, and a server may echo a credential back.
   void log(log_level level, const std::string& line) const {
-    if (options_.log) options_.log(level, line);
+    if (options_.log) options_.log(level, redact_secrets(line, secrets_));
   }
+
+  /// Marks a credential the user handed to a call (a weights_access_token): like the API key, it
+  /// is redacted from every error message and log line from now on.
+  void add_secret(const std::optional<std::string>& secret) {
+    if (!secret || secret->empty()) return;
+    for (const auto& s : secrets_)
+      if (s == *secret) return;
+    // Bounded: the API key stays, older tokens give way (a program cycling through thousands of
+    // tokens is not a case worth an unbounded list).
+    if (secrets_.size() >= 64) secrets_.erase(secrets_.begin() + 1);
+    secrets_.push_back(*secret);
+  }
+
+  /// The API key, then the tokens add_secret() was given.
+  const std::vector<std::string>& secrets() const noexcept { return secrets_; }
 
   // ===== plain calls ==============================================================================
 
-  /// Sends `spec`, retrying connection errors, 408, 409, 429, 5xx (and empty-bodied 400s, which
-  /// proxies produce) per the retry policy. A 402 (billing) is waited out in
+  /// Sends `spec`, retrying connection errors, 408, 409 (unless spec.conflict_is_final), 429, 5xx
+  /// (and empty-bodied 400s, which proxies produce) per the retry policy. A 402 (billing) is waited out in
   /// retry.billing_retry_interval steps (the SDK's 5 s), uncounted, while the server's billing-pause
   /// window lasts. Returns the 2xx answer; throws the matching
   /// api_error.
@@ -150,7 +174,9 @@ public:
         const bool empty_400 = res.status == 400 && res.body.empty();
         auto should_retry = retryable_status(res.status) || empty_400;
         if (auto h = res.headers.find("x-should-retry"); h != res.headers.end()) should_retry = h->value() == "true";
-        failure = make_status_error(verb_name(spec.method), spec.path, res.status, std::move(res.body));
+        if (res.status == 409 && spec.conflict_is_final) should_retry = false;  // (over x-should-retry too)
+        if (spec.api_key) add_secret(spec.api_key);
+        failure = make_status_error(verb_name(spec.method), spec.path, res.status, std::move(res.body), secrets_);
         if (!should_retry || !spec.retry) std::rethrow_exception(failure);
         server_delay = parse_retry_after(header(res, "retry-after-ms"), header(res, "retry-after"));
       } catch (const api_connection_error&) {
@@ -227,11 +253,13 @@ public:
   }
 
   template <class Req>
-  asio::awaitable<submission> submit_json(std::string path, const Req& body, http::lane lane) {
+  asio::awaitable<submission> submit_json(std::string path, const Req& body, http::lane lane,
+                                          bool conflict_is_final = false) {
     call_spec spec;
     spec.path = std::move(path);
     spec.body = json::to_json(body);
     spec.lane = lane;
+    spec.conflict_is_final = conflict_is_final;
     co_return co_await submit(std::move(spec));
   }
 
@@ -481,9 +509,17 @@ private:
     auto request_id = std::move(sub.handle.request_id);
     const auto& request_type = target.request_type;
     const auto& subject = target.subject;
-    poll_fsm fsm(poll_policy{self->options_.polling.min_retry_delay, self->options_.polling.max_fast_retry_delay,
-                             seconds_d(0.05), self->options_.polling.max_backoff, 3, self->billing_pause_window(),
-                             self->options_.retry.billing_retry_interval});
+    const auto& polling = self->options_.polling;
+    poll_fsm fsm(poll_policy{.min_retry_delay = polling.min_retry_delay,
+                             .max_fast_retry_delay = polling.max_fast_retry_delay,
+                             .min_hold = seconds_d(0.05),
+                             .max_backoff = polling.max_backoff,
+                             .bad_request_budget = 3,
+                             .max_resubmissions = polling.max_resubmissions,
+                             .billing_pause_limit = self->billing_pause_window(),
+                             .billing_delay = self->options_.retry.billing_retry_interval,
+                             .secrets = self->secrets_});
+    fsm.set_request_id(request_id);
     bool allow_metadata_only = true;
     auto roundtrip = sub.roundtrip;
     std::optional<queue_state> last_state;
@@ -544,7 +580,10 @@ private:
                                    "request " + request_id + " failed (" + std::string(to_string(d.failure.category)) +
                                        "): " + d.failure.error)));
           co_return;
-        case kind::fetch_payload: allow_metadata_only = false; break;
+        case kind::fetch_payload:
+          allow_metadata_only = false;
+          if (d.delay.count() > 0) co_await self->sleep(d.delay);
+          break;
         case kind::poll_again:
           if (d.delay.count() > 0) co_await self->sleep(d.delay);
           break;
@@ -553,11 +592,13 @@ private:
             state->set_exception(d.error);
             co_return;
           }
+          if (d.delay.count() > 0) co_await self->sleep(d.delay);
           {
             auto again = co_await resubmit();
             request_id = std::move(again.handle.request_id);
             roundtrip = again.roundtrip;
           }
+          fsm.set_request_id(request_id);
           allow_metadata_only = true;
           iteration = -1;
           break;
@@ -571,6 +612,7 @@ private:
   http::url base_;
   std::shared_ptr<http::transport> transport_;
   std::mt19937_64 rng_;
+  std::vector<std::string> secrets_;  ///< never part of a message: see log() and add_secret()
   std::optional<client_config_response> config_;
   std::optional<std::string> session_id_;
   std::shared_ptr<future_state<std::string>> session_once_;

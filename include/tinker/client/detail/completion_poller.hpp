@@ -15,10 +15,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <chrono>
+#include <cmath>
 #include <deque>
 #include <exception>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -84,6 +87,7 @@ private:
   static asio::awaitable<void> loop(std::shared_ptr<completion_poller> self,
                                     std::weak_ptr<asio::cancellation_signal> signal) {
     int failures = 0;
+    int fast_empty = 0;  ///< consecutive answers that came back at once with nothing in them
     bool billing_pause = false;
     while (!self->waiting_.empty() && !self->disabled_) {
       retrieve_futures_request req;
@@ -95,11 +99,21 @@ private:
       spec.lane = http::lane::sample_poll;
       spec.retry = false;
       spec.timeout = self->core_->options().polling.poll_timeout;
+      const auto sent = std::chrono::steady_clock::now();
+      std::optional<seconds_d> empty_floor;
       try {
         auto resp = co_await self->core_->call_json<retrieve_futures_response>(std::move(spec));
         failures = 0;
         self->cursor_ = resp.cursor;  // the server's word: a restarted server counts from its own start
         for (const auto& c : resp.completions) self->complete(c.request_id);
+        // A server that does not hold the poll (or a cursor that never settles) would make this
+        // a tight loop: an empty answer that came back at once waits min_retry_delay, doubling.
+        const auto& polling = self->core_->options().polling;
+        if (resp.completions.empty() && std::chrono::steady_clock::now() - sent < std::chrono::milliseconds(50))
+          empty_floor = std::min<seconds_d>(polling.min_retry_delay * std::pow(2.0, std::min(fast_empty++, 16)),
+                                            polling.max_fast_retry_delay);
+        else
+          fast_empty = 0;
       } catch (const api_status_error& e) {
         if (e.status() == 402 && self->core_->billing_pause_continues()) {
           billing_pause = true;  // waited out below, like any call in a billing pause
@@ -121,8 +135,9 @@ private:
       // waiters fall back to their own retrieve_future, which long-polls, or answers 410 Gone so
       // the sample is resubmitted. Nobody waits for a completion that will never be reported.
       if (failures > 0) self->release_all();
-      if (failures > 0 || billing_pause) {
+      if (failures > 0 || billing_pause || empty_floor) {
         const auto delay = billing_pause ? seconds_d(self->core_->options().retry.billing_retry_interval)
+                           : empty_floor ? *empty_floor
                                          : seconds_d(std::min(1 << std::min(failures - 1, 4), 10));
         billing_pause = false;
         try {

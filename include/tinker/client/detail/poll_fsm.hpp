@@ -1,8 +1,9 @@
 // The decision logic of polling one server-side future (protocol.md §5.3-§5.4), free of I/O:
 // the driver sends a retrieve_future request, feeds the outcome in, and does what comes back.
-// Differences from the SDK, on purpose: "retry immediately" answers (408, 5xx, bad 400s and
-// try_again that came back too fast) get a small growing delay, so an outage or a server that does
-// not long-poll never becomes a tight loop.
+// Differences from the SDK, on purpose: "retry immediately" answers (408, 5xx, bad 400s, try_again
+// that came back too fast, complete_metadata repeated after the payload was asked for, and 410s)
+// get a small growing delay, so an outage or a server that does not long-poll never becomes a
+// tight loop; and a future that keeps answering 410 is resubmitted a bounded number of times.
 #pragma once
 
 #include <tinker/client/detail/backoff.hpp>
@@ -20,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tinker::detail {
 
@@ -34,9 +36,15 @@ struct poll_policy {
   seconds_d max_backoff{30.0};
   /// Spurious-400 retries per future.
   int bad_request_budget = 3;
+  /// 410 (Gone) answers resubmit the request at most this many times per future; the next 410
+  /// is a gone_error. A restarted server forgets futures once; one that forgets them every time
+  /// would otherwise be fed the same request forever.
+  int max_resubmissions = 5;
   /// How long 402 (billing) answers are waited out, and the wait before each re-poll.
   seconds_d billing_pause_limit{3600.0};
   seconds_d billing_delay{5.0};
+  /// Credentials redacted from error bodies and messages (the API key the polls carry).
+  std::vector<std::string> secrets;
 };
 
 /// What to do after one poll.
@@ -89,7 +97,7 @@ public:
         d.delay = policy_.billing_delay;
         return d;
       }
-      return error(make_status_error("POST", path, status, std::move(body)));
+      return error(make_status_error("POST", path, status, std::move(body), policy_.secrets));
     }
     if (status == 200) return on_ok(content_type, std::move(body), elapsed, path);
     if (status == 408) {
@@ -116,12 +124,26 @@ public:
       return d;
     }
     if (status == 410) {
+      if (resubmissions_ >= policy_.max_resubmissions) {
+        const auto what = "POST " + std::string(path) + ": request " + request_id_ + " is gone (HTTP 410) after " +
+                          std::to_string(resubmissions_) +
+                          " resubmissions; giving up: " + describe_body(redact_secrets(body, policy_.secrets));
+        return error(std::make_exception_ptr(gone_error(410, redact_secrets(std::move(body), policy_.secrets), what)));
+      }
       d.what = poll_decision::kind::resubmit;
-      d.error = make_status_error("POST", path, status, std::move(body));
+      d.error = make_status_error("POST", path, status, std::move(body), policy_.secrets);
+      // The backoff floor, growing per resubmission: the usual case (a restart) costs 50 ms.
+      d.delay =
+          std::min(policy_.min_retry_delay * std::pow(2.0, std::min(resubmissions_, 16)), policy_.max_fast_retry_delay);
+      ++resubmissions_;
       return d;
     }
-    return error(make_status_error("POST", path, status, std::move(body)));
+    return error(make_status_error("POST", path, status, std::move(body), policy_.secrets));
   }
+
+  /// The request the polls are about (for messages); a resubmission names its new request.
+  void set_request_id(std::string id) { request_id_ = std::move(id); }
+  int resubmissions() const noexcept { return resubmissions_; }
 
   /// No answer (connection failure or timeout): back off exponentially.
   poll_decision on_transport_error(std::exception_ptr /*why*/) {
@@ -147,11 +169,14 @@ private:
         d.delay = fast_poll_delay(elapsed);
         return d;
       }
-      fast_streak_ = 0;
       if (std::get_if<complete_metadata_response>(&answer)) {
+        // The first one is answered at once (fetch the payload); a server that keeps answering
+        // complete_metadata although the payload was asked for gets the growing delay.
         d.what = poll_decision::kind::fetch_payload;
+        if (metadata_answers_++ > 0) d.delay = growing_delay();
         return d;
       }
+      fast_streak_ = 0;
       if (auto* f = std::get_if<request_failed_response>(&answer)) {
         d.what = poll_decision::kind::failed;
         d.failure = std::move(*f);
@@ -198,6 +223,9 @@ private:
   int backoff_exponent_ = 0;
   int bad_requests_left_;
   int fast_streak_ = 0;
+  int metadata_answers_ = 0;
+  int resubmissions_ = 0;
+  std::string request_id_;
   std::optional<std::chrono::steady_clock::time_point> billing_since_;
   std::chrono::steady_clock::time_point last_billing_{};
   clock_fn now_;

@@ -28,9 +28,33 @@ inline std::set<std::string> required_loss_inputs(loss_fn_type loss) {
   }
 }
 
+/// A loss_fn_type made from an integer (a config file, a Python binding) may name no loss; it
+/// would go out as an empty "loss_fn" and come back as a confusing server error.
+inline void validate_loss(loss_fn_type loss, const char* call) {
+  switch (loss) {
+    case loss_fn_type::cross_entropy:
+    case loss_fn_type::importance_sampling:
+    case loss_fn_type::ppo:
+    case loss_fn_type::cispo:
+    case loss_fn_type::dro: return;
+  }
+  invalid(std::string(call) + ": loss_fn_type " + std::to_string(static_cast<int>(loss)) +
+          " is not a loss (cross_entropy, importance_sampling, ppo, cispo or dro)");
+}
+
+/// A sampling client needs sampler weights: a training-state path (weights/...) names a checkpoint
+/// the sampler cannot load, which the server would only refuse later, less clearly.
+inline void validate_sampler_path(const std::string& path, const char* call) {
+  if (tinker_path::parse(path).kind == checkpoint_kind::weights)
+    invalid(std::string(call) + ": '" + path +
+            "' is a training-state checkpoint (weights/...); sample from sampler_weights: "
+            "tinker://<run>/sampler_weights/<name>, from save_weights_for_sampler");
+}
+
 /// A forward/backward batch: not empty; every datum carries the loss's inputs, each per-token
 /// input as long as the model input; tensors consistent; inputs encodable on `protobuf` wire.
 inline void validate_batch(const std::vector<datum>& data, loss_fn_type loss, bool protobuf, const char* call) {
+  validate_loss(loss, call);
   if (data.empty()) invalid(std::string(call) + ": data is empty (no data provided)");
   const auto required = required_loss_inputs(loss);
   for (std::size_t i = 0; i < data.size(); ++i) {
