@@ -27,6 +27,9 @@ struct request_record {
   std::optional<std::int64_t> seq_id;
   /// retrieve_future: the request_id the body polls.
   std::optional<std::string> request_id;
+  /// The body as the engine read it (inflated when it came gzipped): JSON or protobuf bytes.
+  /// Credentials in bodies are not redacted; tests decide what to look at.
+  std::string body;
 };
 
 }  // namespace tinker::local

@@ -283,6 +283,7 @@ private:
         r.seq_id = t.seq_id;
         r.request_id = std::move(t.request_id);
       }
+      r.body = ctx.request.body();
       options_.on_request(r);
     } catch (...) {
       // an observer's failure never affects the request
