@@ -518,7 +518,7 @@ private:
                              .max_resubmissions = polling.max_resubmissions,
                              .billing_pause_limit = self->billing_pause_window(),
                              .billing_delay = self->options_.retry.billing_retry_interval,
-                             .secrets = self->secrets_});
+                             .secrets = &self->secrets_});
     fsm.set_request_id(request_id);
     bool allow_metadata_only = true;
     auto roundtrip = sub.roundtrip;

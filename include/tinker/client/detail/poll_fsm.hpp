@@ -43,8 +43,10 @@ struct poll_policy {
   /// How long 402 (billing) answers are waited out, and the wait before each re-poll.
   seconds_d billing_pause_limit{3600.0};
   seconds_d billing_delay{5.0};
-  /// Credentials redacted from error bodies and messages (the API key the polls carry).
-  std::vector<std::string> secrets;
+  /// Credentials redacted from error bodies and messages (the API key the polls carry): the
+  /// client's list, shared by every poll rather than copied into each (one per call in flight).
+  /// Null = none. Must outlive the FSM.
+  const std::vector<std::string>* secrets = nullptr;
 };
 
 /// What to do after one poll.
@@ -97,7 +99,7 @@ public:
         d.delay = policy_.billing_delay;
         return d;
       }
-      return error(make_status_error("POST", path, status, std::move(body), policy_.secrets));
+      return error(make_status_error("POST", path, status, std::move(body), secrets()));
     }
     if (status == 200) return on_ok(content_type, std::move(body), elapsed, path);
     if (status == 408) {
@@ -127,18 +129,18 @@ public:
       if (resubmissions_ >= policy_.max_resubmissions) {
         const auto what = "POST " + std::string(path) + ": request " + request_id_ + " is gone (HTTP 410) after " +
                           std::to_string(resubmissions_) +
-                          " resubmissions; giving up: " + describe_body(redact_secrets(body, policy_.secrets));
-        return error(std::make_exception_ptr(gone_error(410, redact_secrets(std::move(body), policy_.secrets), what)));
+                          " resubmissions; giving up: " + describe_body(redact_secrets(body, secrets()));
+        return error(std::make_exception_ptr(gone_error(410, redact_secrets(std::move(body), secrets()), what)));
       }
       d.what = poll_decision::kind::resubmit;
-      d.error = make_status_error("POST", path, status, std::move(body), policy_.secrets);
+      d.error = make_status_error("POST", path, status, std::move(body), secrets());
       // The backoff floor, growing per resubmission: the usual case (a restart) costs 50 ms.
       d.delay =
           std::min(policy_.min_retry_delay * std::pow(2.0, std::min(resubmissions_, 16)), policy_.max_fast_retry_delay);
       ++resubmissions_;
       return d;
     }
-    return error(make_status_error("POST", path, status, std::move(body), policy_.secrets));
+    return error(make_status_error("POST", path, status, std::move(body), secrets()));
   }
 
   /// The request the polls are about (for messages); a resubmission names its new request.
@@ -217,6 +219,11 @@ private:
       return seconds_d(0);
     }
     return growing_delay();
+  }
+
+  const std::vector<std::string>& secrets() const noexcept {
+    static const std::vector<std::string> none;
+    return policy_.secrets ? *policy_.secrets : none;
   }
 
   poll_policy policy_;
