@@ -152,19 +152,26 @@ asio::awaitable<int> run(cli c) {
     print_json(co_await rest.get_weights_info_by_tinker_path(a[2]));
   } else if (group == "checkpoint" && (cmd == "publish" || cmd == "unpublish" || cmd == "delete")) {
     need(3, "TINKER_PATH");
-    if (cmd == "publish")
+    // (if/else, not a table of member pointers: each call and its message read together)
+    if (cmd == "publish") {
       co_await rest.publish_checkpoint_from_tinker_path(a[2]);
-    else if (cmd == "unpublish")
+      std::cout << "published " << a[2] << "\n";
+    } else if (cmd == "unpublish") {
       co_await rest.unpublish_checkpoint_from_tinker_path(a[2]);
-    else
+      std::cout << "unpublished " << a[2] << "\n";
+    } else {
       co_await rest.delete_checkpoint_from_tinker_path(a[2]);
-    std::cout << cmd << "ed " << a[2] << "\n";
+      std::cout << "deleted " << a[2] << "\n";
+    }
   } else if (group == "checkpoint" && cmd == "set-ttl") {
     need(4, "TINKER_PATH and SECONDS|none");
     std::optional<std::int64_t> ttl;
     if (a[3] != "none") ttl = std::stoll(a[3]);
     co_await rest.set_checkpoint_ttl_from_tinker_path(a[2], ttl);
-    std::cout << (ttl ? "ttl set" : "ttl removed") << "\n";
+    if (ttl)
+      std::cout << "set the ttl of " << a[2] << " to " << *ttl << " s\n";
+    else
+      std::cout << "removed the ttl of " << a[2] << "\n";
   } else if (group == "checkpoint" && cmd == "download") {
     need(3, "TINKER_PATH");
     const auto path = tinker::tinker_path::parse(a[2]);

@@ -29,8 +29,10 @@ namespace tinker {
 
 class blocking_client {
 public:
+  /// Every option from the environment (TINKER_BASE_URL, TINKER_API_KEY, ...).
+  blocking_client() : blocking_client(client_options()) {}
   /// Throws tinker::invalid_argument for unusable options (no API key, malformed URL).
-  explicit blocking_client(client_options options = {}) : service_(io_.get_executor(), std::move(options)) {}
+  explicit blocking_client(client_options options) : service_(io_.get_executor(), std::move(options)) {}
 
   blocking_client(const blocking_client&) = delete;
   blocking_client& operator=(const blocking_client&) = delete;

@@ -1,13 +1,19 @@
 // tinker:// checkpoint paths: `tinker://<training_run_id>/<kind>/<name>` with kind one of
-// weights, sampler_weights, external_weights (protocol.md §11.1, protocol-delta.md §7). Run ids
-// contain colons (`<session>:train:0`); names contain no '/'.
+// weights, sampler_weights, external_weights. Run ids contain colons (`<session>:train:0`); names
+// contain no '/'.
 //
-// The client pastes run ids and names into request URLs (`/training_runs/{run}/checkpoints/
-// {kind}/{name}`) and the engine turns names into directories, so both are restricted to what is
-// safe there: no '/', '\\', '?', '#', '%', space, DEL or control characters (CR/LF included), not
-// '.' or '..', and bounded in length.
+// Run ids and names travel as path segments of request URLs (`/training_runs/{run}/checkpoints/
+// {kind}/{name}`), percent-encoded by every client that builds URLs properly and pasted as they
+// are by clients that format strings; the engine also turns names into directories. A legal name
+// (and run id) is therefore one that means the same either way and on disk (docs/checkpoint-names.md):
+//   - 1 to 128 bytes (run ids: 256) of well-formed UTF-8, so non-ASCII letters are fine;
+//   - no control characters (C0, DEL, C1);
+//   - none of '/' (a segment separator), '\', '?' and '#' (which end a pasted path), '%' (a
+//     pasted "%41" arrives as "A");
+//   - no leading or trailing space (inner spaces are fine), and not '.' or '..'.
 #pragma once
 
+#include <tinker/detail/utf8.hpp>
 #include <tinker/error.hpp>
 #include <tinker/types/checkpoint.hpp>
 
@@ -133,20 +139,31 @@ struct tinker_path {
 
   friend bool operator==(const tinker_path&, const tinker_path&) = default;
 
-  /// `s` with control characters and DEL written as \xNN, so that an error message quoting a
-  /// hostile path cannot inject line breaks into logs.
+  /// `s` with control characters (C0, DEL, C1) and bytes that are not UTF-8 written as \xNN, so
+  /// that an error message quoting a hostile path can neither inject line breaks into logs nor
+  /// make a JSON error body invalid.
   static std::string printable(std::string_view s) {
     std::string out;
     out.reserve(s.size());
-    for (char c : s) {
-      const auto u = static_cast<unsigned char>(c);
-      if (u < 0x20 || u == 0x7f) {
+    auto hex = [&](std::string_view bytes) {
+      for (const char c : bytes) {
         char buf[8];
-        std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(u));
+        std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(static_cast<unsigned char>(c)));
         out += buf;
-      } else {
-        out += c;
       }
+    };
+    for (std::size_t i = 0; i < s.size();) {
+      const auto cp = detail::decode_utf8_at(s, i);
+      if (cp.size == 0) {
+        hex(s.substr(i, 1));
+        ++i;
+        continue;
+      }
+      if (cp.value < 0x20 || (cp.value >= 0x7f && cp.value <= 0x9f))
+        hex(s.substr(i, cp.size));
+      else
+        out += s.substr(i, cp.size);
+      i += cp.size;
     }
     return out;
   }
@@ -158,22 +175,24 @@ private:
     if (s == "." || s == "..") return w + " cannot be '.' or '..'";
     if (s.size() > max_size)
       return w + " is " + std::to_string(s.size()) + " bytes long, more than the limit of " + std::to_string(max_size);
-    for (std::size_t i = 0; i < s.size(); ++i) {
-      const auto u = static_cast<unsigned char>(s[i]);
+    if (s.front() == ' ' || s.back() == ' ') return w + " cannot begin or end with a space";
+    for (std::size_t i = 0; i < s.size();) {
+      const auto cp = detail::decode_utf8_at(s, i);
       std::string bad;
-      if (u < 0x20 || u == 0x7f) {
+      if (cp.size == 0) {
+        return w + " is not valid UTF-8 (at byte " + std::to_string(i) + ")";
+      } else if (cp.value < 0x20 || (cp.value >= 0x7f && cp.value <= 0x9f)) {
         char buf[48];
-        std::snprintf(buf, sizeof buf, "control character 0x%02x", static_cast<unsigned>(u));
+        std::snprintf(buf, sizeof buf, "control character 0x%02x", static_cast<unsigned>(cp.value));
         bad = buf;
-      } else if (u == ' ') {
-        bad = "a space";
-      } else if (u == '/' || u == '\\' || u == '?' || u == '#' || u == '%') {
+      } else if (cp.value == '/' || cp.value == '\\' || cp.value == '?' || cp.value == '#' || cp.value == '%') {
         bad = std::string("'") + s[i] + "'";
       } else {
+        i += cp.size;
         continue;
       }
       return w + " cannot contain " + bad + " (at byte " + std::to_string(i) +
-             "): run ids and names are pasted into request URLs";
+             "): run ids and names travel in request URLs and file names";
     }
     return std::nullopt;
   }

@@ -462,6 +462,50 @@ TEST_SUITE("client") {
     CHECK(f.service.stats().retries > 0);           // and the 500s / 503s were retried
   }
 
+  TEST_CASE("session start-up survives transient faults on every start-up route; dynamic_config is optional") {
+    client_fixture f;
+    auto fast_retries = [](client_options& o) {
+      o.retry.initial_backoff = std::chrono::milliseconds(5);
+      o.retry.max_backoff = std::chrono::milliseconds(20);
+    };
+    // 20 fresh clients start a session each, with 30% 503s and 10% dropped connections on one
+    // start-up route at a time: every one gets its session.
+    for (const std::string route : {"client_config", "dynamic_config", "create_session"}) {
+      CAPTURE(route);
+      local::fault_options faults;
+      faults.fraction_503 = 0.3;
+      faults.fraction_drop = 0.1;
+      faults.seed = 11;
+      faults.error_routes = {route};
+      f.engine.set_faults(faults);
+      const auto requests_before = f.engine.request_count(route);
+      int sessions = 0;
+      run_coro(f.io, [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 20; ++i) {
+          service_client fresh(f.io.get_executor(), f.make_options(fast_retries));
+          CHECK(!(co_await fresh.session_id()).empty());
+          ++sessions;
+        }
+      }());
+      CHECK(sessions == 20);
+      CHECK(f.engine.request_count(route) > requests_before + 20);  // the faults hit, and were retried
+    }
+    // A dynamic_config that keeps failing: the session still starts, on the defaults, and says so.
+    local::fault_options broken;
+    broken.fraction_500 = 1;
+    broken.error_routes = {"dynamic_config"};
+    f.engine.set_faults(broken);
+    f.log_lines->clear();
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      service_client fresh(f.io.get_executor(), f.make_options([&](client_options& o) {
+        fast_retries(o);
+        o.retry.max_retries = 2;
+      }));
+      CHECK(!(co_await fresh.session_id()).empty());
+    }());
+    CHECK(count_lines(*f.log_lines, "client/dynamic_config failed; starting with its defaults") == 1);
+  }
+
   TEST_CASE("the API key never appears in errors or logs") {
     const std::string key = "tml-super-secret-key-123";
     client_fixture f(engine_opts(), [&](client_options& o) {

@@ -378,6 +378,63 @@ TEST_SUITE("client") {
     }());
   }
 
+  TEST_CASE("checkpoint names that need percent-encoding work through every checkpoint call, sent encoded") {
+    request_log log;
+    auto eo = engine_opts();
+    eo.on_request = log.observer();
+    client_fixture f(eo);
+    temp_dir dir;
+    const std::string name = "step 10 | {draft} caf\xc3\xa9";
+    const std::string sampler_name = "sampler \"\xe2\x9c\x93\" <1>";
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+      const auto state = co_await (co_await training.save_state(name)).result();
+      CHECK(state.path == "tinker://" + training.model_id() + "/weights/" + name);
+      const auto sampler_path = *(co_await (co_await training.save_weights_for_sampler(sampler_name)).result()).path;
+      auto rest = f.service.create_rest_client();
+      CHECK((co_await rest.get_weights_info_by_tinker_path(state.path)).lora_rank == 4);
+      co_await rest.set_checkpoint_ttl_from_tinker_path(state.path, 3600);
+      co_await rest.publish_checkpoint_from_tinker_path(state.path);
+      co_await rest.unpublish_checkpoint_from_tinker_path(state.path);
+      const auto files = co_await rest.download_checkpoint_from_tinker_path(state.path, dir.path / "adapter");
+      CHECK(std::find(files.begin(), files.end(), "adapter_model.safetensors") != files.end());
+      CHECK(
+          (co_await rest.get_checkpoint_archive_url(training.model_id(), "weights/" + name)).url.find("/downloads/") !=
+          std::string::npos);
+      auto sampler = co_await f.service.create_sampling_client(sampler_path);
+      const auto prompt = tokens({1});
+      CHECK((co_await sampler.sample(prompt, 1, sampling_params(2))).sequences.size() == 1);
+      co_await rest.delete_checkpoint_from_tinker_path(sampler_path);
+      co_await rest.delete_checkpoint(training.model_id(), "weights/" + name);
+      CHECK((co_await rest.list_checkpoints(training.model_id())).checkpoints.empty());
+
+      // Outside the legal set: refused before anything is sent, naming the name.
+      const auto saves_before = f.engine.request_count("save_weights");
+      std::string refused;
+      try {
+        (void)co_await training.save_state("50%");
+      } catch (const tinker::invalid_argument& e) {
+        refused = e.what();
+      }
+      CHECK(refused.find("'50%'") != std::string::npos);
+      CHECK(refused.find("cannot contain '%'") != std::string::npos);
+      CHECK(f.engine.request_count("save_weights") == saves_before);
+    }());
+    // Every checkpoint route went out percent-encoded: no raw space, '|', '"', '<', '{' or
+    // non-ASCII byte in any request target.
+    int checkpoint_routes = 0;
+    for (const auto& r : log.snapshot()) {
+      if (r.target.find("/checkpoints/") == std::string::npos) continue;
+      ++checkpoint_routes;
+      CAPTURE(r.target);
+      CHECK(r.target.find_first_of(" |\"<>{}") == std::string::npos);
+      CHECK(
+          std::none_of(r.target.begin(), r.target.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; }));
+      CHECK((r.target.find("%7C") != std::string::npos || r.target.find("%22") != std::string::npos));
+    }
+    CHECK(checkpoint_routes >= 7);  // ttl, publish, unpublish, two archive URLs, two deletes
+  }
+
   TEST_CASE("REST: session projects, trace export, the audit log and billing usage") {
     client_fixture f;
     run_coro(f.io, [&]() -> asio::awaitable<void> {
@@ -517,6 +574,51 @@ TEST_SUITE("client") {
     }());
     CHECK_THROWS_AS(service_client(f.io.get_executor(), client_options{.base_url = "http://x", .api_key = "sk-nope"}),
                     tinker::invalid_argument);
+  }
+
+  TEST_CASE("the natural first lines inside a coroutine: no argument GCC 12 would destroy twice") {
+    // GCC 12 destroys aggregate temporaries (a defaulted `options = {}` argument included) and
+    // lambdas with captures twice when they are built in a co_await expression. Each public entry
+    // point below is called the way a user would write it; none may need such a temporary.
+    client_fixture f;
+    struct env_guard {
+      env_guard(const std::string& url) {
+        ::setenv("TINKER_BASE_URL", url.c_str(), 1);
+        ::setenv("TINKER_API_KEY", "tml-from-the-environment", 1);
+      }
+      ~env_guard() {
+        ::unsetenv("TINKER_BASE_URL");
+        ::unsetenv("TINKER_API_KEY");
+      }
+    } env(f.engine.base_url());
+    temp_dir dir;
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      tinker::service_client service(co_await asio::this_coro::executor);  // options from the environment
+      tinker::local::engine engine(co_await asio::this_coro::executor);    // default engine options
+      CHECK(!(co_await service.session_id()).empty());
+      auto training = co_await service.create_lora_training_client(tiny_model, {.rank = 4});
+      auto tok = co_await training.get_tokenizer();
+      const auto t = tok.encode("ab", true);
+      // (Braced lists are built outside co_await expressions: GCC 12 rejects them there.)
+      const std::vector<token_id> input{t[0], t[1]};
+      const std::vector<std::int64_t> targets{t[1], t[2]};
+      const std::vector<float> weights{1, 1};
+      std::map<std::string, tensor_data> loss_inputs;
+      loss_inputs.emplace("target_tokens", tensor_data(targets));
+      loss_inputs.emplace("weights", tensor_data(weights));
+      auto fwd = co_await training.forward_backward(one(datum(model_input::from_ints(input), loss_inputs)),
+                                                    loss_fn_type::cross_entropy);
+      auto opt = co_await training.optim_step({.learning_rate = 1e-3});
+      CHECK(std::isfinite(loss_of(co_await fwd.result())));
+      (void)co_await opt.result();
+      const auto saved = co_await (co_await training.save_state("natural")).result();
+      auto rest = service.create_rest_client();
+      CHECK(!(co_await rest.download_checkpoint_from_tinker_path(saved.path, dir.path / "a")).empty());
+      auto sampler = co_await training.save_weights_and_get_sampling_client();
+      const std::vector<token_id> prompt{t[0]};
+      CHECK((co_await sampler.sample(model_input::from_ints(prompt), 1, sampling_params(2))).sequences.size() == 1);
+      CHECK((co_await sampler.compute_logprobs(model_input::from_ints(input))).size() == 2);
+    }());
   }
 
   TEST_CASE("download_checkpoint_from_tinker_path streams and extracts the PEFT adapter archive") {

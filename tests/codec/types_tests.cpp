@@ -190,7 +190,11 @@ TEST_SUITE("types") {
     CHECK(error("S:train:0/weights/a").find("external_weights") != std::string::npos);
 
     // Characters that break the request URL the client builds, in names and in run ids.
-    for (const char* bad : {"a?b", "a#b", "a%2Fb", "a b", "a\\b", "a\x7f", "a\rb", "a\nb", "a\tb", "\x01"}) {
+    for (const char* bad :
+         {"a?b", "a#b", "a%2Fb", " ab", "ab ", "a\\b", "a\x7f", "a\rb", "a\nb", "a\tb", "\x01", "a\xc2\x85",
+          "a\xff"
+          "b",
+          "a\xc3", "\xc0\xaf", "\xed\xa0\x80"}) {
       CAPTURE(tinker_path::printable(bad));
       CHECK(tinker_path::name_problem(bad).has_value());
       CHECK(tinker_path::run_id_problem(bad).has_value());
@@ -201,8 +205,16 @@ TEST_SUITE("types") {
     }
     CHECK(error("tinker://S:train:0/weights/a?b") ==
           "invalid tinker path 'tinker://S:train:0/weights/a?b': checkpoint name cannot contain '?' (at byte 1): "
-          "run ids and names are pasted into request URLs");
-    CHECK(error("tinker://S:train:0/weights/a b").find("checkpoint name cannot contain a space (at byte 1)") !=
+          "run ids and names travel in request URLs and file names");
+    CHECK(error("tinker://S:train:0/weights/ a").find("checkpoint name cannot begin or end with a space") !=
+          std::string::npos);
+    CHECK(error("tinker://S:train:0/weights/a\xff"
+                "b")
+              .find("checkpoint name is not valid UTF-8 (at byte 1)") != std::string::npos);
+    CHECK(error("tinker://S:train:0/weights/a\xff"
+                "b")
+              .find("'tinker://S:train:0/weights/a\\xffb'") != std::string::npos);
+    CHECK(error("tinker://S:train:0/weights/ab\xc2\x85").find("control character 0x85 (at byte 2)") !=
           std::string::npos);
     CHECK(error("tinker://S:train:0/weights/50%").find("cannot contain '%' (at byte 2)") != std::string::npos);
     CHECK(error("tinker://S#x/weights/a").find("training run id cannot contain '#' (at byte 1)") != std::string::npos);
@@ -222,8 +234,12 @@ TEST_SUITE("types") {
                          tinker::invalid_argument);
     CHECK_THROWS_WITH_AS(tinker_path::make("", checkpoint_kind::weights, "a"),
                          "invalid training run id '': empty training run id", tinker::invalid_argument);
-    // Dots, dashes, underscores, colons, '@', '+' and UTF-8 stay valid.
+    // Dots, dashes, underscores, colons, '@', '+', inner spaces, what a URL must escape and UTF-8
+    // letters stay valid (clients percent-encode them).
     CHECK(tinker_path::parse("tinker://S:train:0/weights/step-1.final_v2+x@y").name == "step-1.final_v2+x@y");
+    CHECK(tinker_path::parse("tinker://S:train:0/weights/step 10 | {x} \"q\" <a>^`").name ==
+          "step 10 | {x} \"q\" <a>^`");
+    CHECK(tinker_path::parse("tinker://S:train:0/weights/\xe6\x97\xa5\xe6\x9c\xac").name == "\xe6\x97\xa5\xe6\x9c\xac");
     CHECK(tinker_path::parse("tinker://S:train:0/weights/caf\xc3\xa9").name == "caf\xc3\xa9");
     CHECK(tinker_path::parse("tinker://...:x/weights/...").name == "...");
 

@@ -3,6 +3,8 @@
 // across restarts, and fault injection.
 #include "engine_fixture.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -571,6 +573,158 @@ TEST_SUITE("engine") {
     CHECK(sessions.sessions == std::vector<std::string>{session});
     auto s = json::from_json<get_session_response>(f.http->get("/api/v1/sessions/" + session).body);
     CHECK(s.training_run_ids == std::vector<std::string>{model});
+  }
+
+  TEST_CASE("checkpoint names: percent-encoded path segments are decoded, the legal set is enforced when saving") {
+    engine_fixture f;
+    const auto session = f.create_session();
+    const auto model = f.create_model(session, 0, 4);
+    // What an HTTP client that pastes ids into URLs sends (httpx, under the official SDK): bytes
+    // outside a path's allowed set percent-encoded (lower-case hex, to show either case works),
+    // sub-delimiters such as '+', '&', '=', ';' and ',' left as they are.
+    auto pasted = [](std::string_view s) {
+      std::string out;
+      for (const char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (std::isalnum(u) || std::string_view("-._~!$&'()*+,;=:@").find(c) != std::string_view::npos) {
+          out += c;
+        } else {
+          char buf[4];
+          std::snprintf(buf, sizeof buf, "%%%02x", static_cast<unsigned>(u));
+          out += buf;
+        }
+      }
+      return out;
+    };
+    const std::vector<std::string> names = {"step 10 | {draft}", "caf\xc3\xa9 \xe2\x9c\x93 \xe6\x97\xa5\xe6\x9c\xac",
+                                            "a+b=c&d;e,f", "quote\"and'apostrophe", "<tag>^`[x]"};
+    std::int64_t seq = 1;
+    for (const auto& name : names) {
+      CAPTURE(name);
+      save_weights_request save{model, name, seq++, std::nullopt, false, std::nullopt};
+      const auto saved = f.submit_and_wait("/api/v1/save_weights", json::to_json(save));
+      const auto path = "tinker://" + model + "/weights/" + name;
+      CHECK(json::from_value<save_weights_response>(saved).path == path);
+      const auto route = "/api/v1/training_runs/" + pasted(model) + "/checkpoints/weights/" + pasted(name);
+      CHECK(f.http->put(route + "/ttl", boost::json::object{{"ttl_seconds", 3600}}).status == 200);
+      CHECK(f.http->post_raw(route + "/publish", "", "application/json").status == 200);
+      CHECK(f.http->request(verb::delete_, route + "/publish").status == 200);
+      auto archive = f.http->get(route + "/archive");
+      REQUIRE_MESSAGE(archive.status == 302, archive.body);
+      // The signed URL the engine hands out is itself a valid, encoded URL that opens the archive.
+      const auto location = archive.header("Location");
+      CHECK(location.find(' ') == std::string::npos);
+      CHECK(location.find('|') == std::string::npos);
+      CHECK(
+          std::none_of(location.begin(), location.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; }));
+      f.http->set_api_key("");
+      auto download = f.http->get(location.substr(location.find("/downloads/")));
+      f.http->set_api_key("tml-test-key");
+      CHECK_MESSAGE(download.status == 200, download.body);
+      CHECK(download.header("Content-Disposition").find("filename*=UTF-8''") != std::string::npos);
+      auto list = json::from_json<checkpoints_list_response>(
+          f.http->get("/api/v1/training_runs/" + pasted(model) + "/checkpoints").body);
+      CHECK(std::any_of(list.checkpoints.begin(), list.checkpoints.end(),
+                        [&](const checkpoint& c) { return c.tinker_path == path && c.expires_at; }));
+      CHECK(f.http->del(route).status == 200);
+      list = json::from_json<checkpoints_list_response>(
+          f.http->get("/api/v1/training_runs/" + pasted(model) + "/checkpoints").body);
+      CHECK(std::none_of(list.checkpoints.begin(), list.checkpoints.end(),
+                         [&](const checkpoint& c) { return c.tinker_path == path; }));
+    }
+
+    // Names outside the legal set are refused when saving, with a 400 naming the problem.
+    const std::vector<std::pair<std::string, std::string>> illegal = {
+        {"50%", "cannot contain '%'"},
+        {"a?b", "cannot contain '?'"},
+        {"a#b", "cannot contain '#'"},
+        {"a\\b", "cannot contain '\\'"},
+        {" lead", "cannot begin or end with a space"},
+        {"trail ", "cannot begin or end with a space"},
+        {"c1\xc2\x85", "control character 0x85"},
+        {"..", "cannot be '.' or '..'"},
+    };
+    for (const auto& [name, why] : illegal) {
+      CAPTURE(name);
+      save_weights_request save{model, name, seq++, std::nullopt, false, std::nullopt};
+      auto refused = f.post("/api/v1/save_weights", save, 400);
+      CHECK(contains(detail_of(refused), why));
+      save_weights_for_sampler_request sfs;
+      sfs.model_id = model;
+      sfs.path = name;
+      sfs.seq_id = seq++;
+      refused = f.post("/api/v1/save_weights_for_sampler", sfs, 400);
+      CHECK(contains(detail_of(refused), why));
+    }
+
+    // A segment that is still not a legal segment after decoding is a 400 naming it, whatever
+    // the route (and never reaches a handler).
+    const auto base = "/api/v1/training_runs/" + model + "/checkpoints/weights/";
+    for (const auto& [segment, why] : std::vector<std::pair<std::string, std::string>>{
+             {"a%2Fb", "%2F"}, {"a%ffb", "not UTF-8"}, {"a%0Ab", "control character"}, {"a%zzb", "two hex digits"}}) {
+      CAPTURE(segment);
+      for (auto res : {f.http->del(base + segment), f.http->get(base + segment + "/archive"),
+                       f.http->get("/api/v1/training_runs/" + segment)}) {
+        CHECK(res.status == 400);
+        CHECK(contains(detail_of(res), "invalid request path"));
+        CHECK(contains(detail_of(res), why));
+      }
+    }
+  }
+
+  TEST_CASE("a checkpoint past its TTL is gone at once, whether or not the expiry sweep has run") {
+    auto o = test_engine_options();
+    o.maintenance_interval = std::chrono::hours(1);  // the periodic sweep does not run in this test
+    engine_fixture f(o);
+    const auto session = f.create_session();
+    const auto model = f.create_model(session, 0, 4);
+    f.submit_and_wait("/api/v1/save_weights",
+                      json::to_json(save_weights_request{model, "brief", 1, 60, false, std::nullopt}));
+    save_weights_for_sampler_request sfs;
+    sfs.model_id = model;
+    sfs.path = "brief-sampler";
+    sfs.seq_id = 2;
+    sfs.ttl_seconds = 60;
+    f.submit_and_wait("/api/v1/save_weights_for_sampler", json::to_json(sfs));
+    const auto ckpt = "tinker://" + model + "/weights/brief";
+    const auto sampler_ckpt = "tinker://" + model + "/sampler_weights/brief-sampler";
+    const auto route = "/api/v1/training_runs/" + model + "/checkpoints/weights/brief";
+    auto archive = f.http->get(route + "/archive");
+    REQUIRE(archive.status == 302);
+    const auto download = archive.header("Location").substr(archive.header("Location").find("/downloads/"));
+    auto listed = [&] {
+      return json::from_json<checkpoints_list_response>(
+                 f.http->get("/api/v1/training_runs/" + model + "/checkpoints").body)
+          .checkpoints.size();
+    };
+    CHECK(listed() == 2);
+
+    f.clock.advance(std::chrono::seconds(61));  // past expires_at; no run_maintenance()
+    CHECK(listed() == 0);
+    CHECK(json::from_json<checkpoints_list_response>(f.http->get("/api/v1/checkpoints").body).checkpoints.empty());
+    f.post("/api/v1/weights_info", weights_info_request{ckpt}, 404);
+    f.post("/api/v1/weights_info", weights_info_request{sampler_ckpt}, 404);
+    CHECK(f.http->get(route + "/archive").status == 404);
+    f.http->set_api_key("");
+    CHECK(f.http->get(download).status == 404);  // a link handed out before the expiry
+    f.http->set_api_key("tml-test-key");
+    load_weights_request load;
+    load.model_id = model;
+    load.path = ckpt;
+    load.seq_id = 3;
+    auto loaded = f.http->post_raw("/api/v1/load_weights", json::to_json(load), "application/json");
+    if (loaded.status == 200) {  // refused at submission or as a failed future: either way not loaded
+      auto done = f.wait(future_id(loaded));
+      CHECK(done.json().as_object().contains("error"));
+    } else {
+      CHECK(loaded.status == 404);
+    }
+    create_sampling_session_request cs;
+    cs.session_id = session;
+    cs.sampling_session_seq_id = 0;
+    cs.model_path = sampler_ckpt;
+    CHECK(f.http->post_raw("/api/v1/create_sampling_session", json::to_json(cs), "application/json").status == 404);
+    CHECK(!std::filesystem::exists(f.engine->data_dir() / "runs" / model / "weights" / "brief"));
   }
 
   TEST_CASE("sessions expire without heartbeats and their models unload") {

@@ -98,10 +98,53 @@ if TINKER_API_KEY=$other_key "$cli_bin" checkpoint list "$run_id" > "$work/other
 "$cli_bin" checkpoint download "$ckpt" "$work/adapter" 2> "$work/progress" > "$work/files" || fail "download"
 [[ -s $work/adapter/adapter_model.safetensors && -s $work/adapter/adapter_config.json ]] || fail "downloaded files"
 grep -q '100.0%' "$work/progress" || fail "no finished progress bar"
-"$cli_bin" checkpoint publish "$ckpt" > /dev/null || fail "publish"
+# Every command says what it did, in words (not derived from the command's name).
+expect_output() {  # expect_output "<expected line>" <cli args...>
+  local want=$1; shift
+  local got
+  got=$("$cli_bin" "$@") || fail "tinker $*"
+  [[ $got == "$want" ]] || fail "tinker $*: expected '$want', got '$got'"
+}
+expect_output "published $ckpt" checkpoint publish "$ckpt"
 "$cli_bin" --json checkpoint list | grep -Eq '"public": ?true' || fail "published flag"
-"$cli_bin" checkpoint set-ttl "$ckpt" 3600 > /dev/null || fail "set-ttl"
-"$cli_bin" checkpoint delete "$ckpt" > /dev/null || fail "delete"
+expect_output "unpublished $ckpt" checkpoint unpublish "$ckpt"
+"$cli_bin" --json checkpoint list | grep -Eq '"public": ?false' || fail "unpublished flag"
+if "$cli_bin" --json checkpoint list | grep -Eq '"public": ?true'; then fail "still public after unpublish"; fi
+expect_output "set the ttl of $ckpt to 3600 s" checkpoint set-ttl "$ckpt" 3600
+"$cli_bin" --json checkpoint list | grep -q '"expires_at": *"' || fail "set-ttl did not set expires_at"
+expect_output "removed the ttl of $ckpt" checkpoint set-ttl "$ckpt" none
+"$cli_bin" version | grep -Eq '^tinker-cpp [0-9]+\.[0-9]+\.[0-9]+ ' || fail "version"
+"$cli_bin" run info "$run_id" | grep -Eq -- "\"training_run_id\": ?\"$run_id\"" || fail "run info"
+"$cli_bin" session list > "$work/sessions" || fail "session list"
+session_id=${run_id%%:*}
+grep -qxF -- "$session_id" "$work/sessions" || fail "session list does not show $session_id: $(cat "$work/sessions")"
+"$cli_bin" session info "$session_id" | grep -qF -- "$run_id" || fail "session info does not name $run_id"
+
+# A checkpoint name that must be percent-encoded in a URL (a space, '|', '{', '"', non-ASCII
+# letters), saved through the raw API, then managed through the CLI by its tinker:// path.
+odd_name='run 1 | {draft} "ünï"'
+api_main() { curl -s -H "X-API-Key: $key" -H 'Content-Type: application/json' "$@"; }
+save=$(api_main -X POST -d '{"model_id":"'"$run_id"'","path":"run 1 | {draft} \"ünï\"","type":"save_weights"}' \
+       "$url/api/v1/save_weights")
+request=$(sed -n 's/.*"request_id":"\([^"]*\)".*/\1/p' <<< "$save")
+[[ -n $request ]] || fail "save_weights with an odd name: $save"
+for i in $(seq 1 30); do  # long polls: each waits for the result up to the engine's hold
+  answer=$(api_main -X POST -d '{"request_id":"'"$request"'"}' "$url/api/v1/retrieve_future")
+  grep -q '"try_again"' <<< "$answer" || break
+done
+grep -q '"path"' <<< "$answer" || fail "save_weights with an odd name did not complete: $answer"
+odd="tinker://$run_id/weights/$odd_name"
+"$cli_bin" checkpoint list "$run_id" | grep -qF -- "$odd" || fail "checkpoint list does not show '$odd'"
+"$cli_bin" checkpoint info "$odd" | grep -q '"base_model"' || fail "checkpoint info of '$odd'"
+expect_output "published $odd" checkpoint publish "$odd"
+expect_output "unpublished $odd" checkpoint unpublish "$odd"
+expect_output "set the ttl of $odd to 60 s" checkpoint set-ttl "$odd" 60
+"$cli_bin" checkpoint download "$odd" "$work/odd-adapter" 2> /dev/null > /dev/null || fail "download of '$odd'"
+[[ -s $work/odd-adapter/adapter_model.safetensors ]] || fail "downloaded files of '$odd'"
+expect_output "deleted $odd" checkpoint delete "$odd"
+if "$cli_bin" checkpoint list "$run_id" | grep -qF -- "$odd"; then fail "'$odd' still listed after delete"; fi
+
+expect_output "deleted $ckpt" checkpoint delete "$ckpt"
 if "$cli_bin" checkpoint info "$ckpt" 2> "$work/err"; then fail "info after delete succeeded"; fi
 grep -qi 'not found\|404' "$work/err" || fail "no clear error after delete: $(cat "$work/err")"
 if "$cli_bin" checkpoint info "not-a-path" 2> "$work/err"; then fail "a malformed path was accepted"; fi

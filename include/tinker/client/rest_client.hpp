@@ -43,9 +43,10 @@ public:
   boost::asio::awaitable<training_run> get_training_run(std::string training_run_id,
                                                         access_scope scope = access_scope::owned) {
     check_id(training_run_id, "get_training_run", "training_run_id");
-    co_return co_await core()->get_json<training_run>("/api/v1/training_runs/" +
-                                                      http::escape_path_segment(training_run_id) +
-                                                      "?access_scope=" + std::string(to_string(scope)));
+    // (Paths are built before the co_await: GCC 12 rejects a braced list inside one.)
+    const auto path = http::path_of({"api", "v1", "training_runs", training_run_id}) +
+                      "?access_scope=" + std::string(to_string(scope));
+    co_return co_await core()->get_json<training_run>(path);
   }
 
   boost::asio::awaitable<training_run> get_training_run_by_tinker_path(std::string tinker_path_str,
@@ -69,8 +70,8 @@ public:
 
   boost::asio::awaitable<checkpoints_list_response> list_checkpoints(std::string training_run_id) {
     check_id(training_run_id, "list_checkpoints", "training_run_id");
-    co_return co_await core()->get_json<checkpoints_list_response>(
-        "/api/v1/training_runs/" + http::escape_path_segment(training_run_id) + "/checkpoints");
+    const auto path = http::path_of({"api", "v1", "training_runs", training_run_id, "checkpoints"});
+    co_return co_await core()->get_json<checkpoints_list_response>(path);
   }
 
   boost::asio::awaitable<checkpoints_list_response> list_user_checkpoints(int limit = 100, int offset = 0) {
@@ -145,14 +146,15 @@ public:
   boost::asio::awaitable<get_session_response> get_session(std::string session_id,
                                                            access_scope scope = access_scope::owned) {
     check_id(session_id, "get_session", "session_id");
-    co_return co_await core()->get_json<get_session_response>(
-        "/api/v1/sessions/" + http::escape_path_segment(session_id) + "?access_scope=" + std::string(to_string(scope)));
+    const auto path =
+        http::path_of({"api", "v1", "sessions", session_id}) + "?access_scope=" + std::string(to_string(scope));
+    co_return co_await core()->get_json<get_session_response>(path);
   }
 
   boost::asio::awaitable<get_sampler_response> get_sampler(std::string sampler_id) {
     check_id(sampler_id, "get_sampler", "sampler_id");
-    co_return co_await core()->get_json<get_sampler_response>("/api/v1/samplers/" +
-                                                              http::escape_path_segment(sampler_id));
+    const auto path = http::path_of({"api", "v1", "samplers", sampler_id});
+    co_return co_await core()->get_json<get_sampler_response>(path);
   }
 
   /// Moves a session into a project (sessions cannot be moved out of one).
@@ -160,9 +162,8 @@ public:
     check_id(session_id, "assign_session_project", "session_id");
     if (project_id.empty()) detail::invalid("assign_session_project: project_id is empty");
     const set_session_project_request body{std::move(project_id)};
-    co_await checkpoint_call(boost::beast::http::verb::put,
-                             "/api/v1/sessions/" + http::escape_path_segment(session_id) + "/project",
-                             json::to_json(body));
+    const auto path = http::path_of({"api", "v1", "sessions", session_id, "project"});
+    co_await checkpoint_call(boost::beast::http::verb::put, path, json::to_json(body));
   }
 
   /// Exports the session's trace and returns a signed URL to it (valid about an hour, fetched
@@ -171,7 +172,7 @@ public:
   boost::asio::awaitable<std::string> export_session_trace(
       std::string session_id, std::chrono::milliseconds poll_interval = std::chrono::seconds(5)) {
     check_id(session_id, "export_session_trace", "session_id");
-    const auto route = "/api/v1/sessions/" + http::escape_path_segment(session_id) + "/trace_export";
+    const auto route = http::path_of({"api", "v1", "sessions", session_id, "trace_export"});
     while (true) {
       auto r = co_await core()->get_json<trace_export_response>(route);
       switch (r.status) {
@@ -262,10 +263,10 @@ private:
         detail::invalid(std::string(call) + ": " + field + " '" + id + "' contains characters not allowed in an id");
   }
 
+  /// `/api/v1/training_runs/{run}/checkpoints/{kind}/{name}`, every part percent-encoded.
   static std::string checkpoint_route(const std::string& path) {
     const auto p = tinker_path::parse(path);
-    return "/api/v1/training_runs/" + http::escape_path_segment(p.training_run_id) + "/checkpoints/" +
-           p.checkpoint_id();
+    return http::path_of({"api", "v1", "training_runs", p.training_run_id, "checkpoints", to_string(p.kind), p.name});
   }
 
   static std::string checkpoint_route(const std::string& run, const std::string& checkpoint_id) {

@@ -63,10 +63,10 @@ public:
   /// The base model these weights belong to (GET samplers/{id}, cached).
   boost::asio::awaitable<std::string> get_base_model() {
     auto s = checked();
-    if (s->base_model.empty())
-      s->base_model = (co_await s->core->get_json<get_sampler_response>("/api/v1/samplers/" +
-                                                                        http::escape_path_segment(s->sampler_id)))
-                          .base_model;
+    if (s->base_model.empty()) {
+      const auto path = http::path_of({"api", "v1", "samplers", s->sampler_id});  // (not in the co_await: GCC 12)
+      s->base_model = (co_await s->core->get_json<get_sampler_response>(path)).base_model;
+    }
     co_return s->base_model;
   }
 

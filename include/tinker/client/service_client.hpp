@@ -34,8 +34,14 @@ struct lora_training_options {
 
 class service_client {
 public:
+  /// Every option from the environment (TINKER_BASE_URL, TINKER_API_KEY, ...). An overload, not a
+  /// default argument: GCC 12 destroys a defaulted aggregate argument twice when the call is part
+  /// of a co_await expression, as in `service_client service(co_await this_coro::executor);`.
+  explicit service_client(boost::asio::any_io_executor executor)
+      : service_client(std::move(executor), client_options()) {}
+
   /// Throws tinker::invalid_argument when the options are unusable (no API key, malformed URL).
-  explicit service_client(boost::asio::any_io_executor executor, client_options options = {})
+  service_client(boost::asio::any_io_executor executor, client_options options)
       : core_(std::make_shared<detail::client_core>(std::move(executor), std::move(options))) {}
 
   boost::asio::awaitable<get_server_capabilities_response> get_server_capabilities() {

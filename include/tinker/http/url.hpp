@@ -7,6 +7,8 @@
 
 #include <charconv>
 #include <cstdint>
+#include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -37,6 +39,45 @@ inline std::string escape_query_value(std::string_view text, std::string_view al
 /// RFC 3986 allows in a segment, and which ids like `<session>:train:0` hold) stay as they are.
 /// A '/' cannot add a segment, nor '?' or '#' end the path.
 inline std::string escape_path_segment(std::string_view text) { return escape_query_value(text, ":@"); }
+
+/// The request path `/<s1>/<s2>/...`, every segment percent-encoded with escape_path_segment: the
+/// one way the client puts ids and names (run ids, checkpoint names, session and sampler ids) into
+/// a URL, so none of them can add a segment, end the path or arrive changed.
+inline std::string path_of(std::initializer_list<std::string_view> segments) {
+  std::string out;
+  for (const auto s : segments) {
+    out += '/';
+    out += escape_path_segment(s);
+  }
+  return out;
+}
+
+/// `text` with its %XX escapes decoded (and, in a form-encoded query, '+' as a space); nullopt when
+/// a '%' is not followed by two hex digits. The result may hold any byte: callers check what they
+/// accept.
+inline std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space = false) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '%') {
+      if (text.size() - i < 3) return std::nullopt;
+      const int hi = hex(text[i + 1]), lo = hex(text[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else {
+      out += plus_is_space && c == '+' ? ' ' : c;
+    }
+  }
+  return out;
+}
 
 struct url {
   std::string scheme;       ///< "http" or "https" (lower case)

@@ -68,7 +68,10 @@ namespace tinker::local {
 /// (0, 40 s], an alias onto an unknown model, ...).
 class engine {
 public:
-  engine(boost::asio::any_io_executor executor, engine_options options = {})
+  /// Default options. (Overloads, not a default argument: GCC 12 destroys a defaulted aggregate
+  /// argument twice when the call is part of a co_await expression.)
+  explicit engine(boost::asio::any_io_executor executor) : engine(std::move(executor), engine_options()) {}
+  engine(boost::asio::any_io_executor executor, engine_options options)
       : impl_(std::make_shared<detail::engine_impl>(std::move(executor), std::move(options))) {}
 
   engine(const engine&) = delete;
@@ -110,7 +113,8 @@ private:
 /// on the engine's thread and wait).
 class embedded_engine {
 public:
-  explicit embedded_engine(engine_options options = {})
+  embedded_engine() : embedded_engine(engine_options()) {}
+  explicit embedded_engine(engine_options options)
       : work_(io_.get_executor()), engine_(std::make_unique<engine>(io_.get_executor(), std::move(options))) {
     engine_->start();
     thread_ = std::thread([this] { io_.run(); });

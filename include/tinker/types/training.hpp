@@ -19,6 +19,12 @@ struct datum {
   tinker::model_input model_input;
   std::map<std::string, tensor_data> loss_fn_inputs;
 
+  // Constructors make this a non-aggregate on purpose: GCC 12 destroys aggregate temporaries built
+  // inside a co_await expression twice, and a batch is often built right in the call.
+  datum() = default;
+  explicit datum(tinker::model_input input, std::map<std::string, tensor_data> inputs = {})
+      : model_input(std::move(input)), loss_fn_inputs(std::move(inputs)) {}
+
   friend bool operator==(const datum&, const datum&) = default;
 };
 

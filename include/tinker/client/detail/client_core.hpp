@@ -439,12 +439,16 @@ private:
 
   static asio::awaitable<std::string> create_session(std::shared_ptr<client_core> self) {
     (void)co_await self->server_config();
-    // dynamic_config: optional (404 = defaults); only its existence matters to us today.
+    // dynamic_config is optional (a server without it answers 404, and nothing in it is needed
+    // to start): it is retried like every other call, and if it still fails the session starts
+    // on the defaults. Only cancellation (a system_error, not an api_error) ends the start-up.
     try {
       const client_config_request body{protocol_sdk_version};
       (void)co_await self->post_json<dynamic_config_response>("/api/v1/client/dynamic_config", body,
-                                                              http::lane::session, false);
+                                                              http::lane::session);
     } catch (const not_found_error&) {
+    } catch (const api_error& e) {
+      self->log(log_level::info, std::string("client/dynamic_config failed; starting with its defaults: ") + e.what());
     }
     create_session_request req;
     req.tags = self->options_.tags;

@@ -132,7 +132,7 @@ inline void validate_sampling(const model_input& prompt, int num_samples, const 
 
 inline void validate_checkpoint_name(const std::string& name, const char* call) {
   if (auto why = tinker_path::name_problem(name))
-    invalid(std::string(call) + ": invalid checkpoint name '" + name + "': " + *why);
+    invalid(std::string(call) + ": invalid checkpoint name '" + tinker_path::printable(name) + "': " + *why);
 }
 
 /// Checkpoint lifetimes: positive, at most ten years (the service's documented maximum).

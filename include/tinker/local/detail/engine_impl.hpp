@@ -203,10 +203,7 @@ public:
     for (const auto& id : expired)
       expire_session(
           id, "session expired: no heartbeat for " + std::to_string(options_.session_timeout.count() / 1000) + " s");
-    std::vector<checkpoint_record> dead;
-    for (const auto& [key, c] : checkpoints_)
-      if (c.expires_at && to_system(*c.expires_at) <= now) dead.push_back(c);
-    for (const auto& c : dead) delete_checkpoint(c, "ttl_expired");
+    expire_checkpoints(now);
     futures_.purge(std::chrono::steady_clock::now() - options_.future_retention);
     // Usage older than the retention is dropped (it lives in memory only).
     const auto oldest_hour = hour_of(now - usage_retention);
@@ -234,12 +231,14 @@ private:
   // ===== request dispatch =====================================================================
 
   asio::awaitable<std::optional<http_response>> handle(http_request& req) {
+    expire_checkpoints(options_.clock());
     request_context ctx{req, parsed_target::parse(std::string_view(req.target().data(), req.target().size())), {}, {}};
     const auto* route = find_route(req.method(), ctx.target);
     if (route) ctx.route = std::string(route->name);
     ++route_counts_[ctx.route];
     if (route && options_.on_request) observe(ctx);
     try {
+      if (ctx.target.problem) throw http_error(400, *ctx.target.problem);
       if (!route)
         throw http_error(404, "no such endpoint: " + std::string(req.method_string()) + " " +
                                   std::string(ctx.target.segments.empty() ? "/" : "/" + join(ctx.target.segments)));
@@ -255,6 +254,30 @@ private:
     } catch (const std::exception& e) {
       co_return error_response(req, 500, std::string("internal error: ") + e.what());
     }
+  }
+
+  /// Deletes every checkpoint whose TTL has run out by `now` (audited as ttl_expired), and notes
+  /// when the next one will. Runs before every request as well as in the maintenance sweep: a
+  /// checkpoint past its expires_at is never listed, loaded, sampled from or downloaded, however
+  /// long ago the last sweep was.
+  void expire_checkpoints(std::chrono::system_clock::time_point now) {
+    if (!next_checkpoint_expiry_ || to_system(*next_checkpoint_expiry_) > now) return;
+    std::vector<checkpoint_record> dead;
+    next_checkpoint_expiry_.reset();
+    for (const auto& [key, c] : checkpoints_) {
+      if (!c.expires_at) continue;
+      if (to_system(*c.expires_at) <= now)
+        dead.push_back(c);
+      else
+        note_checkpoint_expiry(c);
+    }
+    for (const auto& c : dead) delete_checkpoint(c, "ttl_expired");
+  }
+
+  /// Keeps next_checkpoint_expiry_ at or before `c`'s expiry (call whenever an expires_at is set).
+  void note_checkpoint_expiry(const checkpoint_record& c) {
+    if (c.expires_at && (!next_checkpoint_expiry_ || *c.expires_at < *next_checkpoint_expiry_))
+      next_checkpoint_expiry_ = c.expires_at;
   }
 
   static std::string join(const std::vector<std::string>& segments) {
@@ -1070,7 +1093,10 @@ private:
       audit_file_lines_[tenant] = lines.size();
     }
     for (auto& [run, checkpoints] : store_.load_runs(options_.log)) {
-      for (auto& c : checkpoints) checkpoints_.emplace(checkpoint_key(c.run_id, c.kind, c.name), std::move(c));
+      for (auto& c : checkpoints) {
+        note_checkpoint_expiry(c);
+        checkpoints_.emplace(checkpoint_key(c.run_id, c.kind, c.name), std::move(c));
+      }
       runs_.emplace(run.id, std::move(run));
     }
     for (auto& s : store_.load_samplers()) {
@@ -1177,6 +1203,7 @@ private:
   std::map<std::string, session_state> sessions_;
   std::map<std::string, run_record> runs_;
   std::map<std::string, checkpoint_record> checkpoints_;  ///< by "<run>/<kind>/<name>"
+  std::optional<timestamp> next_checkpoint_expiry_;       ///< at or before the earliest expires_at
   std::map<std::string, live_model> models_;
   std::map<std::string, sampler_state> samplers_;
   /// Sampler ids an accepted unnamed save_weights_for_sampler will create when it runs. Taken at

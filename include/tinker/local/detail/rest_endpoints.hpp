@@ -39,8 +39,21 @@ inline tinker_path checkpoint_path_of(const parsed_target& t) {
   std::string error;
   auto p =
       tinker_path::try_parse("tinker://" + t.api_segment(1) + "/" + t.api_segment(3) + "/" + t.api_segment(4), &error);
-  if (!p) throw http_error(400, "invalid checkpoint id '" + t.api_segment(3) + "/" + t.api_segment(4) + "': " + error);
+  if (!p)
+    throw http_error(400, "invalid checkpoint id '" +
+                              tinker_path::printable(t.api_segment(3) + "/" + t.api_segment(4)) + "': " + error);
   return *p;
+}
+
+/// A Content-Disposition for a download named `file`: names may hold quotes, spaces and non-ASCII
+/// letters, so the name goes percent-encoded in filename* (RFC 6266), with an ASCII fallback.
+inline std::string attachment(std::string_view file) {
+  std::string fallback;
+  for (const char c : file) {
+    const auto u = static_cast<unsigned char>(c);
+    fallback += u < 0x20 || u >= 0x7f || c == '"' || c == '\\' ? '_' : c;
+  }
+  return "attachment; filename=\"" + fallback + "\"; filename*=UTF-8''" + tinker::http::escape_query_value(file);
 }
 
 template <class T>
@@ -173,6 +186,7 @@ inline http_response engine_impl::handle_set_ttl(request_context& ctx) {
   check_ttl(req.ttl_seconds, "ttl_seconds (null removes the expiry)");
   auto& c = owned_checkpoint(ctx.tenant, rest_detail::checkpoint_path_of(ctx.target));
   c.expires_at = req.ttl_seconds ? std::optional(now_ts() + std::chrono::seconds(*req.ttl_seconds)) : std::nullopt;
+  note_checkpoint_expiry(c);
   store_.save(c);
   boost::json::object details;
   if (req.ttl_seconds) {
@@ -205,7 +219,9 @@ inline http_response engine_impl::handle_archive(request_context& ctx) {
   const auto resource = path.training_run_id + "/" + path.checkpoint_id();
   const auto signature = hmac_sha256_hex(store_.secret(), resource + "\n" + expires_unix);
   const auto url =
-      public_base(ctx) + "/downloads/" + resource + ".tar.gz?expires=" + expires_unix + "&signature=" + signature;
+      public_base(ctx) +
+      tinker::http::path_of({"downloads", path.training_run_id, to_string(path.kind), path.name + ".tar.gz"}) +
+      "?expires=" + expires_unix + "&signature=" + signature;
   audit(ctx.tenant, "checkpoint_read", path, "archive_download",
         boost::json::object{{"url_expires_at", format_timestamp(timestamp(expires))}});
   auto res = json_response(ctx, 302, boost::json::value_from(checkpoint_archive_url_response{url, timestamp(expires)}));
@@ -262,7 +278,7 @@ inline asio::awaitable<http_response> engine_impl::handle_download(request_conte
   }
   auto res = make_response(ctx.request, 200);
   res.set(http::field::content_type, "application/gzip");
-  res.set(http::field::content_disposition, "attachment; filename=\"" + name + ".tar.gz\"");
+  res.set(http::field::content_disposition, rest_detail::attachment(name + ".tar.gz"));
   res.body() = std::move(archive);
   res.prepare_payload();
   co_return res;
@@ -314,8 +330,8 @@ inline http_response engine_impl::handle_trace_export(request_context& ctx) {
   const auto signature = hmac_sha256_hex(store_.secret(), rest_detail::trace_signed_text(s.record.id, expires_unix));
   trace_export_response resp;
   resp.status = trace_export_status::ready;
-  resp.url = public_base(ctx) + "/downloads/traces/" + s.record.id + ".json?expires=" + expires_unix +
-             "&signature=" + signature;
+  resp.url = public_base(ctx) + tinker::http::path_of({"downloads", "traces", s.record.id + ".json"}) +
+             "?expires=" + expires_unix + "&signature=" + signature;
   return json_response(ctx, 200, boost::json::value_from(resp));
 }
 
@@ -379,7 +395,7 @@ inline http_response engine_impl::handle_trace_download(request_context& ctx) {
   if (s.record.project_id) doc["project_id"] = *s.record.project_id;
   if (s.record.finished_at) doc["finished_at"] = format_timestamp(*s.record.finished_at);
   auto res = json_response(ctx, 200, doc);
-  res.set(http::field::content_disposition, "attachment; filename=\"" + file + "\"");
+  res.set(http::field::content_disposition, rest_detail::attachment(file));
   return res;
 }
 

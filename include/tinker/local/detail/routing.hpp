@@ -2,8 +2,13 @@
 // parameters, and names each route (fault injection and logs refer to routes by these names).
 #pragma once
 
+#include <tinker/detail/utf8.hpp>
+#include <tinker/http/url.hpp>
+#include <tinker/tinker_path.hpp>
+
 #include <boost/beast/http/verb.hpp>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <ostream>  // before Beast's verb.hpp, which needs it (Boost 1.81) but does not include it
@@ -13,48 +18,14 @@
 
 namespace tinker::local::detail {
 
-/// Decodes %XX escapes and '+' in a query component.
-inline std::string url_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i] == '+' ? ' ' : s[i];
-    }
-  }
-  return out;
-}
-
-/// Escapes everything but unreserved characters (for the query strings the engine writes).
-inline std::string url_encode(std::string_view s) {
-  static constexpr char digits[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-        c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += digits[c >> 4];
-      out += digits[c & 15];
-    }
-  }
-  return out;
-}
-
-/// A request target taken apart. Path parameters are kept verbatim (run ids contain colons).
+/// A request target taken apart. Path segments are percent-decoded (clients encode ids and names;
+/// run ids keep their colons either way); a segment that does not decode to well-formed UTF-8
+/// free of '/' and control characters makes the target invalid (`problem` says why: the engine
+/// answers 400), so no handler ever sees one.
 struct parsed_target {
-  std::vector<std::string> segments;  ///< path segments, empty ones dropped
+  std::vector<std::string> segments;  ///< decoded path segments, empty ones dropped
   std::map<std::string, std::string> query;
+  std::optional<std::string> problem;  ///< why the path is invalid, if it is
 
   static parsed_target parse(std::string_view target) {
     parsed_target t;
@@ -64,18 +35,20 @@ struct parsed_target {
     while (start <= path.size()) {
       const auto slash = path.find('/', start);
       const auto end = slash == std::string_view::npos ? path.size() : slash;
-      if (end > start) t.segments.emplace_back(path.substr(start, end - start));
+      if (end > start) t.add_segment(path.substr(start, end - start));
       if (slash == std::string_view::npos) break;
       start = slash + 1;
     }
     if (q != std::string_view::npos) {
       auto query = target.substr(q + 1);
+      // (Lenient: a malformed escape in a query value is kept as written.)
+      auto decode = [](std::string_view s) { return tinker::http::percent_decode(s, true).value_or(std::string(s)); };
       while (!query.empty()) {
         const auto amp = query.find('&');
         const auto pair = query.substr(0, amp);
         const auto eq = pair.find('=');
         if (!pair.empty())
-          t.query[url_decode(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : url_decode(pair.substr(eq + 1));
+          t.query[decode(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : decode(pair.substr(eq + 1));
         if (amp == std::string_view::npos) break;
         query.remove_prefix(amp + 1);
       }
@@ -99,6 +72,27 @@ struct parsed_target {
   std::optional<std::string> query_value(const std::string& key) const {
     auto it = query.find(key);
     return it == query.end() ? std::nullopt : std::optional<std::string>(it->second);
+  }
+
+private:
+  void add_segment(std::string_view raw) {
+    auto decoded = tinker::http::percent_decode(raw);
+    std::string why;
+    if (!decoded)
+      why = "a '%' not followed by two hex digits";
+    else if (decoded->find('/') != std::string::npos)
+      why = "an encoded '/' (%2F)";
+    else if (!tinker::detail::is_valid_utf8(*decoded))
+      why = "bytes that are not UTF-8";
+    else if (std::any_of(decoded->begin(), decoded->end(),
+                         [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+      why = "a control character";
+    if (!why.empty()) {
+      if (!problem) problem = "invalid request path: segment '" + tinker_path::printable(raw) + "' holds " + why;
+      segments.emplace_back(raw);
+      return;
+    }
+    segments.push_back(std::move(*decoded));
   }
 };
 

@@ -147,7 +147,7 @@ inline http_response engine_impl::handle_save_weights(request_context& ctx) {
   const auto seq = requested_seq::from_client(req.seq_id);
   if (!req.path) throw http_error(400, "save_weights needs a path (the checkpoint name)");
   if (auto why = tinker_path::name_problem(*req.path))
-    throw http_error(400, "invalid checkpoint name '" + *req.path + "': " + *why);
+    throw http_error(400, "invalid checkpoint name '" + tinker_path::printable(*req.path) + "': " + *why);
   check_ttl(req.ttl_seconds);
   const auto path = tinker_path{"tinker", m.run_id, checkpoint_kind::weights, *req.path};
   const auto digest = sha256_hex(ctx.request.body());
@@ -184,7 +184,7 @@ inline http_response engine_impl::submit_save_for_sampler(request_context& ctx, 
       if (auto f = futures_.find(*original)) return future_response(ctx, *f, m.run_id);
   if (req.path) {
     if (auto why = tinker_path::name_problem(*req.path))
-      throw http_error(400, "invalid checkpoint name '" + *req.path + "': " + *why);
+      throw http_error(400, "invalid checkpoint name '" + tinker_path::printable(*req.path) + "': " + *why);
     const auto path = tinker_path{"tinker", m.run_id, checkpoint_kind::sampler_weights, *req.path};
     // Sampler weights are immutable: samplers created from them must keep sampling the same.
     // (400, not 409: clients retry 409 for minutes.)
@@ -390,6 +390,7 @@ inline asio::awaitable<void> engine_impl::save_checkpoint(tinker_path path, std:
   boost::json::object details{{"checkpoint_type", std::string(to_string(type_of(path.kind)))},
                               {"size_bytes", record.size_bytes},
                               {"overwrite", overwrite && checkpoints_.contains(key)}};
+  note_checkpoint_expiry(record);
   checkpoints_.insert_or_assign(key, std::move(record));
   audit(owner_tenant, "checkpoint_create", path,
         path.kind == checkpoint_kind::weights ? "save_state" : "save_weights_for_sampler", std::move(details));

@@ -6,6 +6,8 @@
 // or a varint length and that many bytes (strings, bytes, sub-messages, packed repeated scalars).
 #pragma once
 
+#include <tinker/detail/utf8.hpp>
+
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -58,38 +60,7 @@ constexpr std::uint64_t int32_to_varint(std::int32_t v) noexcept {
   return static_cast<std::uint64_t>(static_cast<std::int64_t>(v));
 }
 
-/// Well-formed UTF-8 as protobuf checks it for proto3 `string` fields: no overlong forms, no
-/// surrogates, nothing above U+10FFFF.
-constexpr bool is_valid_utf8(std::string_view s) noexcept {
-  std::size_t i = 0;
-  const std::size_t n = s.size();
-  while (i < n) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t len;
-    std::uint32_t cp;
-    if ((c & 0xE0) == 0xC0)
-      len = 2, cp = c & 0x1F;
-    else if ((c & 0xF0) == 0xE0)
-      len = 3, cp = c & 0x0F;
-    else if ((c & 0xF8) == 0xF0)
-      len = 4, cp = c & 0x07;
-    else
-      return false;
-    if (n - i < len) return false;
-    for (std::size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return false;  // overlong
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += len;
-  }
-  return true;
-}
+/// Well-formed UTF-8, as protobuf checks it for proto3 `string` fields.
+using tinker::detail::is_valid_utf8;
 
 }  // namespace tinker::proto::detail
