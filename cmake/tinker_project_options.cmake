@@ -15,12 +15,11 @@ if(TINKER_WERROR)
   target_compile_options(tinker_project_options INTERFACE -Werror)
 endif()
 
-# Asio, its SSL part and Beast compiled once into a static library: every test, tool and benchmark
-# links it instead of instantiating the same non-template code in each translation unit.
-add_library(tinker_boost_impl STATIC ${PROJECT_SOURCE_DIR}/cmake/boost_impl.cpp)
-target_link_libraries(tinker_boost_impl PUBLIC tinker::tinker)
 # Our own code is kept free of deprecated Asio names (consumers decide for themselves).
-target_compile_definitions(tinker_boost_impl PUBLIC BOOST_ASIO_SEPARATE_COMPILATION BOOST_BEAST_SEPARATE_COMPILATION
-                                                    BOOST_ASIO_NO_DEPRECATED)
-target_compile_options(tinker_boost_impl PRIVATE -w)
-target_link_libraries(tinker_project_options INTERFACE tinker_boost_impl)
+target_compile_definitions(tinker_project_options INTERFACE BOOST_ASIO_NO_DEPRECATED)
+
+# The library's own compiled targets get the project's warnings too.
+foreach(target tinker_client_compiled tinker_local_compiled)
+  target_compile_options(${target} PRIVATE $<TARGET_PROPERTY:tinker_project_options,INTERFACE_COMPILE_OPTIONS>)
+  target_compile_definitions(${target} PRIVATE BOOST_ASIO_NO_DEPRECATED)
+endforeach()

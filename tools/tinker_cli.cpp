@@ -8,6 +8,7 @@
 //   tinker version
 //
 // Reads TINKER_BASE_URL and TINKER_API_KEY (or --base-url / --api-key). --json prints raw JSON.
+#include <tinker/json.hpp>
 #include <tinker/tinker.hpp>
 
 #include <boost/asio/co_spawn.hpp>

@@ -1,28 +1,28 @@
-// A blocking facade for code that does not use coroutines: each call drives the client's event
-// loop on the calling thread until the awaited operation is done.
+// For code that does not use coroutines. Every operation already works from a plain thread with
+// `asio::use_future` (see completion.hpp); what such code lacks is a thread running the event
+// loop. blocking_client is that: an io_context, a thread running it, and a service_client on it.
 //
-//   tinker::blocking_client client(options);                         // owns an io_context
-//   auto training = client.run(client.service().create_lora_training_client("Qwen/Qwen3-8B"));
-//   auto fwd = client.run(training.forward_backward(batch, tinker::loss_fn_type::cross_entropy));
-//   auto opt = client.run(training.optim_step({.learning_rate = 1e-4}));
-//   auto out = client.run(fwd.result());
+//   tinker::blocking_client client(options);
+//   auto& service = client.service();
+//   auto training = service.create_lora_training_client("Qwen/Qwen3-8B", asio::use_future).get();
+//   auto fwd = training.forward_backward(batch, tinker::loss_fn_type::cross_entropy, asio::use_future).get();
+//   auto out = fwd.result(asio::use_future).get();
 //
-// Every awaitable of the library can be passed to run(); the clients it returns are used with the
-// same blocking_client and must not outlive it. Everything runs on the caller's thread, so nothing is shared between
-// threads. Background work (polls of submitted futures, session heartbeats) progresses only while
-// some run() is in progress: when the program pauses for minutes between calls, call idle() now and
-// then, or the server may end the session (it does after about 5 minutes without heartbeats).
+// run() waits for any awaitable of the library (or of your own) instead:
+// `auto out = client.run(fwd.result());`. Background work (polls, heartbeats) runs on the loop's
+// thread all the time, between calls too. The clients it returns must not outlive it.
 #pragma once
 
 #include <tinker/client/service_client.hpp>
+#include <tinker/error.hpp>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 
-#include <chrono>
-#include <exception>
-#include <optional>
+#include <thread>
 #include <utility>
 
 namespace tinker {
@@ -32,74 +32,46 @@ public:
   /// Every option from the environment (TINKER_BASE_URL, TINKER_API_KEY, ...).
   blocking_client() : blocking_client(client_options()) {}
   /// Throws tinker::invalid_argument for unusable options (no API key, malformed URL).
-  explicit blocking_client(client_options options) : service_(io_.get_executor(), std::move(options)) {}
+  explicit blocking_client(client_options options)
+      : work_(io_.get_executor()), service_(io_.get_executor(), std::move(options)), thread_([this] { io_.run(); }) {}
 
   blocking_client(const blocking_client&) = delete;
   blocking_client& operator=(const blocking_client&) = delete;
 
+  /// Closes the service client, lets what it cancelled finish, and joins the loop's thread.
   ~blocking_client() {
     service_.close();
-    io_.restart();
-    io_.poll();  // let cancelled operations finish while everything they use is alive
+    work_.reset();
+    thread_.join();
   }
 
   service_client& service() noexcept { return service_; }
 
-  /// Runs `task` to completion on this thread and returns its result (or rethrows its exception).
-  /// Must not be called from inside another run() of the same blocking_client.
+  /// Runs `task` on the client's executor and waits for it: its result, or its exception.
+  /// Must not be called from the loop's own thread (a completion handler), which it would block.
   template <class T>
   T run(boost::asio::awaitable<T> task) {
-    std::optional<T> result;
-    std::exception_ptr error;
-    bool done = false;
-    boost::asio::co_spawn(io_, std::move(task), [&](std::exception_ptr e, T value) {
-      error = e;
-      if (!e) result.emplace(std::move(value));
-      done = true;
-    });
-    drive(done);
-    if (error) std::rethrow_exception(error);
-    return std::move(*result);
+    check_thread();
+    return boost::asio::co_spawn(service_.get_executor(), std::move(task), boost::asio::use_future).get();
   }
 
   void run(boost::asio::awaitable<void> task) {
-    std::exception_ptr error;
-    bool done = false;
-    boost::asio::co_spawn(io_, std::move(task), [&](std::exception_ptr e) {
-      error = e;
-      done = true;
-    });
-    drive(done);
-    if (error) std::rethrow_exception(error);
-  }
-
-  /// Lets background work (heartbeats, polls) run for `duration`, then returns.
-  template <class Rep, class Period>
-  void idle(std::chrono::duration<Rep, Period> duration) {
-    io_.restart();
-    io_.run_for(duration);
+    check_thread();
+    boost::asio::co_spawn(service_.get_executor(), std::move(task), boost::asio::use_future).get();
   }
 
   boost::asio::io_context& context() noexcept { return io_; }
 
 private:
-  void drive(const bool& done) {
-    if (running_) throw tinker::invalid_argument("blocking_client::run called from inside another run()");
-    running_ = true;
-    struct reset {
-      bool& flag;
-      ~reset() { flag = false; }
-    } guard{running_};
-    io_.restart();
-    // run_one, not run: the heartbeat and idle-connection timers always keep the loop busy.
-    while (!done)
-      if (io_.run_one() == 0 && !done)
-        throw tinker_error("blocking_client::run: the event loop ran out of work before the call finished");
+  void check_thread() const {
+    if (std::this_thread::get_id() == thread_.get_id())
+      throw tinker::invalid_argument("blocking_client::run called on the event loop's own thread (it would deadlock)");
   }
 
   boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   service_client service_;
-  bool running_ = false;
+  std::thread thread_;
 };
 
 }  // namespace tinker

@@ -144,4 +144,21 @@ private:
   error_category category_;
 };
 
+/// The service client's session is gone for good: its heartbeat was refused (the session expired
+/// on the server, the key was revoked). Calls that need the session fail with this; make a new
+/// service_client to go on.
+class session_lost_error : public api_error {
+public:
+  session_lost_error(std::string session_id, int status, std::string message)
+      : api_error(std::move(message)), session_id_(std::move(session_id)), status_(status) {}
+
+  const std::string& session_id() const noexcept { return session_id_; }
+  /// The status that refused the heartbeat.
+  int status() const noexcept { return status_; }
+
+private:
+  std::string session_id_;
+  int status_;
+};
+
 }  // namespace tinker

@@ -1,9 +1,11 @@
-// The client's decision logic without sockets: the poll state machine (protocol.md §5.3-§5.4 plus
-// our backoff floor), chunk planning and metric reduction (§7.5, §8.3), retry delays and
+// The client's decision logic without sockets: the call state machine (status policy, backoff,
+// budgets, billing pauses, back-pressure, the 415 fallback), the poll state machine (protocol.md
+// §5.3-§5.4 plus our backoff floor), chunk planning and metric reduction (§7.5, §8.3), retry delays and
 // Retry-After parsing, the seq_id turn gate, and options from the environment.
 #include "common/run_coro.hpp"
 
 #include <tinker/client/detail/backoff.hpp>
+#include <tinker/client/detail/call_fsm.hpp>
 #include <tinker/client/detail/chunking.hpp>
 #include <tinker/client/detail/poll_fsm.hpp>
 #include <tinker/client/detail/turn_gate.hpp>
@@ -162,9 +164,11 @@ TEST_SUITE("client logic") {
 
   TEST_CASE("poll_fsm: 402 pauses in 5 s steps until the billing window has passed, then fails") {
     manual_clock clock;
+    detail::billing_pause billing(clock.fn());
+    billing.set_window(seconds_d(60));
     detail::poll_policy policy;
-    policy.billing_pause_limit = seconds_d(60);
-    poll_fsm fsm(policy, clock.fn());
+    policy.billing = &billing;
+    poll_fsm fsm(policy);
     for (int i = 0; i < 12; ++i) {
       auto d = fsm.on_response(402, "application/json", R"({"detail":"billing"})", instant);
       REQUIRE(d.what == kind::poll_again);
@@ -175,7 +179,10 @@ TEST_SUITE("client logic") {
     REQUIRE(d.what == kind::error);
     CHECK_THROWS_AS(std::rethrow_exception(d.error), api_status_error);
     // Other answers in between do not end an incident; five quiet minutes do.
-    poll_fsm again(policy, clock.fn());
+    detail::billing_pause fresh(clock.fn());
+    fresh.set_window(seconds_d(60));
+    policy.billing = &fresh;
+    poll_fsm again(policy);
     CHECK(again.on_response(402, "application/json", "{}", instant).what == kind::poll_again);
     clock.now += std::chrono::seconds(50);
     (void)again.on_response(200, "application/json", try_again(), held);
@@ -195,6 +202,119 @@ TEST_SUITE("client logic") {
     CHECK_THROWS_AS(std::rethrow_exception(d.error), not_found_error);
     d = poll_fsm().on_response(401, "application/json", R"({"detail":"who are you"})", instant);
     CHECK_THROWS_AS(std::rethrow_exception(d.error), authentication_error);
+  }
+
+  // ----- call_fsm -----------------------------------------------------------------------------
+
+  struct call_env {
+    manual_clock clock;
+    detail::billing_pause billing{clock.fn()};
+    std::mt19937_64 rng{1};
+    std::vector<std::string> secrets{"tml-secret-key"};
+    detail::call_policy policy;
+    call_env() {
+      policy.jitter = 0;  // delays exact
+      policy.max_retries = 3;
+    }
+    detail::call_fsm fsm() { return detail::call_fsm(policy, "POST", "/api/v1/x", billing, rng, secrets, clock.fn()); }
+  };
+  using call_kind = detail::call_decision::kind;
+
+  TEST_CASE("call_fsm: retryable answers and connection errors retry with the backoff, then the last failure") {
+    call_env env;
+    auto fsm = env.fsm();
+    auto d = fsm.on_response(500, "{}");
+    REQUIRE(d.what == call_kind::retry);
+    CHECK(d.delay.count() == 0.5);
+    d = fsm.on_transport_error(std::make_exception_ptr(api_connection_error("reset")));
+    REQUIRE(d.what == call_kind::retry);
+    CHECK(d.delay.count() == 1.0);
+    d = fsm.on_response(408, "{}");
+    REQUIRE(d.what == call_kind::retry);
+    CHECK(d.delay.count() == 2.0);
+    CHECK(fsm.retries() == 3);
+    d = fsm.on_response(429, R"({"detail":"slow down, tml-secret-key"})");  // the fourth: retries are used up
+    REQUIRE(d.what == call_kind::fail);
+    CHECK_THROWS_AS(std::rethrow_exception(d.error), rate_limit_error);
+    std::string message;
+    try {
+      std::rethrow_exception(d.error);
+    } catch (const std::exception& e) {
+      message = e.what();
+    }
+    CHECK(message.find("POST /api/v1/x failed with HTTP 429") != std::string::npos);
+    CHECK(message.find("tml-secret-key") == std::string::npos);  // redacted
+    // With jitter the delay only shortens.
+    env.policy.jitter = 0.25;
+    auto jittered = env.fsm();
+    const auto j = jittered.on_response(503, "{}");
+    CHECK(j.delay.count() <= 0.5);
+    CHECK(j.delay.count() >= 0.375);
+  }
+
+  TEST_CASE("call_fsm: Retry-After and x-should-retry win, an empty 400 is retried, 409 is final when asked") {
+    call_env env;
+    auto fsm = env.fsm();
+    CHECK(fsm.on_response(503, "{}", std::nullopt, seconds_d(7)).delay.count() == 7);
+    CHECK(fsm.on_response(500, "{}", false).what == call_kind::fail);  // the server says: do not retry
+    auto again = env.fsm();
+    CHECK(again.on_response(404, "{}", true).what == call_kind::retry);  // ... or: do retry
+    CHECK(again.on_response(400, "").what == call_kind::retry);          // a proxy's empty 400
+    auto bad = again.on_response(400, R"({"detail":"bad"})");
+    REQUIRE(bad.what == call_kind::fail);
+    CHECK_THROWS_AS(std::rethrow_exception(bad.error), bad_request_error);
+    CHECK(env.fsm().on_response(409, "{}").what == call_kind::retry);
+    env.policy.conflict_is_final = true;
+    auto conflict = env.fsm().on_response(409, "{}", true);  // final, whatever x-should-retry says
+    REQUIRE(conflict.what == call_kind::fail);
+    CHECK_THROWS_AS(std::rethrow_exception(conflict.error), conflict_error);
+  }
+
+  TEST_CASE("call_fsm: the time budget ends retries, billing pauses are not counted against it") {
+    call_env env;
+    env.policy.max_retries = 100;
+    env.policy.total_budget = seconds_d(10);
+    auto fsm = env.fsm();
+    CHECK(fsm.on_response(500, "{}").what == call_kind::retry);
+    env.clock.now += std::chrono::seconds(11);
+    CHECK(fsm.on_response(500, "{}").what == call_kind::fail);
+    // A 402 while the server's billing window lasts: retried every billing_interval, uncounted,
+    // and the time waited is not retry time.
+    env.billing.set_window(seconds_d(60));
+    auto billed = env.fsm();
+    for (int i = 0; i < 10; ++i) {
+      auto d = billed.on_response(402, "{}");
+      REQUIRE(d.what == call_kind::retry);
+      CHECK(d.billing);
+      CHECK(d.delay.count() == 5);
+      env.clock.now += std::chrono::seconds(5);
+    }
+    CHECK(billed.retries() == 0);
+    CHECK(billed.on_response(500, "{}").what == call_kind::retry);  // 50 s passed, all of it billing
+    env.clock.now += std::chrono::seconds(20);                       // the window (60 s) has passed
+    auto over = billed.on_response(402, "{}");
+    REQUIRE(over.what == call_kind::fail);
+    CHECK_THROWS_AS(std::rethrow_exception(over.error), api_status_error);
+  }
+
+  TEST_CASE("call_fsm: back-pressure and the 415 fallback are values, and without retries every failure is final") {
+    call_env env;
+    env.policy.retry = false;
+    env.policy.back_pressure = true;
+    auto fsm = env.fsm();
+    CHECK(fsm.on_response(429, "{}").what == call_kind::back_off);
+    auto billing = fsm.on_response(402, "{}");  // a 402 in a billing pause: the same back-off
+    CHECK(billing.what == call_kind::back_off);
+    CHECK(billing.billing);
+    CHECK(fsm.on_response(503, "{}").what == call_kind::fail);
+    CHECK(fsm.on_transport_error(std::make_exception_ptr(api_connection_error("down"))).what == call_kind::fail);
+    call_env protobuf;
+    protobuf.policy.json_fallback = true;
+    CHECK(protobuf.fsm().on_response(415, "{}").what == call_kind::use_json);
+    call_env plain;
+    auto unsupported = plain.fsm().on_response(415, "{}");
+    REQUIRE(unsupported.what == call_kind::fail);
+    CHECK_THROWS_AS(std::rethrow_exception(unsupported.error), api_status_error);
   }
 
   TEST_CASE("plan_chunks: datum and byte limits, greedy and in order, an oversized datum alone") {

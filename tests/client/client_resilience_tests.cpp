@@ -4,6 +4,7 @@
 // message.
 #include "client/client_fixture.hpp"
 
+#include <tinker/http/transport.hpp>
 #include <tinker/local/engine.hpp>
 #include <tinker/tinker.hpp>
 

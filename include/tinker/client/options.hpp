@@ -5,7 +5,7 @@
 
 #include <tinker/client/logging.hpp>
 #include <tinker/error.hpp>
-#include <tinker/http/message.hpp>
+#include <tinker/http/lane.hpp>
 #include <tinker/http/tls_options.hpp>
 #include <tinker/types/future.hpp>
 
@@ -63,6 +63,13 @@ struct queue_state_event {
   std::optional<std::string> reason;
 };
 
+/// The session was lost for good (see session_lost_error): reported once, on the client's executor.
+struct session_lost_event {
+  std::string session_id;
+  int status = 0;      ///< the status that refused the heartbeat
+  std::string reason;  ///< the server's answer, credentials redacted
+};
+
 struct client_options {
   std::string base_url;  ///< empty = TINKER_BASE_URL or default_base_url
   std::string api_key;   ///< empty = TINKER_API_KEY
@@ -98,6 +105,9 @@ struct client_options {
 
   log_sink log = stderr_log_sink();
   std::function<void(const queue_state_event&)> on_queue_state;
+  /// Called when the heartbeat is refused for good (the session is gone); later calls that need the
+  /// session fail with session_lost_error. Transient heartbeat failures are retried, not reported.
+  std::function<void(const session_lost_event&)> on_session_lost;
 
   /// Fills what is unset from the environment and checks the result; throws tinker::invalid_argument.
   client_options& resolve() {

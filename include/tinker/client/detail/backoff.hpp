@@ -22,6 +22,13 @@ inline seconds_d backoff_delay(int attempt, seconds_d base, seconds_d cap, doubl
   return seconds_d(raw * (1.0 - jitter * u(rng)));
 }
 
+/// The floor of "try again now" answers (408 and 5xx to polls, empty batched polls, 410s): the
+/// `streak`-th consecutive one waits `floor` doubled `streak` times, at most `cap`, so a server
+/// that answers at once never turns a loop into a tight one.
+inline seconds_d growing_floor(int streak, seconds_d floor, seconds_d cap) {
+  return std::min<seconds_d>(floor * std::pow(2.0, std::min(streak, 16)), cap);
+}
+
 /// A server's requested delay from `retry-after-ms` (milliseconds) or `retry-after` (seconds);
 /// honoured when in (0, 60] s. HTTP-date forms are ignored (a plain backoff applies).
 inline std::optional<seconds_d> parse_retry_after(std::string_view retry_after_ms, std::string_view retry_after) {

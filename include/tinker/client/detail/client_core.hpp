@@ -3,12 +3,17 @@
 // the two primitives everything else is built from — an HTTP call with the retry policy, and a
 // server-side future polled into an api_future.
 //
-// Single-threaded: all of it runs on the executor the service_client was made with.
+// All of it runs on one strand, made at construction over the executor the service_client was
+// given: operations are started there (see completion.hpp) whatever thread calls them, so an
+// io_context run by several threads is safe. Only stats() and what is documented as "any thread"
+// may be used from elsewhere.
 #pragma once
 
 #include <tinker/client/api_future.hpp>
 #include <tinker/client/client_stats.hpp>
 #include <tinker/client/detail/backoff.hpp>
+#include <tinker/client/detail/billing_pause.hpp>
+#include <tinker/client/detail/call_fsm.hpp>
 #include <tinker/client/detail/future_state.hpp>
 #include <tinker/client/detail/poll_fsm.hpp>
 #include <tinker/client/detail/status_error.hpp>
@@ -24,9 +29,13 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -52,12 +61,19 @@ struct call_spec {
   std::string accept = "application/json";
   http::lane lane = http::lane::train;
   std::optional<std::chrono::milliseconds> timeout;
-  bool retry = true;  ///< the retry policy applies (off for polls, heartbeats, asample, saves)
+  bool retry = true;  ///< the retry policy applies (off for polls, heartbeats and sample submissions)
   /// A 409 is the caller's mistake, not a passing conflict: a checkpoint name that exists, a
   /// checkpoint already (un)published. Deviation from the SDK, which retries every 409 for up to
   /// five minutes (protocol.md §5.4, §6.2) before failing with the same answer; here it fails at
   /// once, as a conflict_error with the server's body.
   bool conflict_is_final = false;
+  /// A 429 (or a 402 in a billing pause) is the caller's to handle: exchange() returns back_off
+  /// (sample submissions, with their shared back-off).
+  bool back_pressure = false;
+  /// A 415 is the caller's to handle: exchange() returns use_json (protobuf forward_backward).
+  bool json_fallback = false;
+  /// A 3xx answer is the answer (the checkpoint archive's 302 to its signed URL), not a failure.
+  bool redirect_is_answer = false;
   std::vector<std::pair<std::string, std::string>> headers;
   /// Sent as X-API-Key instead of the client's key (a weights_access_token reading someone else's
   /// checkpoint). Like the client's key, never part of a message.
@@ -88,7 +104,8 @@ struct result_decoder {
 class client_core : public std::enable_shared_from_this<client_core> {
 public:
   client_core(asio::any_io_executor ex, client_options options)
-      : executor_(std::move(ex)),
+      : strand_(asio::make_strand(std::move(ex))),
+        executor_(strand_),
         options_(std::move(options.resolve())),
         base_(http::url::parse(options_.base_url)),
         transport_(std::make_shared<http::transport>(executor_, base_, transport_options(options_))),
@@ -96,25 +113,33 @@ public:
     secrets_.push_back(options_.api_key);
   }
 
-  ~client_core() {
-    if (heartbeat_timer_) heartbeat_timer_->cancel();
-    transport_->shutdown();
-  }
+  /// The heartbeat and the connections end on the strand (now, when this runs there; otherwise as
+  /// soon as the strand runs next): a core may be released from any thread.
+  ~client_core() { end_background_work(); }
 
   const asio::any_io_executor& executor() const noexcept { return executor_; }
   const client_options& options() const noexcept { return options_; }
   http::transport& transport() noexcept { return *transport_; }
   std::mt19937_64& rng() noexcept { return rng_; }
 
-  const client_stats& stats() const noexcept { return stats_; }
+  /// A snapshot of the counters (any thread).
+  client_stats stats() const noexcept {
+    client_stats s;
+    s.http_requests = stats_.http_requests.load(std::memory_order_relaxed);
+    s.retries = stats_.retries.load(std::memory_order_relaxed);
+    s.polls = stats_.polls.load(std::memory_order_relaxed);
+    s.heartbeats = stats_.heartbeats.load(std::memory_order_relaxed);
+    s.gzip_responses = stats_.gzip_responses.load(std::memory_order_relaxed);
+    return s;
+  }
 
   /// Sends one request as it is (no retries), counting it in stats().
   asio::awaitable<http::response> send(http::request req) {
-    ++stats_.http_requests;
+    stats_.http_requests.fetch_add(1, std::memory_order_relaxed);
     auto res = co_await transport_->send(std::move(req));
     if (auto ce = res.headers.find(beast_http::field::content_encoding);
         ce != res.headers.end() && ce->value() == "gzip")
-      ++stats_.gzip_responses;
+      stats_.gzip_responses.fetch_add(1, std::memory_order_relaxed);
     co_return res;
   }
 
@@ -141,17 +166,23 @@ public:
 
   // ===== plain calls ==============================================================================
 
-  /// Sends `spec`, retrying connection errors, 408, 409 (unless spec.conflict_is_final), 429, 5xx
-  /// (and empty-bodied 400s, which proxies produce) per the retry policy. A 402 (billing) is waited out in
-  /// retry.billing_retry_interval steps (the SDK's 5 s), uncounted, while the server's billing-pause
-  /// window lasts. Returns the 2xx answer; throws the matching
-  /// api_error.
-  asio::awaitable<http::response> call(call_spec spec) {
-    auto started = std::chrono::steady_clock::now();
+  /// What a call ended with when it did not fail: its 2xx answer, or, for calls that allow them,
+  /// the server's request to back off (spec.back_pressure) or to send JSON (spec.json_fallback).
+  struct call_outcome {
+    call_decision::kind what = call_decision::kind::done;
+    http::response response;  ///< (done)
+  };
+
+  /// Sends `spec` and does what call_fsm decides (see call_fsm.hpp for the policy): retries with
+  /// the same body, idempotency key and seq_id, waits billing pauses out; throws the final
+  /// failure as the matching api_error.
+  asio::awaitable<call_outcome> exchange(call_spec spec) {
     const auto idempotency_key = spec.method == beast_http::verb::get ? std::string() : new_idempotency_key();
     // One copy of the body serves every attempt (a big forward_backward batch is not copied per retry).
     const auto body = std::make_shared<const std::string>(std::move(spec.body));
-    for (int attempt = 0, sent = 0;; ++sent) {
+    if (spec.api_key) add_secret(spec.api_key);
+    call_fsm fsm(policy_for(spec), verb_name(spec.method), spec.path, billing_, rng_, secrets_);
+    for (int sent = 0;; ++sent) {
       http::request req;
       req.method = spec.method;
       req.target = spec.path;
@@ -159,61 +190,49 @@ public:
       req.lane = spec.lane;
       req.timeout = spec.timeout;
       add_common_headers(req, spec, idempotency_key, sent);
-      std::exception_ptr failure;
-      std::optional<seconds_d> server_delay;
+      call_decision d;
       try {
-        if (sent > 0) ++stats_.retries;
+        if (sent > 0) stats_.retries.fetch_add(1, std::memory_order_relaxed);
         auto res = co_await send(std::move(req));
-        if (res.status >= 200 && res.status < 300) co_return res;
-        if (res.status == 402 && spec.retry && billing_pause_continues()) {
-          const auto pause_started = std::chrono::steady_clock::now();
-          co_await sleep(options_.retry.billing_retry_interval);
-          started += std::chrono::steady_clock::now() - pause_started;  // a billing pause is not retry time
-          continue;
-        }
-        const bool empty_400 = res.status == 400 && res.body.empty();
-        auto should_retry = retryable_status(res.status) || empty_400;
+        if ((res.status >= 200 && res.status < 300) || (spec.redirect_is_answer && res.status >= 300 && res.status < 400))
+          co_return call_outcome{call_decision::kind::done, std::move(res)};
+        std::optional<bool> should_retry;
         if (auto h = res.headers.find("x-should-retry"); h != res.headers.end()) should_retry = h->value() == "true";
-        if (res.status == 409 && spec.conflict_is_final) should_retry = false;  // (over x-should-retry too)
-        if (spec.api_key) add_secret(spec.api_key);
-        failure = make_status_error(verb_name(spec.method), spec.path, res.status, std::move(res.body), secrets_);
-        if (!should_retry || !spec.retry) std::rethrow_exception(failure);
-        server_delay = parse_retry_after(header(res, "retry-after-ms"), header(res, "retry-after"));
+        const auto retry_after = parse_retry_after(header(res, "retry-after-ms"), header(res, "retry-after"));
+        d = fsm.on_response(res.status, std::move(res.body), should_retry, retry_after);
       } catch (const api_connection_error&) {
-        if (!spec.retry) throw;
-        failure = std::current_exception();
+        d = fsm.on_transport_error(std::current_exception());
       }
-      const auto elapsed = std::chrono::steady_clock::now() - started;
-      if (attempt >= options_.retry.max_retries || elapsed >= options_.retry.total_budget)
-        std::rethrow_exception(failure);
-      auto delay = server_delay ? *server_delay
-                                : backoff_delay(attempt, options_.retry.initial_backoff, options_.retry.max_backoff,
-                                                options_.retry.jitter, rng_);
-      log(log_level::debug, verb_name(spec.method) + " " + spec.path + ": retrying in " +
-                                std::to_string(delay.count()) + " s (attempt " + std::to_string(attempt + 1) + ")");
-      co_await sleep(delay);
-      ++attempt;
+      if (d.billing) warn_billing();
+      switch (d.what) {
+        case call_decision::kind::retry:
+          if (!d.billing)
+            log(log_level::debug, verb_name(spec.method) + " " + spec.path + ": retrying in " +
+                                      std::to_string(d.delay.count()) + " s (retry " + std::to_string(fsm.retries()) +
+                                      ")");
+          co_await sleep(d.delay);
+          break;
+        case call_decision::kind::fail: std::rethrow_exception(d.error);
+        case call_decision::kind::done:  // (a 2xx returned above)
+        case call_decision::kind::back_off:
+        case call_decision::kind::use_json: co_return call_outcome{d.what, {}};
+      }
     }
   }
 
-  /// A 402 (billing) answer just arrived: whether to wait it out. An incident starts with the first
-  /// 402 after 300 s without one, and is waited out for the server's
-  /// billing_exception_max_pause_duration_sec (default 3600 s); a warning is logged once a minute.
-  bool billing_pause_continues() {
-    const auto now = std::chrono::steady_clock::now();
-    if (!billing_since_ || now - last_billing_answer_ > std::chrono::seconds(300)) billing_since_ = now;
-    last_billing_answer_ = now;
-    if (now - *billing_since_ >= billing_pause_window()) return false;
-    if (!last_billing_log_ || now - *last_billing_log_ >= std::chrono::minutes(1)) {
-      last_billing_log_ = now;
+  /// exchange() for calls whose only success is a 2xx answer: returns it.
+  asio::awaitable<http::response> call(call_spec spec) {
+    auto out = co_await exchange(std::move(spec));
+    co_return std::move(out.response);
+  }
+
+  /// The client's account of 402 (billing) answers, shared by every call.
+  billing_pause& billing() noexcept { return billing_; }
+
+  /// A 402 was waited out: a warning, the first time and then once a minute while it lasts.
+  void warn_billing() {
+    if (billing_.warning_due())
       log(log_level::warning, "the server answers 402 (billing): requests are paused and retried until it lifts");
-    }
-    return true;
-  }
-
-  /// How long a billing pause may last (client/config's billing_exception_max_pause_duration_sec).
-  seconds_d billing_pause_window() const {
-    return seconds_d(config_ ? static_cast<double>(config_->billing_exception_max_pause_duration_sec) : 3600.0);
   }
 
   /// A JSON call decoded into Resp; a 2xx answer that does not decode is an api_response_validation_error.
@@ -243,13 +262,29 @@ public:
     co_return co_await call_json<Resp>(std::move(spec));
   }
 
+  /// A submission's outcome: its future's handle (done), or what exchange() returned instead.
+  struct submit_outcome {
+    call_decision::kind what = call_decision::kind::done;
+    submission sub;  ///< (done)
+  };
+
+  /// Submits a call that answers with a future handle, timing the round trip; a back-off or a
+  /// switch to JSON (when the spec allows them) comes back as a value.
+  asio::awaitable<submit_outcome> exchange_submission(call_spec spec) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto method = verb_name(spec.method), path = spec.path;
+    auto out = co_await exchange(std::move(spec));
+    if (out.what != call_decision::kind::done) co_return submit_outcome{out.what, {}};
+    submit_outcome s;
+    s.sub.handle = decode_json<untyped_api_future>(method, path, out.response.body);
+    s.sub.roundtrip = std::chrono::steady_clock::now() - started;
+    co_return s;
+  }
+
   /// Submits a call that answers with a future handle, timing the round trip.
   asio::awaitable<submission> submit(call_spec spec) {
-    const auto started = std::chrono::steady_clock::now();
-    submission sub;
-    sub.handle = co_await call_json<untyped_api_future>(std::move(spec));
-    sub.roundtrip = std::chrono::steady_clock::now() - started;
-    co_return sub;
+    auto out = co_await exchange_submission(std::move(spec));
+    co_return std::move(out.sub);
   }
 
   template <class Req>
@@ -280,7 +315,10 @@ public:
     // (Named, not a temporary: GCC 12 destroys aggregate temporaries in co_await expressions twice.)
     const client_config_request body{protocol_sdk_version};
     auto c = co_await post_json<client_config_response>("/api/v1/client/config", body, http::lane::session);
-    if (!config_) config_ = c;
+    if (!config_) {
+      config_ = c;
+      billing_.set_window(seconds_d(static_cast<double>(c.billing_exception_max_pause_duration_sec)));
+    }
     co_return *config_;
   }
 
@@ -289,6 +327,7 @@ public:
 
   /// The session id, creating the session on first use (concurrent first uses share one creation).
   asio::awaitable<std::string> session_id() {
+    if (session_lost_) std::rethrow_exception(session_lost_);
     if (session_id_) co_return *session_id_;
     if (!session_once_) {
       session_once_ = std::make_shared<future_state<std::string>>(executor_);
@@ -313,12 +352,17 @@ public:
   std::int64_t next_model_seq_id() noexcept { return next_model_seq_id_++; }
   std::int64_t next_sampling_session_seq_id() noexcept { return next_sampling_session_seq_id_++; }
 
-  /// Stops the heartbeat and the transport; later calls fail. Idempotent.
+  /// Stops the heartbeat and the transport; later calls fail. Idempotent. On the strand.
   void close() {
     closed_ = true;
     if (heartbeat_timer_) heartbeat_timer_->cancel();
     heartbeat_timer_.reset();
     transport_->shutdown();
+  }
+
+  /// close(), from any thread: on the strand, at once when the caller runs there.
+  void close_from_anywhere() {
+    asio::dispatch(strand_, [self = shared_from_this()] { self->close(); });
   }
 
   // ===== futures ======================================================================================
@@ -412,6 +456,22 @@ private:
     return t;
   }
 
+  call_policy policy_for(const call_spec& spec) const {
+    const auto& r = options_.retry;
+    call_policy p;
+    p.retry = spec.retry;
+    p.max_retries = r.max_retries;
+    p.initial_backoff = r.initial_backoff;
+    p.max_backoff = r.max_backoff;
+    p.jitter = r.jitter;
+    p.total_budget = r.total_budget;
+    p.billing_interval = r.billing_retry_interval;
+    p.conflict_is_final = spec.conflict_is_final;
+    p.back_pressure = spec.back_pressure;
+    p.json_fallback = spec.json_fallback;
+    return p;
+  }
+
   static std::string verb_name(beast_http::verb v) { return std::string(beast_http::to_string(v)); }
 
   static std::string_view header(const http::response& res, std::string_view name) {
@@ -491,10 +551,24 @@ private:
         spec.retry = false;
         spec.timeout = std::chrono::milliseconds(10'000);
         (void)co_await self->call(std::move(spec));
-        ++self->stats_.heartbeats;
+        self->stats_.heartbeats.fetch_add(1, std::memory_order_relaxed);
         failing_since.reset();
       } catch (const boost::system::system_error&) {
         co_return;  // cancelled: shutting down
+      } catch (const api_status_error& e) {
+        // A refusal that no retry will change: the session is gone (404, 410) or the key no longer
+        // opens it (401, 403). The next calls that need the session report it, and so does the
+        // observer, rather than a log line nobody reads.
+        if (e.status() == 401 || e.status() == 403 || e.status() == 404 || e.status() == 410) {
+          self->lose_session(e.status(), e.what());
+          co_return;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (!failing_since) failing_since = now;
+        if (now - *failing_since > std::chrono::seconds(120))
+          self->log(log_level::warning,
+                    std::string("session heartbeats have failed for over 120 s; the server may end the session: ") +
+                        e.what());
       } catch (const std::exception& e) {
         const auto now = std::chrono::steady_clock::now();
         if (!failing_since) failing_since = now;
@@ -502,6 +576,25 @@ private:
           self->log(log_level::warning,
                     std::string("session heartbeats have failed for over 120 s; the server may end the session: ") +
                         e.what());
+      }
+    }
+  }
+
+  /// The session is gone for good: later session_id() calls fail with session_lost_error, the
+  /// observer hears of it once, and the heartbeat stops.
+  void lose_session(int status, const std::string& why) {
+    const auto id = session_id_.value_or("");
+    const auto message = "session " + id + " was lost: its heartbeat was refused (" + why + ")";
+    session_lost_ = std::make_exception_ptr(session_lost_error(id, status, redact_secrets(message, secrets_)));
+    session_id_.reset();
+    if (heartbeat_timer_) heartbeat_timer_->cancel();
+    heartbeat_timer_.reset();
+    log(log_level::error, message);
+    if (options_.on_session_lost) {
+      try {
+        options_.on_session_lost(session_lost_event{id, status, redact_secrets(why, secrets_)});
+      } catch (...) {
+        // an observer's failure never affects the client
       }
     }
   }
@@ -520,7 +613,7 @@ private:
                              .max_backoff = polling.max_backoff,
                              .bad_request_budget = 3,
                              .max_resubmissions = polling.max_resubmissions,
-                             .billing_pause_limit = self->billing_pause_window(),
+                             .billing = &self->billing_,
                              .billing_delay = self->options_.retry.billing_retry_interval,
                              .secrets = &self->secrets_});
     fsm.set_request_id(request_id);
@@ -545,7 +638,7 @@ private:
       const auto sent = std::chrono::steady_clock::now();
       poll_decision d;
       try {
-        ++self->stats_.polls;
+        self->stats_.polls.fetch_add(1, std::memory_order_relaxed);
         auto res = co_await self->send(std::move(req));
         d = fsm.on_response(res.status, header(res, "content-type"), std::move(res.body),
                             std::chrono::steady_clock::now() - sent,
@@ -553,6 +646,7 @@ private:
       } catch (const api_connection_error&) {
         d = fsm.on_transport_error(std::current_exception());
       }
+      if (d.billing) self->warn_billing();
       if (d.queue) {
         self->report_queue_state(request_id, subject, *d.queue, d.queue->queue_state != last_state);
         last_state = d.queue->queue_state;
@@ -611,7 +705,24 @@ private:
     }
   }
 
-  asio::any_io_executor executor_;
+  /// What stats() reads (from any thread) while the strand counts.
+  struct atomic_stats {
+    std::atomic<std::uint64_t> http_requests{0}, retries{0}, polls{0}, heartbeats{0}, gzip_responses{0};
+  };
+
+  void end_background_work() noexcept {
+    auto end = [timer = heartbeat_timer_, transport = transport_] {
+      if (timer) timer->cancel();
+      transport->shutdown();
+    };
+    if (strand_.running_in_this_thread())
+      end();
+    else
+      asio::post(strand_, std::move(end));
+  }
+
+  asio::strand<asio::any_io_executor> strand_;
+  asio::any_io_executor executor_;  ///< strand_, type-erased: what every operation runs on
   client_options options_;
   http::url base_;
   std::shared_ptr<http::transport> transport_;
@@ -620,14 +731,14 @@ private:
   std::optional<client_config_response> config_;
   std::optional<std::string> session_id_;
   std::shared_ptr<future_state<std::string>> session_once_;
+  std::exception_ptr session_lost_;  ///< set once the heartbeat was refused for good
   std::shared_ptr<asio::steady_timer> heartbeat_timer_;
   std::int64_t next_model_seq_id_ = 0;
   std::int64_t next_sampling_session_seq_id_ = 0;
   std::map<std::string, std::chrono::steady_clock::time_point> last_pause_log_;  ///< per subject
-  std::optional<std::chrono::steady_clock::time_point> billing_since_, last_billing_log_;
-  std::chrono::steady_clock::time_point last_billing_answer_{};
+  billing_pause billing_;
   bool closed_ = false;
-  client_stats stats_;
+  atomic_stats stats_;
 };
 
 }  // namespace tinker::detail

@@ -110,13 +110,13 @@ private:
         // a tight loop: an empty answer that came back at once waits min_retry_delay, doubling.
         const auto& polling = self->core_->options().polling;
         if (resp.completions.empty() && std::chrono::steady_clock::now() - sent < std::chrono::milliseconds(50))
-          empty_floor = std::min<seconds_d>(polling.min_retry_delay * std::pow(2.0, std::min(fast_empty++, 16)),
-                                            polling.max_fast_retry_delay);
+          empty_floor = growing_floor(fast_empty++, polling.min_retry_delay, polling.max_fast_retry_delay);
         else
           fast_empty = 0;
       } catch (const api_status_error& e) {
-        if (e.status() == 402 && self->core_->billing_pause_continues()) {
-          billing_pause = true;  // waited out below, like any call in a billing pause
+        if (e.status() == 402 && self->core_->billing().continues()) {
+          billing_pause = true;  // waited out below, like any call in a billing pause (the one account of them)
+          self->core_->warn_billing();
         } else if (!retryable_status(static_cast<unsigned>(e.status())) && e.status() != 400) {
           self->disable(e.what());
           break;

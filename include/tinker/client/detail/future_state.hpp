@@ -1,6 +1,6 @@
 // The shared state behind an api_future: a one-shot result slot that coroutines can await, plus
-// the cancellation signal of the task producing it (its poll loop). Single-threaded: used only on
-// the client's executor.
+// the cancellation signal of the task producing it (its poll loop). Lives on the client's
+// executor; only ready() may be asked from any thread.
 #pragma once
 
 #include <tinker/error.hpp>
@@ -16,6 +16,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <optional>
@@ -34,7 +35,8 @@ public:
 
   const asio::any_io_executor& executor() const noexcept { return executor_; }
 
-  bool ready() const noexcept { return value_.has_value() || error_ != nullptr; }
+  /// Whether the value or the failure is there. Any thread.
+  bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
 
   void set_value(T v) {
     if (ready()) return;
@@ -101,10 +103,12 @@ public:
 
 private:
   void wake() {
+    ready_.store(true, std::memory_order_release);
     for (auto* t : waiters_) t->cancel();
   }
 
   asio::any_io_executor executor_;
+  std::atomic<bool> ready_{false};
   std::optional<T> value_;
   std::exception_ptr error_;
   bool taken_ = false;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <tinker/client/detail/backoff.hpp>
+#include <tinker/client/detail/billing_pause.hpp>
 #include <tinker/client/detail/status_error.hpp>
 #include <tinker/error.hpp>
 #include <tinker/json/future.hpp>
@@ -40,8 +41,9 @@ struct poll_policy {
   /// is a gone_error. A restarted server forgets futures once; one that forgets them every time
   /// would otherwise be fed the same request forever.
   int max_resubmissions = 5;
-  /// How long 402 (billing) answers are waited out, and the wait before each re-poll.
-  seconds_d billing_pause_limit{3600.0};
+  /// The client's account of 402 (billing) answers, shared by all its calls (null: the FSM keeps
+  /// its own, on its clock); and the wait before each re-poll while a pause lasts.
+  billing_pause* billing = nullptr;
   seconds_d billing_delay{5.0};
   /// Credentials redacted from error bodies and messages (the API key the polls carry): the
   /// client's list, shared by every poll rather than copied into each (one per call in flight).
@@ -68,16 +70,22 @@ struct poll_decision {
   std::exception_ptr error;
   /// Set when the answer reported the queue state (try_again, 408).
   std::optional<try_again_response> queue;
+  bool billing = false;  ///< a 402 waited out (the driver may say so in its log)
 };
 
 class poll_fsm {
 public:
   using clock_fn = std::function<std::chrono::steady_clock::time_point()>;
 
-  /// `now` is the clock of the billing-pause window (tests step it by hand).
+  /// `now` is the clock of the FSM's own billing account, when the policy names none.
   explicit poll_fsm(
       poll_policy policy = {}, clock_fn now = [] { return std::chrono::steady_clock::now(); })
-      : policy_(policy), bad_requests_left_(policy.bad_request_budget), now_(std::move(now)) {}
+      : policy_(policy), bad_requests_left_(policy.bad_request_budget) {
+    if (!policy_.billing) policy_.billing = &own_billing_.emplace(std::move(now));
+  }
+
+  poll_fsm(const poll_fsm&) = delete;  // (policy_.billing may point into this object)
+  poll_fsm& operator=(const poll_fsm&) = delete;
 
   /// An HTTP answer to a poll that took `elapsed`.
   poll_decision on_response(unsigned status, std::string_view content_type, std::string body, seconds_d elapsed,
@@ -91,12 +99,9 @@ public:
     }
     backoff_exponent_ = 0;
     if (status == 402) {
-      const auto now = now_();
-      // An incident starts with the first 402 after five quiet minutes (as the SDK counts them).
-      if (!billing_since_ || now - last_billing_ > std::chrono::minutes(5)) billing_since_ = now;
-      last_billing_ = now;
-      if (now - *billing_since_ < policy_.billing_pause_limit) {
+      if (policy_.billing->continues()) {
         d.delay = policy_.billing_delay;
+        d.billing = true;
         return d;
       }
       return error(make_status_error("POST", path, status, std::move(body), secrets()));
@@ -135,8 +140,7 @@ public:
       d.what = poll_decision::kind::resubmit;
       d.error = make_status_error("POST", path, status, std::move(body), secrets());
       // The backoff floor, growing per resubmission: the usual case (a restart) costs 50 ms.
-      d.delay =
-          std::min(policy_.min_retry_delay * std::pow(2.0, std::min(resubmissions_, 16)), policy_.max_fast_retry_delay);
+      d.delay = growing_floor(resubmissions_, policy_.min_retry_delay, policy_.max_fast_retry_delay);
       ++resubmissions_;
       return d;
     }
@@ -205,12 +209,7 @@ private:
   }
 
   /// 5xx / 400: min_retry_delay, doubling per consecutive answer, capped.
-  seconds_d growing_delay() {
-    const auto d =
-        std::min(policy_.min_retry_delay * std::pow(2.0, std::min(fast_streak_, 16)), policy_.max_fast_retry_delay);
-    ++fast_streak_;
-    return d;
-  }
+  seconds_d growing_delay() { return growing_floor(fast_streak_++, policy_.min_retry_delay, policy_.max_fast_retry_delay); }
 
   /// A held poll re-polls at once; one that came back too fast waits a growing delay.
   seconds_d fast_poll_delay(seconds_d elapsed) {
@@ -233,9 +232,7 @@ private:
   int metadata_answers_ = 0;
   int resubmissions_ = 0;
   std::string request_id_;
-  std::optional<std::chrono::steady_clock::time_point> billing_since_;
-  std::chrono::steady_clock::time_point last_billing_{};
-  clock_fn now_;
+  std::optional<billing_pause> own_billing_;
 };
 
 }  // namespace tinker::detail

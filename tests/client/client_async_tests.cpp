@@ -1,0 +1,354 @@
+// The client as an Asio I/O object: the same flows through every kind of completion token
+// (use_awaitable, use_future from a plain thread, callbacks, deferred in a parallel group,
+// as_tuple, bind_cancellation_slot, bind_executor); operations on the client's own executor
+// whatever the caller's; an io_context run by four threads; and background work whose lifetime
+// is the clients' (a refused heartbeat reaches the observer and the next call).
+#include "client/client_fixture.hpp"
+#include "common/sync_http_client.hpp"
+
+#include <tinker/local/engine.hpp>
+#include <tinker/tinker.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_future.hpp>
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+using namespace tinker;
+using namespace tinker::test;
+namespace asio = boost::asio;
+
+namespace {
+
+/// An io_context run by `threads` threads until stop() (or destruction).
+class running_context {
+public:
+  explicit running_context(int threads = 1) : work_(io_.get_executor()) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
+  }
+  ~running_context() { stop(); }
+  void stop() {
+    work_.reset();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+  asio::io_context& io() noexcept { return io_; }
+  bool runs_here() const {
+    for (const auto& t : threads_)
+      if (t.get_id() == std::this_thread::get_id()) return true;
+    return false;
+  }
+
+private:
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::vector<std::thread> threads_;
+};
+
+client_options options_for(const local::embedded_engine& engine, const char* key = "tml-async-key") {
+  client_options o;
+  o.base_url = engine.base_url();
+  o.api_key = key;
+  o.log = [](log_level, std::string_view) {};
+  return o;
+}
+
+}  // namespace
+
+TEST_SUITE("client async") {
+  TEST_CASE("use_future from a plain thread: train, sample, REST, and errors in the future") {
+    local::embedded_engine engine(engine_opts());
+    running_context loop;
+    service_client service(loop.io().get_executor(), options_for(engine));
+    auto training = service.create_lora_training_client(tiny_model, {.rank = 4, .seed = 3}, asio::use_future).get();
+    const auto batch = one(text_datum("futures all the way down"));
+    double first = 0, last = 0;
+    for (int step = 0; step < 8; ++step) {
+      auto fwd = training.forward_backward(batch, loss_fn_type::cross_entropy, asio::use_future).get();
+      auto opt = training.optim_step({.learning_rate = 0.05}, asio::use_future).get();
+      const auto out = fwd.result(asio::use_future).get();
+      (void)opt.result(asio::use_future).get();
+      (step == 0 ? first : last) = loss_of(out);
+    }
+    CHECK(last < first);
+    auto sampler = training.save_weights_and_get_sampling_client(asio::use_future).get();
+    CHECK(sampler.sample(tokens({256, 'f'}), 2, sampling_params(3), asio::use_future).get().sequences.size() == 2);
+    auto rest = service.create_rest_client();
+    CHECK(rest.list_training_runs(asio::use_future).get().training_runs.size() == 1);
+    // A mistake and a server refusal arrive through the future, with their types.
+    auto bad = sampler.sample(tokens({256}), 1, sampling_params(0), asio::use_future);
+    CHECK_THROWS_AS(bad.get(), tinker::invalid_argument);
+    auto missing = rest.get_training_run("no-such-run", asio::use_future);
+    CHECK_THROWS_AS(missing.get(), not_found_error);
+    // void operations too.
+    const auto saved = training.save_state("via-future", asio::use_future).get().result(asio::use_future).get();
+    rest.set_checkpoint_ttl_from_tinker_path(saved.path, 60, asio::use_future).get();
+    CHECK(rest.list_checkpoints(training.model_id(), asio::use_future).get().checkpoints.front().expires_at);
+    service.close();
+  }
+
+  TEST_CASE("callbacks, as_tuple, deferred in a parallel group, bind_executor") {
+    client_fixture f;
+    auto strand = asio::make_strand(f.io);
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+      // A plain callback: (exception_ptr, value).
+      io_event called(f.io);
+      std::exception_ptr callback_error;
+      api_future<optim_step_response> callback_future;
+      training.optim_step({.learning_rate = 0.01}, [&](std::exception_ptr e, api_future<optim_step_response> fut) {
+        callback_error = e;
+        callback_future = std::move(fut);
+        called.fire();
+      });
+      co_await called.wait();
+      CHECK_FALSE(callback_error);
+      REQUIRE(callback_future.valid());
+      (void)co_await callback_future.result();
+
+      // as_tuple: failures as values, nothing thrown.
+      auto [error, out] = co_await training.forward(one(datum()), loss_fn_type::cross_entropy,
+                                                    asio::as_tuple(asio::use_awaitable));
+      CHECK(error);
+      CHECK_FALSE(out.valid());
+      CHECK_THROWS_AS(std::rethrow_exception(error), tinker::invalid_argument);
+
+      // deferred: two samples awaited together in a parallel group.
+      auto sampler = co_await training.save_weights_and_get_sampling_client();
+      const auto prompt = tokens({256, 'p'});
+      auto [order, e1, r1, e2, r2] =
+          co_await asio::experimental::make_parallel_group(sampler.sample(prompt, 1, sampling_params(2), asio::deferred),
+                                                           sampler.sample(prompt, 3, sampling_params(2), asio::deferred))
+              .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+      CHECK_FALSE(e1);
+      CHECK_FALSE(e2);
+      CHECK(r1.sequences.size() == 1);
+      CHECK(r2.sequences.size() == 3);
+
+      // bind_executor: the completion runs on the executor the token names.
+      io_event bound(f.io);
+      bool on_strand = false;
+      f.service.session_id(asio::bind_executor(strand, [&](std::exception_ptr, std::string) {
+        on_strand = strand.running_in_this_thread();
+        bound.fire();
+      }));
+      co_await bound.wait();
+      CHECK(on_strand);
+    }());
+  }
+
+  TEST_CASE("bind_cancellation_slot: cancelling a result() wait stops its polling") {
+    request_log wire;
+    auto eo = engine_opts();
+    eo.on_request = wire.observer();
+    client_fixture f(eo);
+    io_event polled(f.io);
+    std::atomic<bool> armed{false};
+    {
+      std::lock_guard lock(wire.mutex);
+      wire.on_record = [&](const local::request_record& r) {  // (engine thread)
+        if (armed && (r.route == "retrieve_future" || r.route == "retrieve_futures")) polled.fire();
+      };
+    }
+    local::fault_options slow;
+    slow.sample_step_time = std::chrono::seconds(30);  // the sample stays pending while we cancel
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+      auto sampler = co_await training.save_weights_and_get_sampling_client();
+      f.engine.set_faults(slow);
+      armed = true;
+      auto fut = sampler.submit_sample(tokens({256, 'c'}), 1, sampling_params(2));
+      asio::cancellation_signal cancel;
+      io_event done(f.io);
+      std::exception_ptr outcome;
+      fut.result(asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, sample_response) {
+        outcome = e;
+        done.fire();
+      }));
+      co_await polled.wait();  // the poll reached the server: now cancel the wait
+      cancel.emit(asio::cancellation_type::terminal);
+      co_await done.wait();
+      REQUIRE(outcome);
+      CHECK_THROWS_AS(std::rethrow_exception(outcome), boost::system::system_error);
+      f.engine.set_faults({});
+    }());
+  }
+
+}  // TEST_SUITE
+
+// Several threads at once: `ctest -L threads` (under ThreadSanitizer: scripts/sanitize.sh thread).
+TEST_SUITE("threads") {
+  TEST_CASE("operations run on the client's executor, completions come back on the caller's") {
+    local::embedded_engine engine(engine_opts());
+    running_context client_loop;  // the client's io_context, on its own thread
+    running_context caller_loop;  // the caller's coroutines, on another
+    service_client service(client_loop.io().get_executor(), options_for(engine));
+    auto result = asio::co_spawn(
+        caller_loop.io(),
+        [&]() -> asio::awaitable<bool> {
+          bool all_here = true;
+          auto training = co_await service.create_lora_training_client(tiny_model, {.rank = 4});
+          all_here &= caller_loop.runs_here();
+          auto fwd = co_await training.forward(one(text_datum("where am i")), loss_fn_type::cross_entropy);
+          all_here &= caller_loop.runs_here();
+          (void)co_await fwd.result();
+          all_here &= caller_loop.runs_here();
+          co_return all_here;
+        },
+        asio::use_future);
+    CHECK(result.get());
+    // The client's strand sits on the client's io_context, not the caller's.
+    std::promise<bool> on_client_loop;
+    asio::post(service.get_executor(), [&] { on_client_loop.set_value(client_loop.runs_here()); });
+    CHECK(on_client_loop.get_future().get());
+    service.close();
+  }
+
+  TEST_CASE("an io_context run by four threads: 4 training clients and 200 samples at once stay correct") {
+    local::embedded_engine engine(engine_opts());
+    running_context loop(4);
+    service_client service(loop.io().get_executor(), options_for(engine));
+    std::atomic<int> samples_done{0}, trainers_done{0};
+    std::mutex failures_mutex;
+    std::vector<std::string> failures;
+    auto fail = [&](const std::string& what) {
+      std::lock_guard lock(failures_mutex);
+      failures.push_back(what);
+    };
+    auto trainer = [&](int id) -> asio::awaitable<void> {
+      auto training = co_await service.create_lora_training_client(tiny_model, {.rank = 4, .seed = id});
+      const auto batch = one(text_datum("thread " + std::to_string(id)));
+      std::vector<api_future<forward_backward_output>> fwds;
+      std::vector<api_future<optim_step_response>> opts;
+      for (int step = 0; step < 5; ++step) {  // all queued before any result is awaited
+        fwds.push_back(co_await training.forward_backward(batch, loss_fn_type::cross_entropy));
+        opts.push_back(co_await training.optim_step({.learning_rate = 0.01}));
+      }
+      double first = 0, last = 0;
+      for (std::size_t i = 0; i < fwds.size(); ++i) {
+        (i == 0 ? first : last) = loss_of(co_await fwds[i].result());
+        (void)co_await opts[i].result();
+      }
+      if (!(last < first))
+        fail("trainer " + std::to_string(id) + ": the loss did not fall: " + std::to_string(first) + " -> " +
+             std::to_string(last));
+      auto sampler = co_await training.save_weights_and_get_sampling_client();
+      std::vector<api_future<sample_response>> samples;
+      for (int i = 0; i < 50; ++i)
+        samples.push_back(sampler.submit_sample(tokens({256, static_cast<token_id>('a' + id)}), 1, sampling_params(2)));
+      for (auto& s : samples) {
+        if ((co_await s.result()).sequences.size() == 1) ++samples_done;
+      }
+      ++trainers_done;
+    };
+    std::vector<std::future<void>> running;
+    for (int id = 0; id < 4; ++id)
+      running.push_back(asio::co_spawn(loop.io(), [&, id] { return trainer(id); }, asio::use_future));
+    for (auto& r : running) r.get();  // rethrows a trainer's exception
+    for (const auto& f : failures) MESSAGE(f);
+    CHECK(failures.empty());
+    CHECK(trainers_done == 4);
+    CHECK(samples_done == 200);
+    service.close();
+  }
+
+}  // TEST_SUITE
+
+TEST_SUITE("client async") {
+  TEST_CASE("a heartbeat the server refuses reaches the observer once and the next call that needs the session") {
+    local::embedded_engine engine(engine_opts());
+    asio::io_context io;
+    io_event lost(io);
+    std::vector<session_lost_event> events;
+    auto o = options_for(engine);
+    o.heartbeat_interval = std::chrono::milliseconds(20);
+    o.on_session_lost = [&](const session_lost_event& e) {
+      events.push_back(e);
+      lost.fire();
+    };
+    service_client service(io.get_executor(), o);
+    run_coro(io, [&]() -> asio::awaitable<void> {
+      const auto id = co_await service.session_id();
+      // The session ends on the server (as an expiry would end it): heartbeats answer 410 from then on.
+      sync_http_client http(engine.base_url(), "tml-async-key");
+      REQUIRE(http.post_raw("/api/v1/sessions/" + id + "/finish", "{}", "application/json").status == 200);
+      co_await lost.wait();
+      REQUIRE(events.size() == 1);
+      CHECK(events[0].session_id == id);
+      CHECK(events[0].status == 410);
+      std::string message;
+      try {
+        (void)co_await service.create_lora_training_client(tiny_model, {.rank = 4});
+      } catch (const session_lost_error& e) {
+        message = e.what();
+        CHECK(e.session_id() == id);
+      }
+      CHECK(message.find("was lost") != std::string::npos);
+    }());
+    CHECK(events.size() == 1);
+    // Nothing keeps the loop running: the heartbeat ended with the session.
+    io.restart();
+    io.run();
+    CHECK(io.stopped());
+  }
+
+  TEST_CASE("io.run() returns by itself once the coroutine is done and its clients are gone") {
+    local::embedded_engine engine(engine_opts());
+    asio::io_context io;
+    bool done = false;
+    auto o = options_for(engine);
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          service_client service(co_await asio::this_coro::executor, o);
+          auto training = co_await service.create_lora_training_client(tiny_model, {.rank = 4});
+          auto fwd = co_await training.forward_backward(one(text_datum("and then")), loss_fn_type::cross_entropy);
+          (void)co_await fwd.result();
+          auto sampler = co_await training.save_weights_and_get_sampling_client();
+          const auto prompt = tokens({256});
+          (void)co_await sampler.sample(prompt, 1, sampling_params(2));
+          done = true;
+        },
+        [](std::exception_ptr e) {
+          if (e) std::rethrow_exception(e);
+        });
+    // A watchdog turns a hang into a failure (not a timing assertion: it acts only if run() never returns).
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool returned = false, stopped_by_watchdog = false;
+    std::thread watchdog([&] {
+      std::unique_lock lock(mutex);
+      if (!cv.wait_for(lock, std::chrono::minutes(2), [&] { return returned; })) {
+        stopped_by_watchdog = true;
+        io.stop();
+      }
+    });
+    io.run();
+    {
+      std::lock_guard lock(mutex);
+      returned = true;
+    }
+    cv.notify_one();
+    watchdog.join();
+    CHECK_FALSE(stopped_by_watchdog);
+    CHECK(done);
+  }
+
+}  // TEST_SUITE
