@@ -462,7 +462,7 @@ TEST_SUITE("client") {
     CHECK(f.service.stats().retries > 0);           // and the 500s / 503s were retried
   }
 
-  TEST_CASE("session start-up survives transient faults on every start-up route; dynamic_config is optional") {
+  TEST_CASE("session start-up survives transient faults on every start-up route, and dynamic_config is optional") {
     client_fixture f;
     auto fast_retries = [](client_options& o) {
       o.retry.initial_backoff = std::chrono::milliseconds(5);
