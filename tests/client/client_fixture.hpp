@@ -5,6 +5,7 @@
 #include "common/run_coro.hpp"
 
 #include <tinker/local/engine.hpp>
+#include <tinker/local/engine_test_hook.hpp>
 #include <tinker/tinker.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -96,6 +97,9 @@ struct client_fixture {
     if (tweak) tweak(o);
     return o;
   }
+
+  /// The engine's internal counters (requests per route, ...).
+  local::engine_test_hook hook() { return local::engine_test_hook(engine); }
 };
 
 inline datum text_datum(const std::string& text) {

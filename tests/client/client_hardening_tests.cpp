@@ -396,7 +396,7 @@ TEST_SUITE("client") {
     client_fixture f(eo);
     run_coro(f.io, [&]() -> asio::awaitable<void> {
       auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
-      const auto sent_before = f.engine.request_count("forward_backward") + f.engine.request_count("forward");
+      const auto sent_before = f.hook().request_count("forward_backward") + f.hook().request_count("forward");
       const auto bad = static_cast<loss_fn_type>(42);
       CHECK_THROWS_WITH_AS(co_await training.forward_backward(one(text_datum("x")), bad),
                            "forward_backward: loss_fn_type 42 is not a loss (cross_entropy, importance_sampling, ppo, "
@@ -404,10 +404,10 @@ TEST_SUITE("client") {
                            tinker::invalid_argument);
       CHECK_THROWS_AS(co_await training.forward(one(text_datum("x")), static_cast<loss_fn_type>(-1)),
                       tinker::invalid_argument);
-      CHECK(f.engine.request_count("forward_backward") + f.engine.request_count("forward") == sent_before);
+      CHECK(f.hook().request_count("forward_backward") + f.hook().request_count("forward") == sent_before);
 
       auto saved = co_await (co_await training.save_state("state-1")).result();
-      const auto sessions_before = f.engine.request_count("create_sampling_session");
+      const auto sessions_before = f.hook().request_count("create_sampling_session");
       for (int i = 0; i < 2; ++i) {
         try {
           if (i == 0)
@@ -421,7 +421,7 @@ TEST_SUITE("client") {
           CHECK(what.find("sampler_weights") != std::string::npos);
         }
       }
-      CHECK(f.engine.request_count("create_sampling_session") == sessions_before);
+      CHECK(f.hook().request_count("create_sampling_session") == sessions_before);
 
       auto rest = f.service.create_rest_client();
       try {

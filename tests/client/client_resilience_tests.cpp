@@ -79,7 +79,7 @@ TEST_SUITE("client") {
           CHECK(std::isfinite(loss_of(co_await c.result())));
           REQUIRE(a);
           CHECK(std::isfinite(loss_of(co_await a->result())));
-          CHECK(f.engine.request_count("optim_step") == 1);
+          CHECK(f.hook().request_count("optim_step") == 1);
         }(),
         std::chrono::seconds(60));
   }
@@ -117,7 +117,7 @@ TEST_SUITE("client") {
           // The next call is queued behind the two passes: it finishes only if both were sent.
           (void)co_await (co_await training.optim_step({.learning_rate = 0.5})).result();
           CHECK(loss_calls == 0);                                      // nobody wanted the loss any more
-          CHECK(f.engine.request_count("forward_backward") == 1 + 2);  // before, then forward + backward
+          CHECK(f.hook().request_count("forward_backward") == 1 + 2);  // before, then forward + backward
           // The backward pass carried no gradient: the step changed nothing.
           CHECK(loss_of(co_await (co_await training.forward(batch, loss_fn_type::cross_entropy)).result()) == before);
         }(),
@@ -138,7 +138,7 @@ TEST_SUITE("client") {
           // A target token beyond the vocabulary: only the server knows its vocabulary.
           batch[1].loss_fn_inputs.at("target_tokens") = tensor_data(std::vector<std::int64_t>{1, 2, 3, 4, 99'999});
           CHECK_THROWS_AS(co_await training.forward_backward(batch, loss_fn_type::cross_entropy), bad_request_error);
-          CHECK(f.engine.request_count("forward_backward") == 3);  // every chunk went out, the head last
+          CHECK(f.hook().request_count("forward_backward") == 3);  // every chunk went out, the head last
           CHECK(std::isfinite(loss_of(
               co_await (co_await training.forward(one(text_datum("next")), loss_fn_type::cross_entropy)).result())));
           // A custom loss whose forward pass is refused: its backward seq_ids are still sent.
@@ -221,11 +221,11 @@ TEST_SUITE("client") {
           for (int i = 0; i < 50; ++i)
             futures.push_back(sampler.submit_sample(tokens({256, 'a'}), 1, sampling_params(2)));
           co_await polled.wait();  // twenty sample polls in: without a cap all fifty would have been submitted by now
-          CHECK(f.engine.request_count("asample") == 5);
+          CHECK(f.hook().request_count("asample") == 5);
           CHECK(sampler.in_flight() == 5);
           f.engine.set_faults({});
           for (auto& fut : futures) CHECK((co_await fut.result()).sequences.size() == 1);
-          CHECK(f.engine.request_count("asample") == 50);
+          CHECK(f.hook().request_count("asample") == 50);
           CHECK(sampler.in_flight() == 0);
         }(),
         std::chrono::seconds(60));
@@ -256,8 +256,8 @@ TEST_SUITE("client") {
       } catch (const request_failed_error& e) {
         CHECK(e.category() == error_category::server);
       }
-      CHECK(f.engine.request_count("optim_step") == 1);
-      CHECK(f.engine.request_count("asample") == 1);  // a failed sample is not resubmitted either
+      CHECK(f.hook().request_count("optim_step") == 1);
+      CHECK(f.hook().request_count("asample") == 1);  // a failed sample is not resubmitted either
       f.engine.set_faults({});
       // The failed request used its seq_id: the model goes on.
       CHECK(std::isfinite(
@@ -277,10 +277,10 @@ TEST_SUITE("client") {
       billing.error_routes = {"get_server_capabilities", "asample"};
       f.engine.set_faults(billing);
       for (int i = 0; i < 10; ++i) CHECK_FALSE((co_await f.service.get_server_capabilities()).supported_models.empty());
-      CHECK(f.engine.request_count("get_server_capabilities") > 10);  // some answered 402 and were sent again
+      CHECK(f.hook().request_count("get_server_capabilities") > 10);  // some answered 402 and were sent again
       const auto prompt = tokens({256, 'b'});
       for (int i = 0; i < 3; ++i) CHECK((co_await sampler.sample(prompt, 1, sampling_params(2))).sequences.size() == 1);
-      CHECK(f.engine.request_count("asample") >= 3);
+      CHECK(f.hook().request_count("asample") >= 3);
     }());
     CHECK(count_lines(*f.log_lines, "402 (billing)") >= 1);  // said once, not for every answer
     CHECK(count_lines(*f.log_lines, "402 (billing)") <= 2);
@@ -453,13 +453,13 @@ TEST_SUITE("client") {
       for (auto& fut : futures) CHECK((co_await fut.result()).sequences.size() == 1);
       f.engine.set_faults({});
       // A user error (400) is raised at once, not retried.
-      const auto before = f.engine.request_count("save_weights");
+      const auto before = f.hook().request_count("save_weights");
       auto bad = co_await training.save_state("dup");
       (void)co_await bad.result();
       CHECK_THROWS_AS(co_await training.save_state("dup"), bad_request_error);
-      CHECK(f.engine.request_count("save_weights") == before + 2);
+      CHECK(f.hook().request_count("save_weights") == before + 2);
     }());
-    CHECK(f.engine.request_count("asample") > 20);  // some were refused with 429 and resubmitted
+    CHECK(f.hook().request_count("asample") > 20);  // some were refused with 429 and resubmitted
     CHECK(f.service.stats().retries > 0);           // and the 500s / 503s were retried
   }
 
@@ -479,7 +479,7 @@ TEST_SUITE("client") {
       faults.seed = 11;
       faults.error_routes = {route};
       f.engine.set_faults(faults);
-      const auto requests_before = f.engine.request_count(route);
+      const auto requests_before = f.hook().request_count(route);
       int sessions = 0;
       run_coro(f.io, [&]() -> asio::awaitable<void> {
         for (int i = 0; i < 20; ++i) {
@@ -489,7 +489,7 @@ TEST_SUITE("client") {
         }
       }());
       CHECK(sessions == 20);
-      CHECK(f.engine.request_count(route) > requests_before + 20);  // the faults hit, and were retried
+      CHECK(f.hook().request_count(route) > requests_before + 20);  // the faults hit, and were retried
     }
     // A dynamic_config that keeps failing: the session still starts, on the defaults, and says so.
     local::fault_options broken;
@@ -571,7 +571,7 @@ TEST_SUITE("client") {
       auto after = co_await fut.result();
       REQUIRE(after.sequences.size() == 1);
       CHECK(after.sequences[0].tokens == reference.sequences[0].tokens);  // the sampler checkpoint survived the restart
-      CHECK(engine->request_count("asample") == 1);                       // the resubmission
+      CHECK(local::engine_test_hook(*engine).request_count("asample") == 1);  // the resubmission
     }());
   }
 
@@ -609,7 +609,7 @@ TEST_SUITE("client") {
       } catch (const api_status_error& e) {
         CHECK(e.status() == 410);
       }
-      CHECK(engine->request_count("forward_backward") ==
+      CHECK(local::engine_test_hook(*engine).request_count("forward_backward") ==
             0);  // not sent again on its own: seq_ids are the user's to redo
     }());
   }
@@ -632,7 +632,7 @@ TEST_SUITE("client") {
       std::vector<api_future<sample_response>> futures;
       for (int i = 0; i < 10; ++i) futures.push_back(sampler.submit_sample(tokens({256, 'q'}), 1, sampling_params(2)));
       for (auto& f : futures) CHECK((co_await f.result()).sequences.size() == 1);
-      batch_polls = engine.request_count("retrieve_futures");
+      batch_polls = local::engine_test_hook(engine).request_count("retrieve_futures");
     };
     asio::co_spawn(io, body, [&](std::exception_ptr e) {
       done = true;

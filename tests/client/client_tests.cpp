@@ -117,10 +117,10 @@ TEST_SUITE("client") {
       }
       CHECK(sequences == 2000);
     }());
-    CHECK(f.engine.request_count("asample") == 1000);
+    CHECK(f.hook().request_count("asample") == 1000);
     // Concurrent samples on the same weights share compute tasks.
-    MESSAGE("1000 samples ran in " << f.engine.sample_batch_count() << " compute batches");
-    CHECK(f.engine.sample_batch_count() < 500);
+    MESSAGE("1000 samples ran in " << f.hook().sample_batch_count() << " compute batches");
+    CHECK(f.hook().sample_batch_count() < 500);
   }
 
   TEST_CASE("seq_id order holds when results are awaited out of order and callers interleave") {
@@ -234,7 +234,7 @@ TEST_SUITE("client") {
       }
       CHECK(std::abs(loss_of(merged) - sum) < 1e-3);
     }());
-    CHECK(f.engine.request_count("forward_backward") == 3 + 5);
+    CHECK(f.hook().request_count("forward_backward") == 3 + 5);
   }
 
   TEST_CASE("forward_backward_custom with the cross-entropy gradient equals the built-in loss") {
@@ -409,7 +409,7 @@ TEST_SUITE("client") {
       CHECK((co_await rest.list_checkpoints(training.model_id())).checkpoints.empty());
 
       // Outside the legal set: refused before anything is sent, naming the name.
-      const auto saves_before = f.engine.request_count("save_weights");
+      const auto saves_before = f.hook().request_count("save_weights");
       std::string refused;
       try {
         (void)co_await training.save_state("50%");
@@ -418,7 +418,7 @@ TEST_SUITE("client") {
       }
       CHECK(refused.find("'50%'") != std::string::npos);
       CHECK(refused.find("cannot contain '%'") != std::string::npos);
-      CHECK(f.engine.request_count("save_weights") == saves_before);
+      CHECK(f.hook().request_count("save_weights") == saves_before);
     }());
     // Every checkpoint route went out percent-encoded: no raw space, '|', '"', '<', '{' or
     // non-ASCII byte in any request target.
@@ -539,14 +539,14 @@ TEST_SUITE("client") {
     run(json_only, a);
     run(proto, b);
     CHECK(std::abs(a - b) < 1e-4);
-    CHECK(json_only.engine.request_count("forward") == 1);  // forward-only JSON goes to the legacy route
+    CHECK(json_only.hook().request_count("forward") == 1);  // forward-only JSON goes to the legacy route
   }
 
   TEST_CASE("user mistakes are caught before sending, naming the field and value") {
     client_fixture f;
     run_coro(f.io, [&]() -> asio::awaitable<void> {
       auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
-      const auto sent_before = f.engine.request_count("forward_backward");
+      const auto sent_before = f.hook().request_count("forward_backward");
       CHECK_THROWS_WITH_AS(co_await training.forward_backward({}, loss_fn_type::cross_entropy),
                            "forward_backward: data is empty (no data provided)", tinker::invalid_argument);
       auto d = text_datum("abc");
@@ -558,7 +558,7 @@ TEST_SUITE("client") {
       CHECK_THROWS_WITH_AS(co_await training.forward_backward(one(text_datum("x")), loss_fn_type::ppo),
                            "forward_backward: data[0].loss_fn_inputs is missing 'advantages', which loss ppo needs",
                            tinker::invalid_argument);
-      CHECK(f.engine.request_count("forward_backward") == sent_before);
+      CHECK(f.hook().request_count("forward_backward") == sent_before);
       CHECK_THROWS_WITH_AS(co_await training.optim_step({.learning_rate = -1}),
                            "adam_params.learning_rate must be >= 0, got -1", tinker::invalid_argument);
       CHECK_THROWS_AS(co_await training.save_state("../up"), tinker::invalid_argument);
@@ -777,7 +777,7 @@ TEST_SUITE("client") {
                                    .result();
                              }()),
                     api_error);
-    CHECK(f.engine.loaded_model_count() == 1);
+    CHECK(f.hook().loaded_model_count() == 1);
     // close() ends the heartbeat loop: the io_context runs out of work instead of ticking forever.
     const auto beats = f.service.stats().heartbeats;
     f.service.close();

@@ -255,7 +255,7 @@ TEST_SUITE("engine") {
     r.sampling_params.max_tokens.reset();
     r.prompt = model_input::from_ints(std::vector<token_id>(context, 65));
     CHECK(contains(detail_of(f.post("/api/v1/asample", r, 400)), "unset"));
-    CHECK(f.engine->pending_sample_count() == 0);
+    CHECK(f.hook().pending_sample_count() == 0);
   }
 
   TEST_CASE("fault injection: sample_step_time holds sample results back") {
@@ -271,12 +271,12 @@ TEST_SUITE("engine") {
     // An hour per batch: the poll (held for 200 ms) answers try_again, deterministically.
     auto poll = f.post("/api/v1/retrieve_future", future_retrieve_request{id, true});
     CHECK(is_try_again(poll));
-    CHECK(f.engine->pending_sample_count() == 1);
+    CHECK(f.hook().pending_sample_count() == 1);
     // Without it, samples answer.
     f.engine->set_faults({});
     const auto other = create_sampler(f, session, 1, tiny_model);
     CHECK(sample_now(f, small_sample(other, 0)).sequences.size() == 2);
-    CHECK(f.engine->pending_sample_count() == 1);  // the held one is still held
+    CHECK(f.hook().pending_sample_count() == 1);  // the held one is still held
   }
 
   TEST_CASE("fault injection: fail_routes fails those futures instead of running them, the queue goes on") {
@@ -300,7 +300,7 @@ TEST_SUITE("engine") {
     const auto sample_failure = failure_of(f, future_id(f.post("/api/v1/asample", small_sample(sampler, 0))));
     CHECK(sample_failure.category == error_category::server);
     CHECK(contains(sample_failure.error, "injected failure"));
-    CHECK(f.engine->pending_sample_count() == 0);
+    CHECK(f.hook().pending_sample_count() == 0);
     f.engine->set_faults({});
     f.optim_step(model, 4, 0.05);  // runs now: the weights change
     CHECK(loss_sum(f.forward_backward(model, 5, data, loss_fn_type::cross_entropy, true)) != before);

@@ -418,8 +418,8 @@ TEST_SUITE("engine") {
     r.num_samples = 1'000'000'000;
     refused(r, "num_samples");
     refused(r, "num_samples", "/api/v1/sample");
-    CHECK(f.engine->pending_sample_count() == 0);
-    CHECK(f.engine->future_count() == 0);
+    CHECK(f.hook().pending_sample_count() == 0);
+    CHECK(f.hook().future_count() == 0);
     r = small_sample(sampler, 1);
     r.sampling_params.max_tokens = 5000;  // prompt + max_tokens > the 4096-token context
     refused(r, "max_tokens");
@@ -442,7 +442,7 @@ TEST_SUITE("engine") {
     r = small_sample(sampler, 7);
     r.prompt = model_input::from_ints({256, 70000});
     refused(r, "70000");
-    CHECK(f.engine->pending_sample_count() == 0);
+    CHECK(f.hook().pending_sample_count() == 0);
     // Still serving.
     CHECK(sample_now(f, small_sample(sampler, 8)).sequences.size() == 2);
   }
@@ -464,7 +464,7 @@ TEST_SUITE("engine") {
     const auto optim_id = future_id(f.http->post_raw("/api/v1/optim_step", optim_body, "application/json"));
     REQUIRE(f.wait(optim_id).status == 200);
     f.engine->run_maintenance();
-    CHECK(f.engine->future_count() == 0);
+    CHECK(f.hook().future_count() == 0);
     f.post("/api/v1/retrieve_future", future_retrieve_request{id, true}, 404);
     auto again = f.http->post_raw("/api/v1/forward_backward", body, "application/x-protobuf");
     CHECK(again.status == 400);
@@ -750,7 +750,7 @@ TEST_SUITE("engine") {
     CHECK(contains(detail_of(res), "rank"));
     CHECK(json::from_json<training_runs_response>(f.http->get("/api/v1/training_runs").body).training_runs.empty());
     CHECK(!std::filesystem::exists(f.engine->data_dir() / "runs" / (session + ":train:0")));
-    CHECK(f.engine->loaded_model_count() == 0);
+    CHECK(f.hook().loaded_model_count() == 0);
     // The model_seq_id is still free.
     const auto rank4 = f.create_model(session, 0, 4);
     const auto rank8 = f.create_model(session, 1, 8);
@@ -816,7 +816,7 @@ TEST_SUITE("engine") {
       auto res = f.post("/api/v1/retrieve_future", future_retrieve_request{id, true});
       CHECK(is_try_again(res));
       CHECK(json::from_json<try_again_response>(res.body).queue_state == queue_state::active);
-      CHECK(f.engine->request_count("retrieve_future") == n);
+      CHECK(f.hook().request_count("retrieve_future") == n);
     }
     // retrieve_futures clamps absurd timeouts to [0, hold] and answers.
     const auto sampler = create_sampler(f, create.session_id, 0, tiny_model, std::nullopt);
@@ -829,7 +829,7 @@ TEST_SUITE("engine") {
     // Polls for clones that never completed anything leave no completion log behind.
     for (std::int64_t clone = 1; clone <= 50; ++clone)
       f.post("/api/v1/retrieve_futures", retrieve_futures_request{{sampler, clone * 1'000'000'000}, 0, 0.0});
-    CHECK(f.engine->completion_log_count() == 0);
+    CHECK(f.hook().completion_log_count() == 0);
   }
 
   TEST_CASE("a held poll answers with the result as soon as it is ready") {
@@ -844,7 +844,7 @@ TEST_SUITE("engine") {
                                     true};
     const auto id =
         future_id(f.http->post_raw("/api/v1/forward_backward", proto::encode(second), "application/x-protobuf"));
-    const auto polls_before = f.engine->request_count("retrieve_future");
+    const auto polls_before = f.hook().request_count("retrieve_future");
     auto arrived = seen->expect("retrieve_future", id);
     sync_response held;
     std::thread poller([&, url = f.engine->base_url()] {
@@ -858,7 +858,7 @@ TEST_SUITE("engine") {
     CHECK(held.status == 200);
     CHECK(held.header("Content-Type") == "application/x-protobuf");
     CHECK(proto::decode_forward_backward_output(held.body).loss_fn_outputs.size() == 1);
-    CHECK(f.engine->request_count("retrieve_future") - polls_before ==
+    CHECK(f.hook().request_count("retrieve_future") - polls_before ==
           2);  // the held poll + the fixture's one for seq 1
   }
 
@@ -887,7 +887,7 @@ TEST_SUITE("engine") {
       // latency the session would exist before these are even read).
       CHECK(f.http->get("/api/v1/get_server_capabilities").status == 200);
       CHECK(json::from_json<list_sessions_response>(f.http->get("/api/v1/sessions").body).sessions.empty());
-      CHECK(f.engine->request_count("create_session") == 1);
+      CHECK(f.hook().request_count("create_session") == 1);
       CHECK_FALSE(answered.load());
     }  // stopping the engine closes the held connection
     slow.join();
@@ -928,7 +928,7 @@ TEST_SUITE("engine") {
       REQUIRE(first.status == 200);
       const auto answer = first.json().as_object();
       CHECK(answer.at("reason").as_object().at("type") == "success");
-      CHECK(f.engine->loaded_model_count() == 0);
+      CHECK(f.hook().loaded_model_count() == 0);
       auto second = f.http->post(finish, boost::json::object{{"reason", boost::json::object{{"type", "errored"}}}});
       REQUIRE(second.status == 200);
       CHECK(second.json().as_object() == answer);  // the recorded reason and time
@@ -953,7 +953,7 @@ TEST_SUITE("engine") {
     f.forward_backward(model, 1, {engine_fixture::text_datum("bye")});
     auto v = f.submit_and_wait("/api/v1/unload_model", json::to_json(unload_model_request{model}));
     CHECK(json::from_value<unload_model_response>(v).model_id == model);
-    CHECK(f.engine->loaded_model_count() == 0);
+    CHECK(f.hook().loaded_model_count() == 0);
     adam_params p;
     CHECK(contains(detail_of(f.post("/api/v1/optim_step", optim_step_request{p, model, 2}, 404)), "not loaded"));
     f.post("/api/v1/unload_model", unload_model_request{model}, 404);

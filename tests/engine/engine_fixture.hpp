@@ -7,6 +7,7 @@
 #include <tinker/byte_tokenizer.hpp>
 #include <tinker/json.hpp>
 #include <tinker/local/engine.hpp>
+#include <tinker/local/engine_test_hook.hpp>
 #include <tinker/proto.hpp>
 
 #include <doctest/doctest.h>
@@ -80,6 +81,9 @@ struct engine_fixture {
     engine = std::make_unique<local::embedded_engine>(std::move(o));
     http = std::make_unique<sync_http_client>(engine->base_url());
   }
+
+  /// The engine's internal counters (requests per route, futures held, ...).
+  local::engine_test_hook hook() { return local::engine_test_hook(*engine); }
 
   /// POSTs `body` (a protocol value) as JSON and returns the answer, requiring `status`.
   template <class T>

@@ -733,15 +733,15 @@ TEST_SUITE("engine") {
     engine_fixture f(o);
     const auto session = f.create_session();
     const auto model = f.create_model(session, 0);
-    CHECK(f.engine->loaded_model_count() == 1);
+    CHECK(f.hook().loaded_model_count() == 1);
     f.clock.advance(std::chrono::seconds(20));
     f.post("/api/v1/session_heartbeat", session_heartbeat_request{session});
     f.clock.advance(std::chrono::seconds(20));
     f.engine->run_maintenance();
-    CHECK(f.engine->loaded_model_count() == 1);  // the heartbeat kept it alive
+    CHECK(f.hook().loaded_model_count() == 1);  // the heartbeat kept it alive
     f.clock.advance(std::chrono::seconds(31));
     f.engine->run_maintenance();
-    CHECK(f.engine->loaded_model_count() == 0);
+    CHECK(f.hook().loaded_model_count() == 0);
     auto hb = f.post("/api/v1/session_heartbeat", session_heartbeat_request{session}, 404);
     CHECK(detail_of(hb).find("expired") != std::string::npos);
     adam_params p;

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Every public header under include/ compiles on its own (first and only include of a translation
 # unit), warning-free. Syntax-only, in parallel. detail/ headers are internal: each is compiled as
-# part of the public headers that include it.   check_headers.sh <c++ compiler> <include dir>
+# part of the public headers that include it. A src.hpp (the implementation, for programs built with
+# TINKER_SEPARATE_COMPILATION) is compiled in that mode, the only one it accepts.
+#   check_headers.sh <c++ compiler> <include dir>
 set -euo pipefail
 cxx=$1 include=$2
 export cxx include
 check() {
-  local header=${1#"$include"/}
+  local header=${1#"$include"/} mode=()
+  [[ $(basename "$header") == src.hpp ]] && mode=(-DTINKER_SEPARATE_COMPILATION)
   if ! out=$(printf '#include <%s>\n' "$header" |
              "$cxx" -std=c++20 -fsyntax-only -Wall -Wextra -Wpedantic -Werror -Wno-missing-field-initializers \
-                    -I"$include" -x c++ - 2>&1); then
+                    "${mode[@]}" -I"$include" -x c++ - 2>&1); then
     printf 'NOT SELF-CONTAINED: %s\n%s\n' "$header" "$out" | head -20
     return 1
   fi

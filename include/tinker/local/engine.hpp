@@ -39,28 +39,34 @@
 // ranks, TTLs up to 10 years, seq_ids more than max_seq_id_gap ahead); a refused training request
 // still uses up its seq_id, so the model's later operations run. Only errors that can be found
 // when a request runs fail its future (category "user" or "server").
+//
+// Compilation: header-only by default. With TINKER_SEPARATE_COMPILATION defined, this header only
+// declares (it costs about what <boost/asio/io_context.hpp> does) and <tinker/local/src.hpp>,
+// included in one translation unit, compiles the engine (see tinker/detail/config.hpp).
 #pragma once
 
-#include <tinker/local/detail/account_endpoints.hpp>
-#include <tinker/local/detail/engine_impl.hpp>
-#include <tinker/local/detail/future_endpoints.hpp>
-#include <tinker/local/detail/rest_endpoints.hpp>
-#include <tinker/local/detail/sampling_endpoints.hpp>
-#include <tinker/local/detail/service_endpoints.hpp>
-#include <tinker/local/detail/training_endpoints.hpp>
+#include <tinker/detail/config.hpp>
 #include <tinker/local/engine_options.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <cstdint>
+#include <filesystem>
 #include <future>
 #include <memory>
-#include <optional>
 #include <string>
 #include <thread>
 
 namespace tinker::local {
+
+namespace detail {
+class engine_impl;
+}  // namespace detail
+
+class engine_test_hook;
 
 /// The engine on an executor you run. Single-threaded: call its members from that executor
 /// (or before the executor runs). Loads the data directory on construction; serves after start().
@@ -70,41 +76,37 @@ class engine {
 public:
   /// Default options. (Overloads, not a default argument: GCC 12 destroys a defaulted aggregate
   /// argument twice when the call is part of a co_await expression.)
-  explicit engine(boost::asio::any_io_executor executor) : engine(std::move(executor), engine_options()) {}
-  engine(boost::asio::any_io_executor executor, engine_options options)
-      : impl_(std::make_shared<detail::engine_impl>(std::move(executor), std::move(options))) {}
+  TINKER_DECL explicit engine(boost::asio::any_io_executor executor);
+  TINKER_DECL engine(boost::asio::any_io_executor executor, engine_options options);
 
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
-  ~engine() { impl_->stop(); }
+  TINKER_DECL ~engine();
 
   /// Binds and starts serving. Throws if the address is unavailable.
-  void start() { impl_->start(); }
+  TINKER_DECL void start();
   /// Stops serving: closes the listener and every connection. Idempotent.
-  void stop() { impl_->stop(); }
+  TINKER_DECL void stop();
 
   /// The port it listens on (the chosen one when options.port was 0).
-  std::uint16_t port() const { return impl_->port(); }
+  TINKER_DECL std::uint16_t port() const;
   /// `http://host:port` (or https with TLS options): what a client's base_url should be.
-  std::string base_url() const { return impl_->base_url(); }
+  TINKER_DECL std::string base_url() const;
 
   /// Replaces the fault-injection settings (takes effect for the next requests).
-  void set_faults(fault_options faults) { impl_->set_faults(std::move(faults)); }
+  TINKER_DECL void set_faults(fault_options faults);
   /// Runs expiry now: sessions without heartbeats, checkpoint TTLs, old futures.
-  void run_maintenance() { impl_->run_maintenance(); }
+  TINKER_DECL void run_maintenance();
 
   /// Waits for running compute tasks and stops the compute pool (after the executor stopped).
-  void join_compute() { impl_->join_compute(); }
+  TINKER_DECL void join_compute();
 
-  std::size_t loaded_model_count() const { return impl_->loaded_model_count(); }
-  std::size_t future_count() const { return impl_->future_count(); }
-  std::size_t pending_sample_count() const { return impl_->pending_sample_count(); }
-  std::size_t completion_log_count() const { return impl_->completion_log_count(); }
-  std::uint64_t sample_batch_count() const { return impl_->sample_batch_count(); }
-  std::uint64_t request_count(const std::string& route) const { return impl_->request_count(route); }
-  const std::filesystem::path& data_dir() const { return impl_->data_dir(); }
+  /// Where runs, checkpoints, sessions and samplers persist (engine_options::data_dir, or the
+  /// temporary directory the engine made).
+  TINKER_DECL const std::filesystem::path& data_dir() const;
 
 private:
+  friend class engine_test_hook;
   std::shared_ptr<detail::engine_impl> impl_;
 };
 
@@ -113,59 +115,18 @@ private:
 /// on the engine's thread and wait).
 class embedded_engine {
 public:
-  embedded_engine() : embedded_engine(engine_options()) {}
-  explicit embedded_engine(engine_options options)
-      : work_(io_.get_executor()), engine_(std::make_unique<engine>(io_.get_executor(), std::move(options))) {
-    engine_->start();
-    thread_ = std::thread([this] { io_.run(); });
-  }
+  TINKER_DECL embedded_engine();
+  TINKER_DECL explicit embedded_engine(engine_options options);
 
   embedded_engine(const embedded_engine&) = delete;
   embedded_engine& operator=(const embedded_engine&) = delete;
+  TINKER_DECL ~embedded_engine();
 
-  ~embedded_engine() {
-    call([this] { engine_->stop(); });
-    work_.reset();
-    io_.stop();
-    thread_.join();
-    // Compute tasks still running post their results to io_: let them finish while io_ is alive.
-    engine_->join_compute();
-    engine_.reset();
-  }
-
-  std::string base_url() const {
-    return call([this] { return engine_->base_url(); });
-  }
-  std::uint16_t port() const {
-    return call([this] { return engine_->port(); });
-  }
-  void set_faults(fault_options faults) {
-    call([&] { engine_->set_faults(std::move(faults)); });
-  }
-  void run_maintenance() {
-    call([this] { engine_->run_maintenance(); });
-  }
-  std::size_t loaded_model_count() const {
-    return call([this] { return engine_->loaded_model_count(); });
-  }
-  std::size_t future_count() const {
-    return call([this] { return engine_->future_count(); });
-  }
-  std::size_t pending_sample_count() const {
-    return call([this] { return engine_->pending_sample_count(); });
-  }
-  std::size_t completion_log_count() const {
-    return call([this] { return engine_->completion_log_count(); });
-  }
-  std::uint64_t sample_batch_count() const {
-    return call([this] { return engine_->sample_batch_count(); });
-  }
-  std::uint64_t request_count(const std::string& route) const {
-    return call([this, &route] { return engine_->request_count(route); });
-  }
-  std::filesystem::path data_dir() const {
-    return call([this] { return engine_->data_dir(); });
-  }
+  TINKER_DECL std::string base_url() const;
+  TINKER_DECL std::uint16_t port() const;
+  TINKER_DECL void set_faults(fault_options faults);
+  TINKER_DECL void run_maintenance();
+  TINKER_DECL std::filesystem::path data_dir() const;
 
   /// Runs `f` on the engine's thread and returns its result.
   template <class F>
@@ -177,6 +138,7 @@ public:
   }
 
 private:
+  friend class engine_test_hook;
   mutable boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::unique_ptr<engine> engine_;
@@ -184,3 +146,7 @@ private:
 };
 
 }  // namespace tinker::local
+
+#ifdef TINKER_HEADER_ONLY
+#include <tinker/local/impl/engine.ipp>
+#endif

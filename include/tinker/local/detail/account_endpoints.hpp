@@ -1,12 +1,8 @@
-// Local engine endpoints: account-level REST resources, the audit log (GET /api/v1/audit) and
-// billing usage events (GET /api/v1/billing/usage/events); protocol.md §11.11-§11.12.
-//
-// The audit log keeps the last engine_options::audit_log_limit events of each tenant and persists
-// them in the data directory (audit/<tenant>.jsonl). Usage is counted in memory only (it starts
-// empty at every engine start) in hourly buckets of the engine clock, kept for 31 days.
+// Endpoints of the account: the audit log (GET /api/v1/audit) and billing usage events
+// (GET /api/v1/billing/usage/events), read from the accounting ledgers (accounting.hpp).
 #pragma once
 
-#include <tinker/local/detail/engine_impl.hpp>
+#include <tinker/local/detail/engine_core.hpp>
 
 #include <charconv>
 #include <chrono>
@@ -14,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-namespace tinker::local::detail {
+namespace tinker::local::detail::endpoints {
 
 namespace account_detail {
 
@@ -48,7 +44,7 @@ inline billing_event_info event_info_of(usage_kind k, std::int64_t amount) {
 /// GET /api/v1/audit?event_type=all|checkpoints[&day=YYYY-MM-DD]: the caller's audit events,
 /// oldest first. `checkpoints` = the checkpoint_* events (create, delete, publish, unpublish,
 /// ttl_set, read); `all` adds session_create and model_create. `day` keeps that UTC day's.
-inline http_response engine_impl::handle_audit(request_context& ctx) {
+inline http_response audit(engine_core& core, request_context& ctx) {
   const auto type = ctx.target.query_value("event_type").value_or("all");
   if (type != "all" && type != "checkpoints")
     throw http_error(400, "query parameter event_type must be all or checkpoints, got '" + type + "'");
@@ -58,12 +54,8 @@ inline http_response engine_impl::handle_audit(request_context& ctx) {
     if (!day) throw http_error(400, "query parameter day must be a date YYYY-MM-DD, got '" + *d + "'");
   }
   audit_log_response resp;
-  if (auto it = audit_.find(ctx.tenant); it != audit_.end())
-    for (const auto& e : it->second) {
-      if (type == "checkpoints" && !e.event.starts_with("checkpoint_")) continue;
-      if (day && std::chrono::floor<std::chrono::days>(e.timestamp) != *day) continue;
-      resp.entries.push_back(e);
-    }
+  resp.entries = core.audit.query(ctx.tenant,
+                                  type == "checkpoints" ? audit_log::filter::checkpoints : audit_log::filter::all, day);
   return json_response(ctx, 200, boost::json::value_from(resp));
 }
 
@@ -73,7 +65,7 @@ inline http_response engine_impl::handle_audit(request_context& ctx) {
 /// (prompt tokens, once per request), sampling_sample (sampled tokens), checkpoint (saves). Both
 /// bounds hour-aligned, at most 14 days apart, starting_on not in the future and ending_before at
 /// most the end of the current hour (engine clock).
-inline http_response engine_impl::handle_billing_usage(request_context& ctx) {
+inline http_response billing_usage(engine_core& core, request_context& ctx) {
   using namespace std::chrono;
   auto bound = [&](const std::string& key) {
     const auto v = ctx.target.query_value(key);
@@ -96,7 +88,7 @@ inline http_response engine_impl::handle_billing_usage(request_context& ctx) {
     throw http_error(400, "query parameters starting_on .. ending_before span " +
                               std::to_string(duration_cast<hours>(end - start).count()) +
                               " hours; the window is at most 14 days (336 hours)");
-  const auto now = options_.clock();
+  const auto now = core.now();
   const auto current_hour_end = floor<hours>(now) + hours(1);
   if (start > now)
     throw http_error(400, "query parameter starting_on is in the future (" + format_timestamp(start) + ")");
@@ -105,12 +97,10 @@ inline http_response engine_impl::handle_billing_usage(request_context& ctx) {
                      "query parameter ending_before is in the future: at most the end of the current hour, " +
                          format_timestamp(timestamp(duration_cast<microseconds>(current_hour_end.time_since_epoch()))));
   const auto first_hour = floor<hours>(start).time_since_epoch().count();
-  const auto last_hour = floor<hours>(end).time_since_epoch().count();  // exclusive
+  const auto end_hour = floor<hours>(end).time_since_epoch().count();  // exclusive
 
   billing_usage_response resp;
-  for (auto it = usage_.lower_bound(usage_key{ctx.tenant, first_hour, {}, {}, usage_kind::training});
-       it != usage_.end() && it->first.tenant == ctx.tenant && it->first.hour < last_hour; ++it) {
-    const auto& [key, amount] = *it;
+  for (const auto& [key, amount] : core.usage.of_tenant(ctx.tenant, first_hour, end_hour)) {
     billing_usage_event e;
     e.bucket_start = timestamp(duration_cast<microseconds>(hours(key.hour)));
     e.bucket_end = e.bucket_start + hours(1);
@@ -119,9 +109,9 @@ inline http_response engine_impl::handle_billing_usage(request_context& ctx) {
     e.event_info = account_detail::event_info_of(key.kind, amount);
     if (!key.session_id.empty()) {
       e.session_id = key.session_id;
-      if (auto s = sessions_.find(key.session_id); s != sessions_.end()) {
-        e.project_id = s->second.record.project_id;
-        const auto& meta = s->second.record.user_metadata;
+      if (const auto* s = core.sessions.find(key.session_id)) {
+        e.project_id = s->record.project_id;
+        const auto& meta = s->record.user_metadata;
         resp.sessions[key.session_id] = billing_session_info{meta.empty() ? std::nullopt : std::optional(meta)};
       } else {
         resp.sessions[key.session_id] = billing_session_info{};
@@ -132,4 +122,4 @@ inline http_response engine_impl::handle_billing_usage(request_context& ctx) {
   return json_response(ctx, 200, boost::json::value_from(resp));
 }
 
-}  // namespace tinker::local::detail
+}  // namespace tinker::local::detail::endpoints
