@@ -11,6 +11,7 @@
 
 #include <tinker/client/detail/poll_fsm.hpp>
 #include <tinker/http/url.hpp>
+#include <tinker/json.hpp>
 #include <tinker/local/http_server.hpp>
 #include <tinker/tinker.hpp>
 
