@@ -8,6 +8,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -20,51 +21,25 @@ namespace tinker::json {
 namespace detail {
 
 /// Python's float.__repr__: the shortest digits that round-trip, written in fixed notation when
-/// the decimal exponent is in [-4, 16), otherwise as d.ddde+XX (at least two exponent digits).
+/// the decimal exponent is in [-4, 16), otherwise as d.ddde+XX (as to_chars writes it: at least two
+/// exponent digits).
 inline void append_python_float(std::string& out, double d) {
   if (!std::isfinite(d)) throw tinker::invalid_argument("JSON cannot carry NaN or Infinity");
-  if (d == 0) {
-    out += std::signbit(d) ? "-0.0" : "0.0";
-    return;
-  }
   char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
-  // buf = [-]D[.DDDD]e(+|-)XX
-  std::string_view sci(buf, static_cast<std::size_t>(r.ptr - buf));
-  const bool negative = sci.front() == '-';
-  if (negative) sci.remove_prefix(1);
-  const auto e_pos = sci.find('e');
-  std::string digits;
-  digits += sci[0];
-  if (e_pos > 1) digits.append(sci.substr(2, e_pos - 2));
+  const auto end = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific).ptr;
+  const auto e = std::find(buf, end, 'e');  // buf = [-]D[.DDDD]e(+|-)XX
   int exponent = 0;
-  std::from_chars(sci.data() + e_pos + 1 + (sci[e_pos + 1] == '+'), sci.data() + sci.size(), exponent);
-  if (negative) out += '-';
-  const int n = static_cast<int>(digits.size());
-  if (exponent >= -4 && exponent < 16) {
-    if (exponent < 0) {
-      out += "0.";
-      out.append(static_cast<std::size_t>(-exponent - 1), '0');
-      out += digits;
-    } else if (exponent + 1 >= n) {
-      out += digits;
-      out.append(static_cast<std::size_t>(exponent + 1 - n), '0');
-      out += ".0";
-    } else {
-      out.append(digits, 0, static_cast<std::size_t>(exponent + 1));
-      out += '.';
-      out.append(digits, static_cast<std::size_t>(exponent + 1));
-    }
-    return;
-  }
-  out += digits[0];
-  if (n > 1) {
-    out += '.';
-    out.append(digits, 1);
-  }
-  char exp_buf[16];
-  std::snprintf(exp_buf, sizeof exp_buf, "e%c%02d", exponent < 0 ? '-' : '+', exponent < 0 ? -exponent : exponent);
-  out += exp_buf;
+  std::from_chars(e + 1 + (e[1] == '+'), end, exponent);
+  if (exponent < -4 || exponent >= 16) return (void)out.append(buf, end);
+  char buf_digits[24];  // the digits without the point, placed around a new one
+  const std::string_view digits(buf_digits, std::remove_copy(buf + (buf[0] == '-'), e, buf_digits, '.'));
+  if (buf[0] == '-') out += '-';
+  if (exponent < 0)
+    out.append("0.").append(std::size_t(-exponent - 1), '0').append(digits);
+  else if (const auto point = std::size_t(exponent) + 1; point >= digits.size())
+    out.append(digits).append(point - digits.size(), '0').append(".0");
+  else
+    out.append(digits.substr(0, point)).append(1, '.').append(digits.substr(point));
 }
 
 inline void append_string(std::string& out, std::string_view s) {
@@ -95,44 +70,34 @@ inline void append_value(std::string& out, const boost::json::value& v) {
   switch (v.kind()) {
     case boost::json::kind::null: out += "null"; break;
     case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; break;
-    case boost::json::kind::int64: {
-      char buf[24];
-      auto r = std::to_chars(buf, buf + sizeof buf, v.get_int64());
-      out.append(buf, r.ptr);
-      break;
-    }
+    case boost::json::kind::int64:
     case boost::json::kind::uint64: {
       char buf[24];
-      auto r = std::to_chars(buf, buf + sizeof buf, v.get_uint64());
+      auto r = v.is_int64() ? std::to_chars(buf, buf + sizeof buf, v.get_int64())
+                            : std::to_chars(buf, buf + sizeof buf, v.get_uint64());
       out.append(buf, r.ptr);
       break;
     }
     case boost::json::kind::double_: append_python_float(out, v.get_double()); break;
     case boost::json::kind::string: append_string(out, v.get_string()); break;
-    case boost::json::kind::array: {
+    case boost::json::kind::array:
       out += '[';
-      bool first = true;
       for (const auto& e : v.get_array()) {
-        if (!first) out += ',';
-        first = false;
+        if (&e != v.get_array().begin()) out += ',';
         append_value(out, e);
       }
       out += ']';
       break;
-    }
-    case boost::json::kind::object: {
+    case boost::json::kind::object:
       out += '{';
-      bool first = true;
       for (const auto& kv : v.get_object()) {
-        if (!first) out += ',';
-        first = false;
+        if (&kv != v.get_object().begin()) out += ',';
         append_string(out, kv.key());
         out += ':';
         append_value(out, kv.value());
       }
       out += '}';
       break;
-    }
   }
 }
 

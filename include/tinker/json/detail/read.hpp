@@ -6,8 +6,8 @@
 #pragma once
 
 #include <tinker/error.hpp>
-#include <tinker/json/detail/traits.hpp>
 #include <tinker/json/serialize.hpp>
+#include <tinker/types/timestamp.hpp>
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
@@ -24,6 +24,12 @@
 #include <vector>
 
 namespace tinker::json::detail {
+
+/// Whether T is Template<...> (std::optional, std::vector, std::map).
+template <class T, template <class...> class Template>
+inline constexpr bool instance_of = false;
+template <template <class...> class Template, class... A>
+inline constexpr bool instance_of<Template<A...>, Template> = true;
 
 inline const char* kind_name(const boost::json::value& v) noexcept {
   switch (v.kind()) {
@@ -103,9 +109,6 @@ T read_floating(double d) {
 }
 
 template <class T>
-T read_as(const boost::json::value& v);
-
-template <class T>
 T read_as(const boost::json::value& v) {
   if constexpr (std::is_same_v<T, bool>) {
     if (!v.is_bool()) type_mismatch("a boolean", v);
@@ -120,10 +123,14 @@ T read_as(const boost::json::value& v) {
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (!v.is_string()) type_mismatch("a string", v);
     return std::string(v.get_string());
-  } else if constexpr (is_optional<T>::value) {
+  } else if constexpr (std::is_same_v<T, timestamp>) {  // an ISO-8601 string
+    if (!v.is_string()) type_mismatch("an ISO-8601 datetime string", v);
+    if (auto t = parse_timestamp(v.get_string())) return *t;
+    throw protocol_error("", "", "invalid ISO-8601 datetime '" + std::string(v.get_string()) + "'");
+  } else if constexpr (instance_of<T, std::optional>) {
     if (v.is_null()) return std::nullopt;
     return read_as<typename T::value_type>(v);
-  } else if constexpr (is_vector<T>::value) {
+  } else if constexpr (instance_of<T, std::vector>) {
     if (!v.is_array()) type_mismatch("an array", v);
     const auto& a = v.get_array();
     T out;
@@ -136,7 +143,7 @@ T read_as(const boost::json::value& v) {
       }
     }
     return out;
-  } else if constexpr (is_string_map<T>::value) {
+  } else if constexpr (instance_of<T, std::map>) {
     if (!v.is_object()) type_mismatch("an object", v);
     T out;
     for (const auto& kv : v.get_object()) {
@@ -153,7 +160,7 @@ T read_as(const boost::json::value& v) {
   } else if constexpr (std::is_same_v<T, boost::json::value>) {
     return v;
   } else {
-    return boost::json::value_to<T>(v);  // a protocol type: its tag_invoke uses object_reader
+    return boost::json::value_to<T>(v);  // a protocol type or enumeration: its tag_invoke
   }
 }
 
@@ -221,13 +228,5 @@ private:
   const char* type_name_;
   const boost::json::object* object_ = nullptr;
 };
-
-/// Reads an enumeration written as a string, through `parse` (returns std::optional<E>).
-template <class E, class Parse>
-E read_enum(const boost::json::value& v, const char* what, Parse parse) {
-  if (!v.is_string()) type_mismatch("a string", v);
-  if (auto e = parse(std::string_view(v.get_string()))) return *e;
-  throw protocol_error("", "", std::string("unknown ") + what + " '" + std::string(v.get_string()) + "'");
-}
 
 }  // namespace tinker::json::detail

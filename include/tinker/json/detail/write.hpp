@@ -2,51 +2,28 @@
 // strips nulls from request bodies), floats as doubles, integers as integers.
 #pragma once
 
-#include <tinker/json/detail/traits.hpp>
+#include <tinker/types/timestamp.hpp>
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <boost/json/value_from.hpp>
 
-#include <map>
 #include <optional>
-#include <string>
 #include <string_view>
 #include <type_traits>
-#include <vector>
+#include <utility>
 
 namespace tinker::json::detail {
 
+/// Boost.JSON's own conversions already write what the protocol wants for numbers (floats as
+/// doubles), strings, vectors, string maps and variants (the alternative held), and call the
+/// protocol types' tag_invoke; a timestamp is an ISO-8601 string.
 template <class T>
-boost::json::value to_value(const T& v, boost::json::storage_ptr sp = {});
-
-template <class T>
-boost::json::value to_value(const T& v, boost::json::storage_ptr sp) {
-  if constexpr (std::is_same_v<T, bool>) {
-    return boost::json::value(v, sp);
-  } else if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
-    return boost::json::value(static_cast<std::int64_t>(v), sp);
-  } else if constexpr (std::is_integral_v<T>) {
-    return boost::json::value(static_cast<std::uint64_t>(v), sp);
-  } else if constexpr (std::is_floating_point_v<T>) {
-    return boost::json::value(static_cast<double>(v), sp);
-  } else if constexpr (std::is_same_v<T, std::string>) {
-    return boost::json::value(boost::json::string_view(v), sp);
-  } else if constexpr (std::is_same_v<T, boost::json::object> || std::is_same_v<T, boost::json::value>) {
-    return boost::json::value(v, sp);
-  } else if constexpr (is_vector<T>::value) {
-    boost::json::array a(sp);
-    a.reserve(v.size());
-    for (const auto& e : v) a.push_back(to_value(e, sp));
-    return a;
-  } else if constexpr (is_string_map<T>::value) {
-    boost::json::object o(sp);
-    o.reserve(v.size());
-    for (const auto& [k, e] : v) o.emplace(k, to_value(e, sp));
-    return o;
-  } else {
-    return boost::json::value_from(v, sp);  // a protocol type with its own tag_invoke
-  }
+boost::json::value to_value(const T& v, boost::json::storage_ptr sp = {}) {
+  if constexpr (std::is_same_v<T, timestamp>)
+    return boost::json::value(format_timestamp(v), sp);
+  else
+    return boost::json::value_from(v, std::move(sp));
 }
 
 /// Sets `key` to `value`.
