@@ -5,7 +5,7 @@
 //
 // Where the behaviour under test is a server misbehaving in ways the local engine is built never
 // to (echoing credentials, 410 for ever, 409 for duplicates — the engine answers 400, as
-// protocol.md §16 advises —, batched polls that return at once with nothing), a server scripted
+// docs/protocol.md §12.2 advises —, batched polls that return at once with nothing), a server scripted
 // per test plays it: the engine's own HTTP server over real sockets, with a hand-written handler.
 #include "client/client_fixture.hpp"
 
@@ -443,7 +443,7 @@ TEST_SUITE("client") {
   TEST_CASE(
       "409 on save_state, save_weights_for_sampler, publish and unpublish: a conflict_error at once, not retried") {
     // (The local engine answers these cases 400 or 200, never 409, so a scripted server plays
-    // one that follows protocol.md §8: 409 "exists" / "already public" / "already private".)
+    // one that follows docs/protocol.md §7.1: 409 "exists" / "already public" / "already private".)
     asio::io_context io;
     fake_server srv(io, [](const std::string& target, const local::http_request&, local::http_response& res) {
       if (target == "/api/v1/create_model") {

@@ -1,6 +1,6 @@
 // The client's decision logic without sockets: the call state machine (status policy, backoff,
-// budgets, billing pauses, back-pressure, the 415 fallback), the poll state machine (protocol.md
-// §5.3-§5.4 plus our backoff floor), chunk planning and metric reduction (§7.5, §8.3), retry delays and
+// budgets, billing pauses, back-pressure, the 415 fallback), the poll state machine (docs/protocol.md
+// §5.3 plus our backoff floor), chunk planning and metric reduction (§7.3), retry delays and
 // Retry-After parsing, the seq_id turn gate, and options from the environment.
 #include "common/run_coro.hpp"
 

@@ -49,7 +49,7 @@ std::string decode_error(std::string_view text) {
 }
 
 /// `actual` is the JSON object `expected` spells, in any key order: for bodies whose key order
-/// protocol.md does not fix (boost::json::object equality ignores order).
+/// the protocol does not fix (boost::json::object equality ignores order).
 void check_same_json(const std::string& actual, std::string_view expected) {
   const std::string expected_text(expected);
   CAPTURE(actual);
@@ -71,7 +71,7 @@ std::string run_command(const std::string& cmd) {
 }  // namespace
 
 TEST_SUITE("json") {
-  TEST_CASE("requests are byte-for-byte what the SDK sends (protocol.md Appendix B and the request tables)") {
+  TEST_CASE("requests are byte-for-byte what the SDK sends (docs/protocol.md §2.5 and the request tables)") {
     CHECK(to_json(client_config_request{"0.25.0"}) == R"({"sdk_version":"0.25.0"})");
     CHECK(to_json(create_session_request{{}, {}, "0.25.0", std::nullopt}) ==
           R"({"tags":[],"user_metadata":{},"sdk_version":"0.25.0","type":"create_session"})");
@@ -109,9 +109,9 @@ TEST_SUITE("json") {
     CHECK(to_json(set_checkpoint_ttl_request{3600}) == R"({"ttl_seconds":3600})");
     CHECK(to_json(weights_info_request{"tinker://M/weights/a"}) == R"({"tinker_path":"tinker://M/weights/a"})");
 
-    // Beyond Appendix B: the request tables of protocol.md §4, §8, §11.10 and §12.5, fields in the
+    // Beyond §2.5: the request tables of docs/protocol.md §4, §7.1, §11.1, §4.4, fields in the
     // tables' (the SDK's declaration) order.
-    // save_weights (§8.6): overwrite is always sent, false by default; ttl_seconds only when set.
+    // save_weights (§7.1): overwrite is always sent, false by default; ttl_seconds only when set.
     CHECK(to_json(save_weights_request{"M", "ckpt", 4, std::nullopt, false, std::nullopt}) ==
           R"({"model_id":"M","path":"ckpt","seq_id":4,"overwrite":false,"type":"save_weights"})");
     CHECK(to_json(save_weights_request{"M", "ckpt", 4, 3600, false, std::nullopt}) ==
@@ -123,7 +123,7 @@ TEST_SUITE("json") {
     defaults.path = "c";
     CHECK(to_json(defaults).find(R"("overwrite":false)") != std::string::npos);
 
-    // save_weights_for_sampler (§8.7): named with a TTL; unnamed (sampling_session_seq_id, no path).
+    // save_weights_for_sampler (§7.1): named with a TTL; unnamed (sampling_session_seq_id, no path).
     CHECK(to_json(save_weights_for_sampler_request{"M", "step1", 3, std::nullopt, 7200, std::nullopt}) ==
           R"({"model_id":"M","path":"step1","seq_id":3,"ttl_seconds":7200,"type":"save_weights_for_sampler"})");
     const save_weights_for_sampler_request unnamed{"M", std::nullopt, 5, 2, std::nullopt, std::nullopt};
@@ -131,7 +131,7 @@ TEST_SUITE("json") {
           R"({"model_id":"M","seq_id":5,"sampling_session_seq_id":2,"type":"save_weights_for_sampler"})");
     check_round_trip(unnamed);
 
-    // load_weights (§8.8), legacy form: model_id + seq_id, optimizer always sent.
+    // load_weights (§7.5), legacy form: model_id + seq_id, optimizer always sent.
     load_weights_request legacy;
     legacy.model_id = "M";
     legacy.seq_id = 1;
@@ -163,18 +163,18 @@ TEST_SUITE("json") {
     CHECK(decoded.session_id == "S");
     CHECK(decoded.model_seq_id == 3);
 
-    // get_info (§8.9), unload_model (§8.10).
+    // get_info (§7.1), unload_model (§7.1).
     CHECK(to_json(get_info_request{"M"}) == R"({"model_id":"M","type":"get_info"})");
     CHECK(to_json(unload_model_request{"M"}) == R"({"model_id":"M","type":"unload_model"})");
 
-    // create_model (§8.1) with user_metadata and a LoRA seed (seed omitted when random: Appendix B).
+    // create_model (§7.1) with user_metadata and a LoRA seed (seed omitted when random: §2.5).
     CHECK(
         to_json(create_model_request{"S", 1, "Qwen/Qwen3-8B", metadata_map{{"run", "a"}, {"team", "rl"}},
                                      lora_config{16, 7, true, false, true}}) ==
         R"({"session_id":"S","model_seq_id":1,"base_model":"Qwen/Qwen3-8B","user_metadata":{"run":"a","team":"rl"},)"
         R"("lora_config":{"rank":16,"seed":7,"train_unembed":true,"train_mlp":false,"train_attn":true},"type":"create_model"})");
 
-    // create_session with a project (§4.1), heartbeat (§4.2), sampling session of a base model (§4.3).
+    // create_session with a project (§4.5), heartbeat (§4.2), sampling session of a base model (§4.5).
     CHECK(
         to_json(create_session_request{{"a"}, {{"k", "v"}}, "0.25.0", "proj"}) ==
         R"({"tags":["a"],"user_metadata":{"k":"v"},"sdk_version":"0.25.0","project_id":"proj","type":"create_session"})");
@@ -183,7 +183,7 @@ TEST_SUITE("json") {
         to_json(create_sampling_session_request{"S", 1, "Qwen/Qwen3-8B", std::nullopt}) ==
         R"({"session_id":"S","sampling_session_seq_id":1,"base_model":"Qwen/Qwen3-8B","type":"create_sampling_session"})");
 
-    // Telemetry (§12.5): the batch envelope in table order; events are passed through as given.
+    // Telemetry (§4.4): the batch envelope in table order; events are passed through as given.
     boost::json::object event{{"event", "SESSION_START"},
                               {"event_id", "e1"},
                               {"event_session_index", 0},
@@ -194,11 +194,11 @@ TEST_SUITE("json") {
           R"("timestamp":"2026-11-22T10:11:12.345678+00:00"}],"platform":"Linux","sdk_version":"0.25.0",)"
           R"("session_id":"S","process_uuid":"u1"})");
 
-    // Session project (§11.10).
+    // Session project (§11.1).
     CHECK(to_json(set_session_project_request{"proj"}) == R"({"project_id":"proj"})");
   }
 
-  TEST_CASE("the SDK's answers decode (protocol.md Appendix B)") {
+  TEST_CASE("the SDK's answers decode (docs/protocol.md §2.5)") {
     CHECK(from_json<client_config_response>("{}") == client_config_response{});
     CHECK(from_json<dynamic_config_response>(R"({"refresh_interval_sec":300})").refresh_interval_sec == 300);
     CHECK(from_json<create_session_response>(R"({"session_id":"S","type":"create_session"})").session_id == "S");
@@ -353,7 +353,7 @@ TEST_SUITE("json") {
     check_round_trip(auth_token_response{"eyJ..."});
     check_round_trip(error_response{"nope"});
 
-    // Sessions, audit log, billing, whoami (§11.10-§11.13).
+    // Sessions, audit log, billing, whoami (§11.1-§11.2).
     check_round_trip(set_session_project_request{"proj"});
     check_round_trip(trace_export_response{trace_export_status::pending, std::nullopt, std::nullopt});
     check_round_trip(
@@ -521,7 +521,7 @@ TEST_SUITE("json") {
     CHECK(decode_error<request_failed_response>("[]") ==
           "cannot decode request_failed_response: expected a JSON object, got array");
 
-    // The REST types of §11.10-§11.13.
+    // The REST types of §11.1-§11.2.
     CHECK(decode_error<set_session_project_request>("{}") ==
           "cannot decode set_session_project_request: field 'project_id': missing required field");
     CHECK(decode_error<trace_export_response>("{}") ==

@@ -176,7 +176,7 @@ TEST_SUITE("types") {
     CHECK_FALSE(tinker_path::try_parse("nope", &why));
     CHECK_FALSE(why.empty());
 
-    // external_weights (protocol-delta.md §7): parses, formats, and is listed in the kind error.
+    // external_weights (docs/protocol.md §11.2): parses, formats, and is listed in the kind error.
     const auto x = tinker_path::parse("tinker://S:train:0/external_weights/hf-export");
     CHECK(x.kind == checkpoint_kind::external_weights);
     CHECK(x.type() == checkpoint_type::external);

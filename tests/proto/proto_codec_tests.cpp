@@ -431,8 +431,8 @@ TEST_SUITE("proto") {
     CHECK(proto::decode_sample_response(unknown + length_delimited(5, bytes({0x0a, 0x00})) + length_delimited(6, "")) ==
           sample_response{});
 
-    // SampledSequence field 4 (topk_sampled_logprobs, a length-delimited TopkLogprobs; protocol-delta.md
-    // §4) is skipped wherever it sits in a sequence, even repeated: the sequence reads as without it.
+    // SampledSequence field 4 (topk_sampled_logprobs, a length-delimited TopkLogprobs; docs/protocol.md
+    // §9.3) is skipped wherever it sits in a sequence, even repeated: the sequence reads as without it.
     const std::vector<token_id> topk_ids{5, 6}, tokens{7, 8};
     const std::vector<float> topk_lps{-0.5f, -1.5f}, lps{-0.25f, -0.75f};
     const auto topk = message([&](auto& t) {

@@ -1,5 +1,5 @@
 // Downloading checkpoint archives from the signed, expiring URL the REST API hands out
-// (protocol.md §11.7): a .tar.gz holding a PEFT-style adapter (adapter_config.json,
+// (docs/protocol.md §10.4): a .tar.gz holding a PEFT-style adapter (adapter_config.json,
 // adapter_model.safetensors, ...).
 //
 //   tinker::download_options options;

@@ -8,7 +8,7 @@
 namespace tinker::http {
 
 /// Kinds of calls, each with its own connection pool, so long polls never starve submissions and
-/// a burst of samples cannot hold up session heartbeats (protocol.md §13). Polls are split too:
+/// a burst of samples cannot hold up session heartbeats (docs/protocol.md §2.3). Polls are split too:
 /// thousands of sample polls held by the server must not make a training result wait for a
 /// connection (`poll` carries the polls of training and other futures, `sample_poll` those of
 /// samples).

@@ -1,6 +1,6 @@
 // The base URL of a Tinker server: scheme, host, port and an optional path prefix
 // ("https://tinker.thinkingmachines.dev/services/tinker-prod"). Endpoint paths are appended to the
-// prefix (protocol.md §1.1), so a deployment behind a path-routing proxy keeps working.
+// prefix (docs/protocol.md §2.1), so a deployment behind a path-routing proxy keeps working.
 #pragma once
 
 #include <tinker/error.hpp>

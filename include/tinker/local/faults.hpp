@@ -21,7 +21,7 @@ struct fault_options {
   /// Fractions (0..1) of answers replaced by an error on the routes in `error_routes`.
   double fraction_429 = 0;  ///< with a Retry-After header of `retry_after`
   /// 402 Payment Required with {"detail": "billing: payment required (injected fault)"} (the SDK
-  /// pauses and retries 402s during its billing window, protocol.md §6.6).
+  /// pauses and retries 402s during its billing window, docs/protocol.md §3.3).
   double fraction_402 = 0;
   double fraction_500 = 0;
   double fraction_503 = 0;

@@ -1,6 +1,6 @@
 // Protobuf codec for forward/backward: ForwardBackwardRequest (client -> server) and
 // ForwardBackwardOutput (the result), both directions each, so the client and the local engine
-// share one implementation (protocol.md §10.1-§10.3, protocol-delta.md §4).
+// share one implementation (docs/protocol.md §9).
 //
 // Encoding follows protobuf's deterministic serialization (fields in number order, proto3 defaults
 // omitted, map entries in key order with key and value always present), so the bytes equal
@@ -39,7 +39,7 @@ namespace tinker::proto {
 /// length prefix (a record may carry no fields at all), so a few bytes can claim any count and the
 /// decoder allocates one (empty) map per datum: the count is capped to keep a hostile message from
 /// making it allocate without bound. One answer covers one request chunk, and the SDK puts at most
-/// 1024 datums in a chunk (protocol.md §8.3, `fwdbwd_max_chunk_len`); 2^16 leaves room for servers
+/// 1024 datums in a chunk (docs/protocol.md §7.3, `fwdbwd_max_chunk_len`); 2^16 leaves room for servers
 /// that allow larger chunks while bounding the cost of a hostile count to a few megabytes.
 inline constexpr std::size_t max_output_datums = std::size_t{1} << 16;
 
@@ -134,7 +134,7 @@ inline datum read_datum(reader r) {
                                           }));
         break;
       }
-      // 3, 4: model_input_spans / loss_fn_input_spans (provenance, protocol-delta.md §4): not used
+      // 3, 4: model_input_spans / loss_fn_input_spans (provenance, docs/protocol.md §9.2): not used
       // by this engine; skipped like any unknown field.
       default: r.skip(tag);
     }

@@ -1,4 +1,4 @@
-// The protobuf wire codec (protocol.md §10), hand-written: no libprotobuf dependency.
+// The protobuf wire codec (docs/protocol.md §9), hand-written: no libprotobuf dependency.
 //
 //   encode(req) / decode_forward_backward_request(bytes)   ForwardBackwardRequest
 //   encode(out) / decode_forward_backward_output(bytes)    ForwardBackwardOutput

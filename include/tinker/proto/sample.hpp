@@ -1,10 +1,10 @@
-// Protobuf codec for SampleResponse, the result of a sample (protocol.md §10.3): the local engine
+// Protobuf codec for SampleResponse, the result of a sample (docs/protocol.md §9): the local engine
 // encodes it, the client decodes it.
 //
 // Wire layout: SampledSequence{stop_reason enum, tokens int32 LE, optional logprobs float32 LE},
 // optional prompt_logprobs float32 LE (NaN = not computed), optional TopkPromptLogprobs{token_ids
 // int32 LE, logprobs float32 LE, k, prompt_length} (renamed TopkLogprobs/length later, same bytes),
-// prompt_cache_hit_tokens. Newer fields (SampleResponse 5/6, SampledSequence 4; protocol-delta.md §4)
+// prompt_cache_hit_tokens. Newer fields (SampleResponse 5/6, SampledSequence 4; docs/protocol.md §9.2)
 // are skipped on decode: tinker::sample_response does not carry them yet.
 #pragma once
 

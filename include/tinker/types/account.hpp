@@ -1,5 +1,5 @@
 // Account-level REST resources: the audit log, billing usage events and whoami
-// (protocol.md §11.11-§11.13; protocol-delta.md §7).
+// (docs/protocol.md §11.2).
 #pragma once
 
 #include <tinker/types/session.hpp>

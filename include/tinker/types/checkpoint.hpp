@@ -1,4 +1,4 @@
-// Checkpoints, training runs and their REST listings (protocol.md §11).
+// Checkpoints, training runs and their REST listings (docs/protocol.md §10).
 #pragma once
 
 #include <tinker/types/session.hpp>
@@ -12,7 +12,7 @@
 
 namespace tinker {
 
-/// The longest time to live a checkpoint may be given: ten years (protocol-delta §5.3), in seconds.
+/// The longest time to live a checkpoint may be given: ten years (docs/protocol.md §10.3), in seconds.
 inline constexpr std::int64_t max_checkpoint_ttl_seconds = (10ll * 365 + 3) * 86'400;  // with leap days
 
 /// "training" = full state saved by save_state (tinker://.../weights/...); "sampler" = weights for

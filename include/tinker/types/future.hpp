@@ -1,5 +1,5 @@
 // The futures protocol: submission handles, retrieve_future and its answers, batched
-// completion polling (protocol.md §5; protocol-delta.md §1).
+// completion polling (docs/protocol.md §5, §5.7).
 #pragma once
 
 #include <tinker/error.hpp>

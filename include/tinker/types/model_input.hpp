@@ -1,4 +1,4 @@
-// model_input: the protocol's ModelInput (protocol.md §7.1), an ordered list of typed chunks.
+// model_input: the protocol's ModelInput (docs/protocol.md §7.2), an ordered list of typed chunks.
 #pragma once
 
 #include <tinker/error.hpp>

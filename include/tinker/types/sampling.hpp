@@ -1,4 +1,4 @@
-// Sampling requests and results (protocol.md §7.7, §7.8, §9; protocol-delta.md §3).
+// Sampling requests and results (docs/protocol.md §8.2, §8.3, §8).
 #pragma once
 
 #include <tinker/types/model_input.hpp>

@@ -1,5 +1,5 @@
 // Service-level endpoints: capabilities, health, client configuration, telemetry
-// (protocol.md §12; protocol-delta.md §1, §2).
+// (docs/protocol.md §4.4, §5.7).
 #pragma once
 
 #include <boost/json/object.hpp>

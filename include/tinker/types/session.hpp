@@ -1,5 +1,5 @@
 // Sessions and models: create_session, heartbeat, sampling sessions, create_model, get_info,
-// unload_model, the session REST resources (protocol.md §4, §8.1, §8.9, §8.10, §11.10).
+// unload_model, the session REST resources (docs/protocol.md §4, §7.1, §11.1).
 #pragma once
 
 #include <cstdint>

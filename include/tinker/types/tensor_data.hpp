@@ -1,4 +1,4 @@
-// tensor_data: the protocol's TensorData (protocol.md §7.2), a dense or CSR-sparse float32/int64 array.
+// tensor_data: the protocol's TensorData (docs/protocol.md §7.2), a dense or CSR-sparse float32/int64 array.
 #pragma once
 
 #include <tinker/error.hpp>
@@ -28,7 +28,7 @@ constexpr std::size_t element_size(dtype t) noexcept { return t == dtype::float3
 
 /// The most elements a tensor's shape may describe (2^28: 1 GiB of float32, 2 GiB of int64).
 /// The protocol's tensors are per-token inputs and outputs, far below this (the SDK packs at most
-/// 5 MB of tensors into a request, protocol.md §8.3). The limit matters for CSR tensors, whose
+/// 5 MB of tensors into a request, docs/protocol.md §7.3). The limit matters for CSR tensors, whose
 /// shape is not backed by stored values: without it a few bytes claiming a [4, 2^61] shape would
 /// make to_dense() allocate without bound.
 inline constexpr std::size_t max_dense_elements = std::size_t{1} << 28;

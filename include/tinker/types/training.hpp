@@ -1,5 +1,5 @@
 // Training requests and results: datum, loss functions, forward/backward, optim_step
-// (protocol.md §7.3-§7.6, §8.2-§8.5).
+// (docs/protocol.md §7.2, §7.1).
 #pragma once
 
 #include <tinker/types/model_input.hpp>
@@ -61,7 +61,7 @@ struct forward_backward_input {
   friend bool operator==(const forward_backward_input&, const forward_backward_input&) = default;
 };
 
-/// The forward_backward request. On the wire it is protobuf (§10.2) or, for legacy clients, JSON
+/// The forward_backward request. On the wire it is protobuf (§9.1) or, for legacy clients, JSON
 /// `{"forward_backward_input", "model_id", "seq_id"}` (no forward_only: JSON is always fwd+bwd).
 struct forward_backward_request {
   tinker::forward_backward_input forward_backward_input;

@@ -1,4 +1,4 @@
-// Saving and loading weights (protocol.md §8.6-§8.8, §11.8).
+// Saving and loading weights (docs/protocol.md §7.1-§7.5, §10.2).
 #pragma once
 
 #include <tinker/types/session.hpp>

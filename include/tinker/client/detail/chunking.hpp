@@ -1,5 +1,5 @@
 // Splitting a forward/backward batch into requests and merging their results back, as the SDK
-// does (protocol.md §7.5, §8.3): greedy packing under a datum count and an estimated byte
+// does (docs/protocol.md §7.3): greedy packing under a datum count and an estimated byte
 // budget, outputs concatenated, metrics combined by the reduction named after their ':'.
 #pragma once
 

@@ -64,7 +64,7 @@ struct call_spec {
   bool retry = true;  ///< the retry policy applies (off for polls, heartbeats and sample submissions)
   /// A 409 is the caller's mistake, not a passing conflict: a checkpoint name that exists, a
   /// checkpoint already (un)published. Deviation from the SDK, which retries every 409 for up to
-  /// five minutes (protocol.md §5.4, §6.2) before failing with the same answer; here it fails at
+  /// five minutes (docs/protocol.md §5.3, §3.4) before failing with the same answer; here it fails at
   /// once, as a conflict_error with the server's body.
   bool conflict_is_final = false;
   /// A 429 (or a 402 in a billing pause) is the caller's to handle: exchange() returns back_off

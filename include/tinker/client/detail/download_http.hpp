@@ -67,7 +67,7 @@ inline constexpr std::size_t download_chunk_bytes = 256 * 1024;
 /// How much of an error body is kept for the exception.
 inline constexpr std::size_t download_error_body_bytes = 64 * 1024;
 
-/// Throws the api_status_error subclass for `status` (protocol.md §1.6), with a cut-down body.
+/// Throws the api_status_error subclass for `status` (docs/protocol.md §3.1), with a cut-down body.
 [[noreturn]] inline void throw_download_status_error(const download_url& u, unsigned status, std::string body) {
   constexpr std::size_t shown = 2000;
   std::string what = "GET " + u.redacted() + " failed with HTTP " + std::to_string(status) + ": ";

@@ -1,4 +1,4 @@
-// The decision logic of polling one server-side future (protocol.md §5.3-§5.4), free of I/O:
+// The decision logic of polling one server-side future (docs/protocol.md §5.3), free of I/O:
 // the driver sends a retrieve_future request, feeds the outcome in, and does what comes back.
 // Differences from the SDK, on purpose: "retry immediately" answers (408, 5xx, bad 400s, try_again
 // that came back too fast, complete_metadata repeated after the payload was asked for, and 410s)

@@ -1,4 +1,4 @@
-// Turning a non-2xx answer into the matching exception (protocol.md §1.6).
+// Turning a non-2xx answer into the matching exception (docs/protocol.md §3.1).
 #pragma once
 
 #include <tinker/error.hpp>

@@ -38,7 +38,7 @@ T decode_json_body(const request_context& ctx) {
   return json::from_json<T>(ctx.request.body());
 }
 
-/// A body whose `user_metadata` is string -> any (protocol.md §4.1, §8.1; the SDK sends
+/// A body whose `user_metadata` is string -> any (docs/protocol.md §4.5, §7.1; the SDK sends
 /// strings): non-string values are kept as their JSON text, which the typed decoder
 /// (string -> string) accepts.
 template <class T>

@@ -50,7 +50,7 @@ public:
   }
 
   /// Whose checkpoints a load by `caller` may read: the caller's, or, with a weights_access_token
-  /// (a credential of the account owning the checkpoint, protocol.md §8.8), that key's tenant. An
+  /// (a credential of the account owning the checkpoint, docs/protocol.md §7.5), that key's tenant. An
   /// invalid token is refused (403) without echoing it.
   std::string checkpoint_reader(const std::string& caller,
                                 const std::optional<std::string>& weights_access_token) const {

@@ -277,7 +277,7 @@ inline const checkpoint_record& checkpoint_to_load(engine_core& core, const requ
   return core.checkpoints.readable(core.tenants.checkpoint_reader(ctx.tenant, req.weights_access_token), path);
 }
 
-/// Create-via-load (protocol.md §8.8): one request creates model `<session>:train:<model_seq_id>`
+/// Create-via-load (docs/protocol.md §7.5): one request creates model `<session>:train:<model_seq_id>`
 /// with the LoRA settings of the checkpoint's run and loads the checkpoint, as the model's
 /// operation 0 (its next operation is seq_id 1).
 inline http_response create_via_load(engine_core& core, request_context& ctx, const load_weights_request& req) {

@@ -1,5 +1,5 @@
 // tinker_public.Chunk and its members (EncodedTextChunk, ImageChunk, DmelChunk): one ModelInput
-// chunk on the protobuf wire (protocol.md §10.2).
+// chunk on the protobuf wire (docs/protocol.md §9.1).
 #pragma once
 
 #include <tinker/error.hpp>

@@ -1,4 +1,4 @@
-// tinker_public.DType, Tensor and SparseCsr (protocol.md §10.1-§10.2): loss_fn_inputs on the wire.
+// tinker_public.DType, Tensor and SparseCsr (docs/protocol.md §9.1): loss_fn_inputs on the wire.
 //
 // Encoding writes the two public dtypes (FLOAT32, INT64). Decoding also accepts INT32 (surfaced as
 // int64) and BFLOAT16 (surfaced as float32), the widenings the SDK applies to results, so a
