@@ -15,6 +15,7 @@
 //
 // The engine runs in-process on its own threads, so this measures the client on one core while
 // the engine uses the other. Output: JSON lines. `--quick` is the smoke run CI executes.
+#include <tinker/http/transport.hpp>
 #include <tinker/local/engine.hpp>
 #include <tinker/tinker.hpp>
 

@@ -491,6 +491,46 @@ TEST_SUITE("client") {
     CHECK(srv.hits["/api/v1/training_runs/m-1/checkpoints/sampler_weights/dup/publish"] == 2);
   }
 
+  TEST_CASE("a forward_backward in one chunk has its metrics reduced and checked like a merged one") {
+    asio::io_context io;
+    fake_server srv(io);
+    std::vector<std::string> results = {
+        R"({"loss_fn_output_type":"CrossEntropyLossReturn","loss_fn_outputs":[],)"
+        R"("metrics":{"loss:sum":2.5,"odd:median":1.0}})",
+        R"({"loss_fn_output_type":"CrossEntropyLossReturn","loss_fn_outputs":[],"metrics":{"bogus":1.0}})"};
+    create_model_response created;
+    created.model_id = "m-1";
+    srv.route = [&](const std::string& target, const local::http_request&, local::http_response& res) {
+      if (target == "/api/v1/create_model") {
+        srv.submit(res, json::to_json(created));
+      } else if (target == "/api/v1/forward_backward") {
+        srv.submit(res, results.front());
+        results.erase(results.begin());
+      } else {
+        return false;
+      }
+      return true;
+    };
+    client_options o;
+    o.base_url = srv.base_url();
+    o.api_key = "tml-key";
+    o.log = [](log_level, std::string_view) {};
+    service_client service(io.get_executor(), o);
+    run_coro(io, [&]() -> asio::awaitable<void> {
+      auto training = co_await service.create_lora_training_client(tiny_model, {.rank = 4});
+      const auto batch = one(text_datum("one chunk"));
+      auto out = co_await (co_await training.forward_backward(batch, loss_fn_type::cross_entropy)).result();
+      CHECK(out.metrics == std::map<std::string, double>{{"loss:sum", 2.5}});  // an unknown reduction is dropped
+      std::string message;
+      try {
+        (void)co_await (co_await training.forward_backward(batch, loss_fn_type::cross_entropy)).result();
+      } catch (const api_response_validation_error& e) {
+        message = e.what();
+      }
+      CHECK(message.find("metrics[bogus]") != std::string::npos);
+    }());
+  }
+
   TEST_CASE("409 elsewhere is still retried as the SDK does (a passing conflict)") {
     asio::io_context io;
     int capabilities = 0;

@@ -456,6 +456,14 @@ TEST_SUITE("engine") {
     CHECK(done == submitted);
     // Payloads stay retrievable after being reported.
     CHECK(f.wait(*done.begin(), true).status == 200);
+    // A cursor from an earlier run of the engine (beyond this log's last one, as after a restart):
+    // everything this run's log holds is reported, with the engine's own cursor to go on from.
+    auto resumed = json::from_json<retrieve_futures_response>(
+        f.post("/api/v1/retrieve_futures", retrieve_futures_request{{sampler, 0}, cursor + 1000, std::nullopt}).body);
+    CHECK(resumed.cursor == cursor);
+    std::set<std::string> again;
+    for (const auto& c : resumed.completions) again.insert(c.request_id);
+    CHECK(again == submitted);
   }
 
   TEST_CASE("REST: training runs, checkpoints, publish, TTL, archive and download, sessions, weights_info") {

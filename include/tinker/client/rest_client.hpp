@@ -262,7 +262,8 @@ public:
                                                 std::move(event_type), std::move(day));
   }
 
-  /// Usage events in [starting_on, ending_before): whole hours, at most 14 days, not in the future.
+  /// Usage events in [starting_on, ending_before): whole hours, at most 14 days (a window in the
+  /// future is the server's to refuse).
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(sig<billing_usage_response>) Token = default_completion_token>
   auto get_billing_usage(timestamp starting_on, timestamp ending_before, Token&& token = {}) {
     return detail::initiate<billing_usage_response>(std::forward<Token>(token), &async_billing_usage, checked(),

@@ -52,9 +52,17 @@ inline std::vector<std::string> request_ids(const std::vector<submission>& handl
   return ids;
 }
 
-inline result_decoder<forward_backward_output> fwdbwd_decoder() {
-  return {[](std::string_view bytes) { return proto::decode_forward_backward_output(bytes); },
-          [](const boost::json::value& v) { return json::from_value<forward_backward_output>(v); }};
+/// A chunk's result as the server sent it (`whole`: the call's only chunk, whose result is also
+/// put through merge_outputs, so its metrics are reduced and checked exactly as a merged one's).
+inline result_decoder<forward_backward_output> fwdbwd_decoder(bool whole) {
+  auto finish = [whole](forward_backward_output out) {
+    if (!whole) return out;
+    std::vector<forward_backward_output> one;
+    one.push_back(std::move(out));
+    return merge_outputs(std::move(one));
+  };
+  return {[finish](std::string_view bytes) { return finish(proto::decode_forward_backward_output(bytes)); },
+          [finish](const boost::json::value& v) { return finish(json::from_value<forward_backward_output>(v)); }};
 }
 
 /// Posts one chunk (protobuf, or JSON; a 415 to protobuf switches this client to JSON).
@@ -164,9 +172,10 @@ inline asio::awaitable<std::vector<submission>> post_chunks(state_ptr s, std::ve
 inline api_future<forward_backward_output> poll_chunks(const state_ptr& s, const std::vector<submission>& handles,
                                                        bool forward_only) {
   const poll_target target{forward_only ? "Forward" : "ForwardBackward", "training of model " + s->model_id};
-  if (handles.size() == 1) return s->core->poll<forward_backward_output>(handles[0], target, fwdbwd_decoder());
+  if (handles.size() == 1) return s->core->poll<forward_backward_output>(handles[0], target, fwdbwd_decoder(true));
   std::vector<api_future<forward_backward_output>> parts;
-  for (const auto& h : handles) parts.push_back(s->core->poll<forward_backward_output>(h, target, fwdbwd_decoder()));
+  for (const auto& h : handles)
+    parts.push_back(s->core->poll<forward_backward_output>(h, target, fwdbwd_decoder(false)));
   return s->core->spawn_future<forward_backward_output>(
       [parts]() mutable -> asio::awaitable<forward_backward_output> {
         std::vector<forward_backward_output> outs;

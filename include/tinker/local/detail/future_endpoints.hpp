@@ -60,13 +60,16 @@ inline asio::awaitable<http_response> retrieve_futures(engine_core& core, reques
     else if (seconds * 1000.0 < static_cast<double>(hold.count()))
       hold = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0));
   }
+  // A cursor beyond this log's last one was handed out by an earlier run of the engine (a log
+  // counts from zero again after a restart): the client has seen nothing of this run's log yet.
+  const auto prev = req.prev_cursor > log.last_cursor ? std::int64_t{0} : req.prev_cursor;
   const auto deadline = std::chrono::steady_clock::now() + hold;
-  while (log.last_cursor <= req.prev_cursor && std::chrono::steady_clock::now() < deadline && !core.stopping())
+  while (log.last_cursor <= prev && std::chrono::steady_clock::now() < deadline && !core.stopping())
     co_await log.waiters.wait_until(core.executor(), deadline);
   retrieve_futures_response resp;
-  resp.cursor = std::max(req.prev_cursor, log.last_cursor);
+  resp.cursor = std::max(prev, log.last_cursor);
   for (const auto& e : log.events)
-    if (e.cursor > req.prev_cursor) resp.completions.push_back(e.completion);
+    if (e.cursor > prev) resp.completions.push_back(e.completion);
   core.futures.drop_log_if_unused(sampler_id, cloned);  // `log` may be gone from here on
   co_return json_response(ctx, 200, boost::json::value_from(resp));
 }
