@@ -17,11 +17,10 @@ if(TINKER_WERROR)
   target_compile_options(tinker_project_options INTERFACE -Werror)
 endif()
 
-# Our own code is kept free of deprecated Asio names (consumers decide for themselves).
-target_compile_definitions(tinker_project_options INTERFACE BOOST_ASIO_NO_DEPRECATED)
-
-# The library's own compiled targets get the project's warnings too.
+# The library's own compiled targets get the project's warnings too. (BOOST_ASIO_NO_DEPRECATED,
+# which keeps our code free of deprecated Asio names, changes Asio's classes: it must be the same
+# in every translation unit of a program, so it is not set here but in the header check, which
+# compiles every public header with it.)
 foreach(target tinker_client_compiled tinker_local_compiled)
   target_compile_options(${target} PRIVATE $<TARGET_PROPERTY:tinker_project_options,INTERFACE_COMPILE_OPTIONS>)
-  target_compile_definitions(${target} PRIVATE BOOST_ASIO_NO_DEPRECATED)
 endforeach()

@@ -124,8 +124,8 @@ TEST_SUITE("client async") {
       (void)co_await callback_future.result();
 
       // as_tuple: failures as values, nothing thrown.
-      auto [error, out] = co_await training.forward(one(datum()), loss_fn_type::cross_entropy,
-                                                    asio::as_tuple(asio::use_awaitable));
+      auto [error, out] =
+          co_await training.forward(one(datum()), loss_fn_type::cross_entropy, asio::as_tuple(asio::use_awaitable));
       CHECK(error);
       CHECK_FALSE(out.valid());
       CHECK_THROWS_AS(std::rethrow_exception(error), tinker::invalid_argument);
@@ -133,10 +133,10 @@ TEST_SUITE("client async") {
       // deferred: two samples awaited together in a parallel group.
       auto sampler = co_await training.save_weights_and_get_sampling_client();
       const auto prompt = tokens({256, 'p'});
-      auto [order, e1, r1, e2, r2] =
-          co_await asio::experimental::make_parallel_group(sampler.sample(prompt, 1, sampling_params(2), asio::deferred),
-                                                           sampler.sample(prompt, 3, sampling_params(2), asio::deferred))
-              .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+      auto [order, e1, r1, e2, r2] = co_await asio::experimental::make_parallel_group(
+                                         sampler.sample(prompt, 1, sampling_params(2), asio::deferred),
+                                         sampler.sample(prompt, 3, sampling_params(2), asio::deferred))
+                                         .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
       CHECK_FALSE(e1);
       CHECK_FALSE(e2);
       CHECK(r1.sequences.size() == 1);
@@ -260,7 +260,8 @@ TEST_SUITE("threads") {
     };
     std::vector<std::future<void>> running;
     for (int id = 0; id < 4; ++id)
-      running.push_back(asio::co_spawn(loop.io(), [&, id] { return trainer(id); }, asio::use_future));
+      running.push_back(asio::co_spawn(
+          loop.io(), [&, id] { return trainer(id); }, asio::use_future));
     for (auto& r : running) r.get();  // rethrows a trainer's exception
     for (const auto& f : failures) MESSAGE(f);
     CHECK(failures.empty());

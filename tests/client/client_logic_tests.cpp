@@ -291,7 +291,7 @@ TEST_SUITE("client logic") {
     }
     CHECK(billed.retries() == 0);
     CHECK(billed.on_response(500, "{}").what == call_kind::retry);  // 50 s passed, all of it billing
-    env.clock.now += std::chrono::seconds(20);                       // the window (60 s) has passed
+    env.clock.now += std::chrono::seconds(20);                      // the window (60 s) has passed
     auto over = billed.on_response(402, "{}");
     REQUIRE(over.what == call_kind::fail);
     CHECK_THROWS_AS(std::rethrow_exception(over.error), api_status_error);

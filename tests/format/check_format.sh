@@ -6,7 +6,7 @@ root=$1
 cf=${2:-clang-format}
 command -v "$cf" >/dev/null || { echo "check_format: $cf not found (scripts/install-deps.sh installs it)" >&2; exit 1; }
 cd "$root"
-mapfile -t files < <(find include tests tools examples benchmarks cmake -name '*.hpp' -o -name '*.cpp' | sort)
+mapfile -t files < <(find include tests tools examples benchmarks cmake -name '*.hpp' -o -name '*.ipp' -o -name '*.cpp' | sort)
 bad=()
 for f in "${files[@]}"; do
   "$cf" --style=file --dry-run -Werror "$f" >/dev/null 2>&1 || bad+=("$f")

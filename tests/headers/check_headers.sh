@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every public header under include/ compiles on its own (first and only include of a translation
-# unit), warning-free, in both build modes (header-only, and TINKER_SEPARATE_COMPILATION, where
+# unit), warning-free and without deprecated Asio names, in both build modes (header-only, and TINKER_SEPARATE_COMPILATION, where
 # public headers only declare). Syntax-only, in parallel. detail/ headers are internal: each is
 # compiled as part of the public headers that include it. A src.hpp (the implementation, for
 # programs built with TINKER_SEPARATE_COMPILATION) is compiled in that mode, the only one it accepts.
@@ -15,7 +15,7 @@ check() {
   for mode in "${modes[@]}"; do
     if ! out=$(printf '#include <%s>\n' "$header" |
                "$cxx" -std=c++20 -fsyntax-only -Wall -Wextra -Wpedantic -Werror -Wno-missing-field-initializers \
-                      $mode -I"$include" -x c++ - 2>&1); then
+                      -DBOOST_ASIO_NO_DEPRECATED $mode -I"$include" -x c++ - 2>&1); then
       printf 'NOT SELF-CONTAINED (%s): %s\n%s\n' "${mode:-header-only}" "$header" "$out" | head -20
       return 1
     fi

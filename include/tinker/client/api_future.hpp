@@ -89,8 +89,7 @@ public:
     boost::asio::dispatch(state_->executor(), [state = state_] {
       if (state->ready()) return;
       state->cancel_producer();
-      state->set_exception(
-          std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted)));
+      state->set_exception(std::make_exception_ptr(boost::system::system_error(boost::asio::error::operation_aborted)));
     });
   }
 

@@ -62,16 +62,16 @@ TINKER_DECL void async_download_to_file(boost::asio::any_io_executor, std::strin
 /// extracted; links, devices, FIFOs, absolute paths and ".." are refused (archive_error naming the
 /// entry); modes lose setuid/setgid and are capped at 0755. Content-Length, when sent, is verified.
 /// Completes with the relative paths of the extracted files ('/'-separated, in archive order).
-template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<std::vector<std::string>>) Token =
-              default_completion_token>
+template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<std::vector<std::string>>)
+              Token = default_completion_token>
 auto download_and_extract(boost::asio::any_io_executor ex, std::string url, std::filesystem::path destination,
                           Token&& token = {}) {
   return detail::initiate<std::vector<std::string>>(std::forward<Token>(token), &detail::async_download_and_extract,
                                                     std::move(ex), std::move(url), std::move(destination),
                                                     download_options());
 }
-template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<std::vector<std::string>>) Token =
-              default_completion_token>
+template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<std::vector<std::string>>)
+              Token = default_completion_token>
 auto download_and_extract(boost::asio::any_io_executor ex, std::string url, std::filesystem::path destination,
                           download_options options, Token&& token = {}) {
   return detail::initiate<std::vector<std::string>>(std::forward<Token>(token), &detail::async_download_and_extract,

@@ -295,12 +295,11 @@ private:
                                                  detail::any_handler<training_run>);
   TINKER_DECL static void async_weights_info(core_ptr, std::string, std::optional<std::string>,
                                              detail::any_handler<weights_info_response>);
-  TINKER_DECL static void async_list_checkpoints(core_ptr, std::string,
-                                                 detail::any_handler<checkpoints_list_response>);
+  TINKER_DECL static void async_list_checkpoints(core_ptr, std::string, detail::any_handler<checkpoints_list_response>);
   TINKER_DECL static void async_list_user_checkpoints(core_ptr, int, int,
                                                       detail::any_handler<checkpoints_list_response>);
-  TINKER_DECL static void async_checkpoint_call(core_ptr, std::string, checkpoint_action,
-                                                std::optional<std::int64_t>, detail::any_handler<void>);
+  TINKER_DECL static void async_checkpoint_call(core_ptr, std::string, checkpoint_action, std::optional<std::int64_t>,
+                                                detail::any_handler<void>);
   TINKER_DECL static void async_archive_url(core_ptr, std::string,
                                             detail::any_handler<checkpoint_archive_url_response>);
   TINKER_DECL static void async_download(core_ptr, std::string, std::filesystem::path, download_options,

@@ -64,8 +64,8 @@ public:
                                                         int topk_prompt_logprobs = 0);
 
   /// Log-probabilities of every prompt token under these weights (NaN for the first token).
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<std::vector<float>>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<std::vector<float>>)
+                Token = default_completion_token>
   auto compute_logprobs(model_input prompt, Token&& token = {}) {
     return detail::initiate<std::vector<float>>(std::forward<Token>(token), &async_compute_logprobs, checked(),
                                                 std::move(prompt));

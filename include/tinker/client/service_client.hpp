@@ -63,10 +63,11 @@ public:
   /// Throws tinker::invalid_argument when the options are unusable (no API key, malformed URL).
   TINKER_DECL service_client(executor_type executor, client_options options);
 
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<get_server_capabilities_response>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<get_server_capabilities_response>)
+                Token = default_completion_token>
   auto get_server_capabilities(Token&& token = {}) {
-    return detail::initiate<get_server_capabilities_response>(std::forward<Token>(token), &async_capabilities, checked());
+    return detail::initiate<get_server_capabilities_response>(std::forward<Token>(token), &async_capabilities,
+                                                              checked());
   }
 
   /// A new LoRA model on `base_model`.
@@ -94,8 +95,7 @@ public:
     return from_state(std::move(path), {}, {}, {}, false, std::forward<Token>(token));
   }
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<training_client>) Token = default_completion_token>
-  auto create_training_client_from_state(std::string path, std::optional<std::string> base_model,
-                                         Token&& token = {}) {
+  auto create_training_client_from_state(std::string path, std::optional<std::string> base_model, Token&& token = {}) {
     return from_state(std::move(path), std::move(base_model), {}, {}, false, std::forward<Token>(token));
   }
   template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<training_client>) Token = default_completion_token>
@@ -108,8 +108,8 @@ public:
   auto create_training_client_from_state(std::string path, std::optional<std::string> base_model,
                                          std::optional<std::string> weights_access_token, metadata_map user_metadata,
                                          Token&& token = {}) {
-    return from_state(std::move(path), std::move(base_model), std::move(weights_access_token),
-                      std::move(user_metadata), false, std::forward<Token>(token));
+    return from_state(std::move(path), std::move(base_model), std::move(weights_access_token), std::move(user_metadata),
+                      false, std::forward<Token>(token));
   }
 
   /// The same with the optimizer state: training continues exactly where the checkpoint was.
@@ -133,8 +133,8 @@ public:
   auto create_training_client_from_state_with_optimizer(std::string path, std::optional<std::string> base_model,
                                                         std::optional<std::string> weights_access_token,
                                                         metadata_map user_metadata, Token&& token = {}) {
-    return from_state(std::move(path), std::move(base_model), std::move(weights_access_token),
-                      std::move(user_metadata), true, std::forward<Token>(token));
+    return from_state(std::move(path), std::move(base_model), std::move(weights_access_token), std::move(user_metadata),
+                      true, std::forward<Token>(token));
   }
 
   /// A sampling client on a sampler checkpoint (`tinker://.../sampler_weights/...`).

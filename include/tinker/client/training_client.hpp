@@ -77,26 +77,26 @@ public:
   TINKER_DECL executor_type get_executor() const;
 
   /// Loss and per-token outputs without accumulating gradients.
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<forward_backward_output>>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<forward_backward_output>>)
+                Token = default_completion_token>
   auto forward(std::vector<datum> data, loss_fn_type loss, Token&& token = {}) {
     return forward(std::move(data), loss, std::nullopt, std::forward<Token>(token));
   }
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<forward_backward_output>>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<forward_backward_output>>)
+                Token = default_completion_token>
   auto forward(std::vector<datum> data, loss_fn_type loss, std::optional<loss_fn_config> config, Token&& token = {}) {
     return detail::initiate<future_of<forward_backward_output>>(std::forward<Token>(token), &async_forward, checked(),
                                                                 std::move(data), loss, std::move(config), true);
   }
 
   /// Loss, per-token outputs, and gradients accumulated for the next optim_step.
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<forward_backward_output>>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<forward_backward_output>>)
+                Token = default_completion_token>
   auto forward_backward(std::vector<datum> data, loss_fn_type loss, Token&& token = {}) {
     return forward_backward(std::move(data), loss, std::nullopt, std::forward<Token>(token));
   }
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<forward_backward_output>>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<forward_backward_output>>)
+                Token = default_completion_token>
   auto forward_backward(std::vector<datum> data, loss_fn_type loss, std::optional<loss_fn_config> config,
                         Token&& token = {}) {
     return detail::initiate<future_of<forward_backward_output>>(std::forward<Token>(token), &async_forward, checked(),
@@ -106,16 +106,16 @@ public:
   /// A loss of your own on the per-token logprobs: a forward pass, your function, then a backward
   /// pass that applies your gradients (through cross_entropy with weights = -gradient). Data may
   /// carry only `target_tokens` and optionally `weights`.
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<forward_backward_output>>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<forward_backward_output>>)
+                Token = default_completion_token>
   auto forward_backward_custom(std::vector<datum> data, custom_loss_fn loss, Token&& token = {}) {
     return detail::initiate<future_of<forward_backward_output>>(std::forward<Token>(token), &async_forward_custom,
                                                                 checked(), std::move(data), std::move(loss));
   }
 
   /// An Adam(W) step on the accumulated gradients.
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<optim_step_response>>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<optim_step_response>>)
+                Token = default_completion_token>
   auto optim_step(adam_params params, Token&& token = {}) {
     return detail::initiate<future_of<optim_step_response>>(std::forward<Token>(token), &async_optim_step, checked(),
                                                             params);
@@ -123,18 +123,18 @@ public:
 
   /// Saves the full training state (weights + optimizer) as `tinker://<model>/weights/<name>`,
   /// optionally expiring after `ttl_seconds`; `overwrite` replaces a checkpoint of that name.
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<save_weights_response>>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<save_weights_response>>)
+                Token = default_completion_token>
   auto save_state(std::string name, Token&& token = {}) {
     return save_state(std::move(name), std::nullopt, false, std::forward<Token>(token));
   }
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<save_weights_response>>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<save_weights_response>>)
+                Token = default_completion_token>
   auto save_state(std::string name, std::optional<std::int64_t> ttl_seconds, Token&& token = {}) {
     return save_state(std::move(name), ttl_seconds, false, std::forward<Token>(token));
   }
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<save_weights_response>>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<save_weights_response>>)
+                Token = default_completion_token>
   auto save_state(std::string name, std::optional<std::int64_t> ttl_seconds, bool overwrite, Token&& token = {}) {
     return detail::initiate<future_of<save_weights_response>>(std::forward<Token>(token), &async_save_state, checked(),
                                                               std::move(name), ttl_seconds, overwrite);
@@ -142,26 +142,26 @@ public:
 
   /// Loads weights (not the optimizer state) from a `tinker://.../weights/...` checkpoint;
   /// `weights_access_token` reads another account's checkpoint with that account's credential.
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<load_weights_response>>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<load_weights_response>>)
+                Token = default_completion_token>
   auto load_state(std::string path, Token&& token = {}) {
     return load_state(std::move(path), std::nullopt, std::forward<Token>(token));
   }
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<load_weights_response>>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<load_weights_response>>)
+                Token = default_completion_token>
   auto load_state(std::string path, std::optional<std::string> weights_access_token, Token&& token = {}) {
     return detail::initiate<future_of<load_weights_response>>(std::forward<Token>(token), &async_load, checked(),
                                                               std::move(path), false, std::move(weights_access_token));
   }
 
   /// Loads weights and Adam state: the next step continues exactly where the saved run was.
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<load_weights_response>>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<load_weights_response>>)
+                Token = default_completion_token>
   auto load_state_with_optimizer(std::string path, Token&& token = {}) {
     return load_state_with_optimizer(std::move(path), std::nullopt, std::forward<Token>(token));
   }
-  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<load_weights_response>>) Token =
-                default_completion_token>
+  template <BOOST_ASIO_COMPLETION_TOKEN_FOR(completion_signature_t<future_of<load_weights_response>>)
+                Token = default_completion_token>
   auto load_state_with_optimizer(std::string path, std::optional<std::string> weights_access_token,
                                  Token&& token = {}) {
     return detail::initiate<future_of<load_weights_response>>(std::forward<Token>(token), &async_load, checked(),

@@ -37,11 +37,11 @@ struct call_policy {
   seconds_d initial_backoff{0.5};
   seconds_d max_backoff{10.0};
   double jitter = 0.25;
-  seconds_d total_budget{300.0};     ///< since the first attempt, billing pauses not counted
-  seconds_d billing_interval{5.0};   ///< between attempts while a billing pause lasts
-  bool conflict_is_final = false;    ///< a 409 is the caller's mistake (a name that exists)
-  bool back_pressure = false;        ///< 429 (and 402 in a billing pause) mean "back off, resubmit"
-  bool json_fallback = false;        ///< a 415 means "send it as JSON"
+  seconds_d total_budget{300.0};    ///< since the first attempt, billing pauses not counted
+  seconds_d billing_interval{5.0};  ///< between attempts while a billing pause lasts
+  bool conflict_is_final = false;   ///< a 409 is the caller's mistake (a name that exists)
+  bool back_pressure = false;       ///< 429 (and 402 in a billing pause) mean "back off, resubmit"
+  bool json_fallback = false;       ///< a 415 means "send it as JSON"
 };
 
 struct call_decision {
@@ -64,8 +64,9 @@ public:
 
   /// `method` and `path` name the call in messages; `billing`, `rng` and `secrets` are the
   /// client's (shared, and outliving the FSM); `secrets` are redacted from every error.
-  call_fsm(call_policy policy, std::string method, std::string path, billing_pause& billing, std::mt19937_64& rng,
-           const std::vector<std::string>& secrets, clock_fn now = [] { return std::chrono::steady_clock::now(); })
+  call_fsm(
+      call_policy policy, std::string method, std::string path, billing_pause& billing, std::mt19937_64& rng,
+      const std::vector<std::string>& secrets, clock_fn now = [] { return std::chrono::steady_clock::now(); })
       : policy_(policy),
         method_(std::move(method)),
         path_(std::move(path)),
@@ -135,8 +136,9 @@ private:
     if (retries_ >= policy_.max_retries || spent >= policy_.total_budget) return fail(std::move(failure));
     call_decision d;
     d.what = call_decision::kind::retry;
-    d.delay = server_delay ? *server_delay
-                           : backoff_delay(retries_, policy_.initial_backoff, policy_.max_backoff, policy_.jitter, rng_);
+    d.delay = server_delay
+                  ? *server_delay
+                  : backoff_delay(retries_, policy_.initial_backoff, policy_.max_backoff, policy_.jitter, rng_);
     d.error = std::move(failure);  // what the retry is about (for a log line)
     ++retries_;
     return d;

@@ -194,7 +194,8 @@ public:
       try {
         if (sent > 0) stats_.retries.fetch_add(1, std::memory_order_relaxed);
         auto res = co_await send(std::move(req));
-        if ((res.status >= 200 && res.status < 300) || (spec.redirect_is_answer && res.status >= 300 && res.status < 400))
+        if ((res.status >= 200 && res.status < 300) ||
+            (spec.redirect_is_answer && res.status >= 300 && res.status < 400))
           co_return call_outcome{call_decision::kind::done, std::move(res)};
         std::optional<bool> should_retry;
         if (auto h = res.headers.find("x-should-retry"); h != res.headers.end()) should_retry = h->value() == "true";

@@ -209,7 +209,9 @@ private:
   }
 
   /// 5xx / 400: min_retry_delay, doubling per consecutive answer, capped.
-  seconds_d growing_delay() { return growing_floor(fast_streak_++, policy_.min_retry_delay, policy_.max_fast_retry_delay); }
+  seconds_d growing_delay() {
+    return growing_floor(fast_streak_++, policy_.min_retry_delay, policy_.max_fast_retry_delay);
+  }
 
   /// A held poll re-polls at once; one that came back too fast waits a growing delay.
   seconds_d fast_poll_delay(seconds_d elapsed) {

@@ -17,8 +17,7 @@ boost::asio::awaitable<T> wait_for_result(std::shared_ptr<future_state<T>> state
                                           std::chrono::milliseconds limit) {
   if (deadline) {
     if (!co_await state->wait_until(*deadline))
-      throw api_timeout_error("api_future: no result within " + std::to_string(limit.count()) +
-                              " ms (still polling)");
+      throw api_timeout_error("api_future: no result within " + std::to_string(limit.count()) + " ms (still polling)");
     co_return state->take();
   }
   struct abandon_guard {
@@ -59,10 +58,10 @@ void async_future_result(std::shared_ptr<future_state<T>> state,
 
 #ifdef TINKER_SEPARATE_COMPILATION
 // The results the library's futures carry, compiled here once.
-#define TINKER_INSTANTIATE_FUTURE_RESULT(T)                                                                        \
-  template void async_future_result<T>(std::shared_ptr<future_state<T>>,                                           \
-                                       std::optional<std::chrono::steady_clock::time_point>, std::chrono::milliseconds, \
-                                       any_handler<T>);
+#define TINKER_INSTANTIATE_FUTURE_RESULT(T)                                                  \
+  template void async_future_result<T>(std::shared_ptr<future_state<T>>,                     \
+                                       std::optional<std::chrono::steady_clock::time_point>, \
+                                       std::chrono::milliseconds, any_handler<T>);
 TINKER_INSTANTIATE_FUTURE_RESULT(forward_backward_output)
 TINKER_INSTANTIATE_FUTURE_RESULT(optim_step_response)
 TINKER_INSTANTIATE_FUTURE_RESULT(save_weights_response)

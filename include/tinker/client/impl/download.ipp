@@ -24,7 +24,6 @@ namespace tinker {
 
 namespace detail {
 
-
 /// Calls on_progress monotonically and not too often.
 class download_progress_reporter {
 public:
@@ -85,16 +84,15 @@ inline std::filesystem::path download_target(std::filesystem::path p) {
   return p;
 }
 
-
 /// (download_and_extract) Downloads the .tar.gz at `url` (http or https) and extracts it into `destination`, which must
 /// not exist yet (its parent directories are created). Only regular files and directories are
 /// extracted; links, devices, FIFOs, absolute paths and ".." are refused (archive_error naming the
 /// entry); modes lose setuid/setgid and are capped at 0755. Content-Length, when sent, is verified.
 /// Returns the relative paths of the extracted files ('/'-separated, in archive order).
 inline boost::asio::awaitable<std::vector<std::string>> download_and_extract_impl(boost::asio::any_io_executor ex,
-                                                                             std::string url,
-                                                                             std::filesystem::path destination,
-                                                                             download_options options) {
+                                                                                  std::string url,
+                                                                                  std::filesystem::path destination,
+                                                                                  download_options options) {
   auto settings = make_download_http_settings(options);
   (void)download_url::parse(url);  // a bad URL is a user error, before touching the disk
   destination = download_target(std::move(destination));
@@ -124,8 +122,8 @@ inline boost::asio::awaitable<std::vector<std::string>> download_and_extract_imp
 /// Downloads `url` into `file` as it is (no extraction), through a hidden sibling temporary that is
 /// renamed into place when complete; `file` must not exist yet. Returns the number of bytes.
 inline boost::asio::awaitable<std::uint64_t> download_to_file_impl(boost::asio::any_io_executor ex, std::string url,
-                                                              std::filesystem::path file,
-                                                              download_options options) {
+                                                                   std::filesystem::path file,
+                                                                   download_options options) {
   auto settings = make_download_http_settings(options);
   (void)download_url::parse(url);
   file = download_target(std::move(file));

@@ -90,8 +90,7 @@ inline asio::awaitable<training_runs_response> list_training_runs(core_ptr core,
   co_return co_await core->get_json<training_runs_response>(std::move(path));
 }
 
-inline asio::awaitable<training_run> get_training_run(core_ptr core, std::string id, access_scope scope,
-                                                      bool by_path) {
+inline asio::awaitable<training_run> get_training_run(core_ptr core, std::string id, access_scope scope, bool by_path) {
   if (by_path) id = tinker_path::parse(id).training_run_id;
   check_id(id, "get_training_run", "training_run_id");
   // (Paths are built before the co_await: GCC 12 rejects a braced list inside one.)
@@ -150,23 +149,21 @@ inline asio::awaitable<checkpoint_archive_url_response> archive_url(core_ptr cor
                                         (res.status == 302 ? " without a Location header" : " is not an archive URL"));
   checkpoint_archive_url_response out;
   out.url = std::string(location->value());
-  out.expires =
-      std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now() + std::chrono::minutes(15));
+  out.expires = std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now() +
+                                                                        std::chrono::minutes(15));
   if (auto e = res.headers.find(beast_http::field::expires); e != res.headers.end())
     if (auto t = parse_http_date(std::string(e->value()))) out.expires = *t;
   co_return out;
 }
 
 inline asio::awaitable<std::vector<std::string>> download(core_ptr core, std::string tinker_path_str,
-                                                          std::filesystem::path destination,
-                                                          download_options options) {
+                                                          std::filesystem::path destination, download_options options) {
   auto url = co_await archive_url(core, std::move(tinker_path_str));
   co_return co_await download_and_extract_impl(core->executor(), std::move(url.url), std::move(destination),
                                                std::move(options));
 }
 
-inline asio::awaitable<list_sessions_response> list_sessions(core_ptr core, int limit, int offset,
-                                                             access_scope scope) {
+inline asio::awaitable<list_sessions_response> list_sessions(core_ptr core, int limit, int offset, access_scope scope) {
   check_paging(limit, offset, "list_sessions");
   co_return co_await core->get_json<list_sessions_response>("/api/v1/sessions?limit=" + std::to_string(limit) +
                                                             "&offset=" + std::to_string(offset) +
@@ -240,9 +237,8 @@ inline asio::awaitable<billing_usage_response> billing_usage(core_ptr core, time
             format_timestamp(starting_on) + " to " + format_timestamp(ending_before));
   // (Formatted without fraction or '+': both would need escaping in a query.)
   auto rfc3339 = [](timestamp t) { return format_timestamp(t).substr(0, 19) + "Z"; };
-  co_return co_await core->get_json<billing_usage_response>("/api/v1/billing/usage/events?starting_on=" +
-                                                            rfc3339(starting_on) +
-                                                            "&ending_before=" + rfc3339(ending_before));
+  co_return co_await core->get_json<billing_usage_response>(
+      "/api/v1/billing/usage/events?starting_on=" + rfc3339(starting_on) + "&ending_before=" + rfc3339(ending_before));
 }
 
 template <class Handler, class Op, class... Args>
@@ -335,8 +331,7 @@ TINKER_DECL void rest_client::async_assign_project(core_ptr core, std::string se
 TINKER_DECL void rest_client::async_export_trace(core_ptr core, std::string session_id,
                                                  std::chrono::milliseconds poll_interval,
                                                  detail::any_handler<std::string> h) {
-  detail::rest::start(std::move(core), std::move(h), &detail::rest::export_trace, std::move(session_id),
-                      poll_interval);
+  detail::rest::start(std::move(core), std::move(h), &detail::rest::export_trace, std::move(session_id), poll_interval);
 }
 
 TINKER_DECL void rest_client::async_audit_log(core_ptr core, std::string event_type, std::optional<std::string> day,

@@ -25,8 +25,7 @@ namespace detail {
 
 /// A sampling client on `sampler_id`, with the admission limits of the options and the server
 /// (the smaller of each), and batched completion polling when both sides want it.
-inline sampling_client make_sampler(std::shared_ptr<client_core> core, std::string sampler_id,
-                                         std::string base_model) {
+inline sampling_client make_sampler(std::shared_ptr<client_core> core, std::string sampler_id, std::string base_model) {
   const auto& o = core->options();
   const auto config = core->cached_config();
   auto max_in_flight = o.sample_max_in_flight;
@@ -45,8 +44,8 @@ inline sampling_client make_sampler(std::shared_ptr<client_core> core, std::stri
 
 /// create_sampling_session for a checkpoint path or a base model.
 inline boost::asio::awaitable<sampling_client> create_sampling_session(std::shared_ptr<client_core> core,
-                                                                           std::optional<std::string> model_path,
-                                                                           std::optional<std::string> base_model) {
+                                                                       std::optional<std::string> model_path,
+                                                                       std::optional<std::string> base_model) {
   create_sampling_session_request req;
   req.session_id = co_await core->session_id();
   req.sampling_session_seq_id = core->next_sampling_session_seq_id();
@@ -60,8 +59,8 @@ inline boost::asio::awaitable<sampling_client> create_sampling_session(std::shar
 namespace sampling {
 
 /// The request of one sample call; user mistakes are thrown here, before anything is sent.
-inline sample_request make_request(const sampling_state& s, model_input prompt, int num_samples,
-                                   sampling_params params, bool include_prompt_logprobs, int topk_prompt_logprobs) {
+inline sample_request make_request(const sampling_state& s, model_input prompt, int num_samples, sampling_params params,
+                                   bool include_prompt_logprobs, int topk_prompt_logprobs) {
   validate_sampling(prompt, num_samples, params, topk_prompt_logprobs);
   sample_request req;
   req.num_samples = num_samples;
@@ -178,10 +177,9 @@ inline boost::asio::awaitable<sample_response> run(std::shared_ptr<sampling_stat
         *ids = again.handle.sample_sequence_ids;
         co_return again;
       };
-      auto fut = s->core->poll<sample_response>(std::move(sub),
-                                                {"Sample", "sampling on sampler " + s->sampler_id,
-                                                 http::lane::sample_poll},
-                                                decoder(), std::move(resubmit));
+      auto fut = s->core->poll<sample_response>(
+          std::move(sub), {"Sample", "sampling on sampler " + s->sampler_id, http::lane::sample_poll}, decoder(),
+          std::move(resubmit));
       auto resp = co_await await_result(fut);
       if (*ids && (*ids)->size() == resp.sequences.size())
         for (std::size_t i = 0; i < resp.sequences.size(); ++i) resp.sequences[i].sequence_id = (**ids)[i];
@@ -192,7 +190,8 @@ inline boost::asio::awaitable<sample_response> run(std::shared_ptr<sampling_stat
       failure = std::current_exception();
     }
     if (!retryable(failure) || attempt >= retry.max_retries) std::rethrow_exception(failure);
-    co_await s->core->sleep(backoff_delay(attempt, retry.initial_backoff, retry.max_backoff, retry.jitter, s->core->rng()));
+    co_await s->core->sleep(
+        backoff_delay(attempt, retry.initial_backoff, retry.max_backoff, retry.jitter, s->core->rng()));
   }
 }
 
@@ -233,15 +232,15 @@ inline boost::asio::awaitable<byte_tokenizer> tokenizer(std::shared_ptr<sampling
 }  // namespace sampling
 }  // namespace detail
 
-TINKER_DECL void sampling_client::async_sample(state_ptr s, model_input prompt, int num_samples,
-                                               sampling_params params, bool include_prompt_logprobs,
-                                               int topk_prompt_logprobs, detail::any_handler<sample_response> h) {
+TINKER_DECL void sampling_client::async_sample(state_ptr s, model_input prompt, int num_samples, sampling_params params,
+                                               bool include_prompt_logprobs, int topk_prompt_logprobs,
+                                               detail::any_handler<sample_response> h) {
   auto ex = s->core->executor();
-  detail::spawn_op<sample_response>(ex,
-                                    detail::sampling::checked_run(std::move(s), std::move(prompt), num_samples,
-                                                                  std::move(params), include_prompt_logprobs,
-                                                                  topk_prompt_logprobs),
-                                    std::move(h));
+  detail::spawn_op<sample_response>(
+      ex,
+      detail::sampling::checked_run(std::move(s), std::move(prompt), num_samples, std::move(params),
+                                    include_prompt_logprobs, topk_prompt_logprobs),
+      std::move(h));
 }
 
 TINKER_DECL api_future<sample_response> sampling_client::submit_sample(model_input prompt, int num_samples,

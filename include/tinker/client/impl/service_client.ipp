@@ -125,9 +125,7 @@ TINKER_DECL client_stats service_client::stats() const noexcept { return core_->
 
 TINKER_DECL http::transport& service_client::transport() { return core_->transport(); }
 
-TINKER_DECL service_client::executor_type service_client::get_executor() const noexcept {
-  return core_->executor();
-}
+TINKER_DECL service_client::executor_type service_client::get_executor() const noexcept { return core_->executor(); }
 
 TINKER_DECL void service_client::async_capabilities(core_ptr core,
                                                     detail::any_handler<get_server_capabilities_response> h) {
@@ -135,8 +133,7 @@ TINKER_DECL void service_client::async_capabilities(core_ptr core,
 }
 
 TINKER_DECL void service_client::async_create_lora(core_ptr core, std::string base_model, lora_training_options lora,
-                                                   metadata_map user_metadata,
-                                                   detail::any_handler<training_client> h) {
+                                                   metadata_map user_metadata, detail::any_handler<training_client> h) {
   detail::service::start(std::move(core), std::move(h), &detail::service::create_lora, std::move(base_model), lora,
                          std::move(user_metadata));
 }
@@ -151,8 +148,7 @@ TINKER_DECL void service_client::async_from_state(core_ptr core, std::string pat
 
 TINKER_DECL void service_client::async_create_sampler(core_ptr core, std::string what, bool base_model,
                                                       detail::any_handler<sampling_client> h) {
-  detail::service::start(std::move(core), std::move(h), &detail::service::create_sampler, std::move(what),
-                         base_model);
+  detail::service::start(std::move(core), std::move(h), &detail::service::create_sampler, std::move(what), base_model);
 }
 
 TINKER_DECL void service_client::async_session_id(core_ptr core, detail::any_handler<std::string> h) {

@@ -196,11 +196,11 @@ inline asio::awaitable<api_future<forward_backward_output>> forward(state_ptr s,
   auto plan = plan_for(*s, data);
   const auto first = s->gate.reserve(static_cast<std::int64_t>(plan.size()));
   // (Named: GCC 12 destroys temporaries with destructors inside a co_await expression twice.)
-  std::function<asio::awaitable<std::vector<submission>>()> post =
-      [s, data = std::move(data), plan = std::move(plan), loss, config = std::move(config), forward_only,
-       first]() mutable {
-        return post_chunks(s, std::move(data), std::move(plan), loss, std::move(config), forward_only, first);
-      };
+  std::function<asio::awaitable<std::vector<submission>>()> post = [s, data = std::move(data), plan = std::move(plan),
+                                                                    loss, config = std::move(config), forward_only,
+                                                                    first]() mutable {
+    return post_chunks(s, std::move(data), std::move(plan), loss, std::move(config), forward_only, first);
+  };
   auto handles = co_await s->core->run_to_completion(std::move(post));
   co_return poll_chunks(s, handles, forward_only);
 }
@@ -242,8 +242,8 @@ asio::awaitable<api_future<Result>> submit_json(state_ptr s, std::int64_t seq, s
 /// loss on its logprobs, the backward pass with the loss's gradients. The backward pass is sent
 /// whatever happens (with zero weights when the forward pass or the loss failed, or the caller
 /// gave up), since its seq_ids are reserved and the model's queue waits for them.
-inline asio::awaitable<void> run_custom_loss(state_ptr s, std::vector<datum> data, chunk_plan plan,
-                                             custom_loss_fn loss, std::int64_t first,
+inline asio::awaitable<void> run_custom_loss(state_ptr s, std::vector<datum> data, chunk_plan plan, custom_loss_fn loss,
+                                             std::int64_t first,
                                              std::shared_ptr<future_state<forward_backward_output>> result,
                                              std::shared_ptr<future_state<std::vector<std::string>>> submitted) {
   const auto n = static_cast<std::int64_t>(plan.size());
@@ -332,7 +332,8 @@ inline asio::awaitable<api_future<forward_backward_output>> forward_custom(state
         invalid("forward_backward_custom: data[" + std::to_string(i) + "].loss_fn_inputs['" + name +
                 "'] is not allowed (only target_tokens and weights)");
     auto target = inputs.find("target_tokens");
-    if (target == inputs.end()) invalid("forward_backward_custom: data[" + std::to_string(i) + "] has no target_tokens");
+    if (target == inputs.end())
+      invalid("forward_backward_custom: data[" + std::to_string(i) + "] has no target_tokens");
     if (!inputs.contains("weights")) {
       tensor_data zeros(std::vector<float>(target->second.element_count(), 0.0f));
       zeros.shape = target->second.shape;
@@ -347,7 +348,8 @@ inline asio::awaitable<api_future<forward_backward_output>> forward_custom(state
   const auto first = s->gate.reserve(static_cast<std::int64_t>(2 * plan.size()));
   auto result = std::make_shared<future_state<forward_backward_output>>(s->core->executor());
   auto submitted = std::make_shared<future_state<std::vector<std::string>>>(s->core->executor());
-  asio::co_spawn(s->core->executor(), run_custom_loss(s, std::move(data), plan, std::move(loss), first, result, submitted),
+  asio::co_spawn(s->core->executor(),
+                 run_custom_loss(s, std::move(data), plan, std::move(loss), first, result, submitted),
                  asio::bind_cancellation_slot(result->producer_slot(), [result, submitted](std::exception_ptr e) {
                    if (e) {
                      submitted->set_exception(e);
@@ -454,7 +456,8 @@ inline asio::awaitable<get_info_response> get_info(state_ptr s) {
 inline asio::awaitable<byte_tokenizer> get_tokenizer(state_ptr s) {
   auto info = co_await get_info(std::move(s));
   if (!info.model_data.tokenizer_id)
-    throw tinker_error("model " + info.model_id + " reports no tokenizer (get_info's model_data.tokenizer_id is absent)");
+    throw tinker_error("model " + info.model_id +
+                       " reports no tokenizer (get_info's model_data.tokenizer_id is absent)");
   auto id = *info.model_data.tokenizer_id;
   if (auto colon = id.find(':'); colon != std::string::npos) id.erase(colon);
   if (id != byte_tokenizer::tokenizer_id)
@@ -487,9 +490,7 @@ TINKER_DECL const training_client::state_ptr& training_client::checked() const {
 
 TINKER_DECL const std::string& training_client::model_id() const { return checked()->model_id; }
 
-TINKER_DECL training_client::executor_type training_client::get_executor() const {
-  return checked()->core->executor();
-}
+TINKER_DECL training_client::executor_type training_client::get_executor() const { return checked()->core->executor(); }
 
 TINKER_DECL void training_client::async_forward(state_ptr s, std::vector<datum> data, loss_fn_type loss,
                                                 std::optional<loss_fn_config> config, bool forward_only,
@@ -536,8 +537,7 @@ TINKER_DECL void training_client::async_save_and_sample(state_ptr s, detail::any
 
 TINKER_DECL void training_client::async_create_sampling_client(state_ptr s, std::string model_path,
                                                                detail::any_handler<sampling_client> h) {
-  detail::training::start(std::move(s), std::move(h), &detail::training::create_sampling_client,
-                          std::move(model_path));
+  detail::training::start(std::move(s), std::move(h), &detail::training::create_sampling_client, std::move(model_path));
 }
 
 TINKER_DECL void training_client::async_get_info(state_ptr s, detail::any_handler<get_info_response> h) {
