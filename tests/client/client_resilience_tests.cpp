@@ -20,7 +20,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -233,6 +235,63 @@ TEST_SUITE("client") {
     wire.on_record = {};
   }
 
+  TEST_CASE("admission control: prompt bytes being submitted stay within sample_max_dispatch_bytes") {
+    // Each asample is held `hold` at the engine before it is handled, so a submission owns its
+    // prompt bytes for at least that long. The engine notes when each asample arrives: a sample
+    // that must wait for bytes arrives at least `hold` after one that held them.
+    constexpr auto hold = std::chrono::milliseconds(150);
+    std::mutex arrivals_mutex;
+    std::vector<std::chrono::steady_clock::time_point> arrivals;
+    auto eo = engine_opts();
+    eo.on_request = [&](const local::request_record& r) {
+      if (r.route != "asample") return;
+      std::lock_guard lock(arrivals_mutex);
+      arrivals.push_back(std::chrono::steady_clock::now());
+    };
+    // Prompts are estimated at 10 bytes per token: two 6-token prompts (60 bytes each) fit in 130.
+    client_fixture f(eo, [](client_options& o) { o.sample_max_dispatch_bytes = 130; });
+    const auto gaps_of = [&] {
+      std::lock_guard lock(arrivals_mutex);
+      auto a = arrivals;
+      arrivals.clear();
+      std::sort(a.begin(), a.end());
+      return a;
+    };
+    run_coro(
+        f.io,
+        [&]() -> asio::awaitable<void> {
+          auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+          auto sampler = co_await training.save_weights_and_get_sampling_client();
+          local::fault_options slow;
+          slow.route_latency["asample"] = hold;
+          f.engine.set_faults(slow);
+          const auto prompt = tokens({256, 'a', 'b', 'c', 'd', 'e'});
+          // Six samples at once: at most two submissions at a time, the rest wait and go in as
+          // bytes free; every one completes.
+          std::vector<api_future<sample_response>> futures;
+          for (int i = 0; i < 6; ++i) futures.push_back(sampler.submit_sample(prompt, 1, sampling_params(2)));
+          for (auto& fut : futures) CHECK((co_await fut.result()).sequences.size() == 1);
+          auto a = gaps_of();
+          REQUIRE(a.size() == 6);
+          for (std::size_t i = 2; i < a.size(); ++i)  // a third could only start once one of two ended
+            CHECK_MESSAGE(a[i] - a[i - 2] >= hold, "three submissions overlapped: asample " << i);
+          // A prompt larger than the whole budget (200 bytes) still gets in, once the budget is
+          // entirely free: it never overlaps the small ones submitted with it.
+          const auto big = model_input::from_ints(std::vector<token_id>(20, 'z'));
+          futures.clear();
+          futures.push_back(sampler.submit_sample(prompt, 1, sampling_params(2)));
+          futures.push_back(sampler.submit_sample(big, 1, sampling_params(2)));
+          futures.push_back(sampler.submit_sample(prompt, 1, sampling_params(2)));
+          for (auto& fut : futures) CHECK((co_await fut.result()).sequences.size() == 1);
+          a = gaps_of();
+          REQUIRE(a.size() == 3);
+          CHECK_MESSAGE(a[1] - a[0] >= hold, "the large prompt went in while bytes were held");
+          CHECK_MESSAGE(a[2] - a[1] >= hold, "a small prompt went in beside the large one");
+          f.engine.set_faults({});
+        }(),
+        std::chrono::seconds(60));
+  }
+
   TEST_CASE("a failed request is a request_failed_error with its request id and category, and is not retried") {
     client_fixture f;
     run_coro(f.io, [&]() -> asio::awaitable<void> {
@@ -274,13 +333,17 @@ TEST_SUITE("client") {
       local::fault_options billing;
       billing.fraction_402 = 0.5;
       billing.seed = 3;
-      billing.error_routes = {"get_server_capabilities", "asample"};
+      billing.error_routes = {"get_server_capabilities"};
       f.engine.set_faults(billing);
       for (int i = 0; i < 10; ++i) CHECK_FALSE((co_await f.service.get_server_capabilities()).supported_models.empty());
       CHECK(f.hook().request_count("get_server_capabilities") > 10);  // some answered 402 and were sent again
+      // Then on samples alone: more submissions than samples means some were refused with 402 and
+      // resubmitted (none failed).
+      billing.error_routes = {"asample"};
+      f.engine.set_faults(billing);
       const auto prompt = tokens({256, 'b'});
-      for (int i = 0; i < 3; ++i) CHECK((co_await sampler.sample(prompt, 1, sampling_params(2))).sequences.size() == 1);
-      CHECK(f.hook().request_count("asample") >= 3);
+      for (int i = 0; i < 6; ++i) CHECK((co_await sampler.sample(prompt, 1, sampling_params(2))).sequences.size() == 1);
+      CHECK(f.hook().request_count("asample") > 6);
     }());
     CHECK(count_lines(*f.log_lines, "402 (billing)") >= 1);  // said once, not for every answer
     CHECK(count_lines(*f.log_lines, "402 (billing)") <= 2);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -227,6 +228,35 @@ inline std::uint64_t proc_status_kib(const std::string& key) {
     if (line.rfind(key + ":", 0) == 0) return std::strtoull(line.c_str() + key.size() + 1, nullptr, 10);
   return 0;
 }
+
+/// The highest VmRSS seen while it lives, read every millisecond on a thread of its own: a measure
+/// of peak memory that does not depend on being allowed to reset VmHWM.
+class rss_sampler {
+public:
+  rss_sampler() : peak_(proc_status_kib("VmRSS")), thread_([this] { run(); }) {}
+  rss_sampler(const rss_sampler&) = delete;
+  rss_sampler& operator=(const rss_sampler&) = delete;
+  ~rss_sampler() { stop(); }
+  /// Stops sampling; the peak seen.
+  std::uint64_t stop() {
+    if (thread_.joinable()) {
+      stop_ = true;
+      thread_.join();
+    }
+    return peak_;
+  }
+
+private:
+  void run() {
+    while (!stop_) {
+      peak_ = std::max<std::uint64_t>(peak_, proc_status_kib("VmRSS"));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  std::uint64_t peak_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 /// Resets VmHWM to the current RSS (Linux >= 4.0). False if not permitted.
 inline bool reset_peak_rss() {

@@ -52,12 +52,12 @@ TEST_SUITE("engine") {
     sample.sampling_params.max_tokens = 2;
     sample.base_model = tiny_model;
     int answered = 0;
-    for (int i = 0; i < 20; ++i) {
-      CHECK(f.http->get("/api/v1/healthz").status == 200);
-      f.post("/api/v1/session_heartbeat", session_heartbeat_request{session});
-      CHECK(f.http->get("/api/v1/get_server_capabilities").status == 200);
-      CHECK_FALSE(future_id(f.post("/api/v1/asample", sample)).empty());
-      answered += 4;
+    for (int i = 0; i < 20; ++i) {  // each counts only when it was answered as it should be
+      answered += f.http->get("/api/v1/healthz").status == 200;
+      answered += f.http->post("/api/v1/session_heartbeat", boost::json::value_from(session_heartbeat_request{session}))
+                      .status == 200;
+      answered += f.http->get("/api/v1/get_server_capabilities").status == 200;
+      answered += !future_id(f.post("/api/v1/asample", sample)).empty();
     }
     // A long poll on a future that is still queued answers try_again after its hold, not after
     // the queue drains.

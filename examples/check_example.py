@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Runs an example and checks the outcome it exists to show, not just its exit code.
+
+usage: check_example.py <name> <executable>
+"""
+import re
+import subprocess
+import sys
+
+
+def numbers(pattern, out):
+    return [float(m) for m in re.findall(pattern, out, re.M)]
+
+
+def check_quickstart(out):
+    losses = numbers(r"^step +\d+ +loss ([0-9.eE+-]+)$", out)
+    assert len(losses) == 4, f"expected 4 loss lines, got {losses}"
+    assert losses[-1] < losses[0] / 2, f"the loss did not fall by half: {losses}"
+    samples = re.findall(r"^hello\|.*$", out, re.M)
+    assert len(samples) == 3, f"expected 3 samples, got {samples}"
+
+
+def check_sft_and_sample(out):
+    losses = numbers(r"^step +\d+ +loss per token ([0-9.eE+-]+)$", out)
+    assert len(losses) >= 5, f"expected the loss at several steps, got {losses}"
+    assert losses[-1] < losses[0] / 4, f"the loss per token did not fall to a quarter: {losses}"
+    assert re.search(r"^saved training state: tinker://\S+/weights/sft-final$", out, re.M), "no saved state"
+    completions = re.findall(r"^  the .*\|.*$", out, re.M)
+    assert len(completions) == 3, f"expected 3 completions, got {completions}"
+
+
+def check_rl_loop(out):
+    rewards = numbers(r"^iteration +\d+ +mean reward ([0-9.eE+-]+)$", out)
+    assert len(rewards) >= 3, f"expected the reward at several iterations, got {rewards}"
+    assert rewards[-1] > rewards[0], f"the mean reward did not rise: {rewards}"
+    assert rewards[-1] >= 0.5, f"the final mean reward is below 0.5: {rewards}"
+
+
+def main():
+    name, exe = sys.argv[1], sys.argv[2]
+    run = subprocess.run([exe], capture_output=True, text=True, timeout=280)
+    sys.stdout.write(run.stdout)
+    sys.stderr.write(run.stderr)
+    if run.returncode != 0:
+        sys.exit(f"{name} exited with {run.returncode}")
+    check = globals()[f"check_{name}"]
+    try:
+        check(run.stdout)
+    except AssertionError as e:
+        sys.exit(f"{name}: {e}")
+    print(f"{name}: outcome checked")
+
+
+if __name__ == "__main__":
+    main()
