@@ -17,6 +17,7 @@
 
 #include <tinker/client/detail/download_error.hpp>
 #include <tinker/client/detail/download_url.hpp>
+#include <tinker/client/detail/status_error.hpp>
 #include <tinker/error.hpp>
 #include <tinker/http/detail/connect.hpp>
 #include <tinker/http/detail/tls_context.hpp>
@@ -45,6 +46,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,31 +68,6 @@ struct download_http_settings {
 inline constexpr std::size_t download_chunk_bytes = 256 * 1024;
 /// How much of an error body is kept for the exception.
 inline constexpr std::size_t download_error_body_bytes = 64 * 1024;
-
-/// Throws the api_status_error subclass for `status` (docs/protocol.md §3.1), with a cut-down body.
-[[noreturn]] inline void throw_download_status_error(const download_url& u, unsigned status, std::string body) {
-  constexpr std::size_t shown = 2000;
-  std::string what = "GET " + u.redacted() + " failed with HTTP " + std::to_string(status) + ": ";
-  if (body.empty())
-    what += "(empty body)";
-  else if (body.size() <= shown)
-    what += body;
-  else
-    what += body.substr(0, shown) + "... (" + std::to_string(body.size()) + " bytes shown of the body)";
-  const int s = static_cast<int>(status);
-  switch (status) {
-    case 400: throw bad_request_error(s, std::move(body), what);
-    case 401: throw authentication_error(s, std::move(body), what);
-    case 403: throw permission_denied_error(s, std::move(body), what);
-    case 404: throw not_found_error(s, std::move(body), what);
-    case 409: throw conflict_error(s, std::move(body), what);
-    case 422: throw unprocessable_entity_error(s, std::move(body), what);
-    case 429: throw rate_limit_error(s, std::move(body), what);
-    default:
-      if (status >= 500) throw internal_server_error(s, std::move(body), what);
-      throw api_status_error(s, std::move(body), what);
-  }
-}
 
 /// Throws operation_aborted if the awaiting coroutine was cancelled (even between operations).
 inline boost::asio::awaitable<void> download_throw_if_cancelled() {
@@ -215,8 +192,11 @@ boost::asio::awaitable<download_step> download_exchange(Stream& stream, const do
           "GET " + u.redacted() + " answered HTTP " + std::to_string(status) + " without a Location header");
     co_return download_step{true, status, std::string(location), 0};
   }
-  if (status < 200 || status >= 300)
-    throw_download_status_error(u, status, co_await read_download_error_body(stream, buffer, parser, s));
+  if (status < 200 || status >= 300) {
+    auto body = co_await read_download_error_body(stream, buffer, parser, s);
+    // The same exception types and message as an API call's (the URL shown without its query).
+    std::rethrow_exception(make_status_error("GET", u.redacted(), status, std::move(body)));
+  }
 
   // Beast reads at most the buffer's free capacity per call: without room, a body arrives in
   // header-sized (~1 KiB) reads.
