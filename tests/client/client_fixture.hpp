@@ -4,6 +4,7 @@
 
 #include "common/run_coro.hpp"
 
+#include <tinker/detail/async_event.hpp>
 #include <tinker/local/engine.hpp>
 #include <tinker/local/engine_test_hook.hpp>
 #include <tinker/tinker.hpp>
@@ -11,7 +12,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <doctest/doctest.h>
 
@@ -50,21 +50,23 @@ struct request_log {
 /// A one-shot event a coroutine on `io` can wait for, fired from any thread.
 class io_event {
 public:
-  explicit io_event(asio::io_context& io) : io_(io), timer_(io, asio::steady_timer::time_point::max()) {}
+  explicit io_event(asio::io_context& io) : io_(io) {}
   /// Thread-safe.
   void fire() {
-    asio::post(io_, [this] {
-      fired_ = true;
-      timer_.cancel();
-    });
+    asio::post(io_, [this] { set(); });
+  }
+  /// From a handler running on `io` itself: at once.
+  void set() {
+    fired_ = true;
+    event_.notify_all();
   }
   asio::awaitable<void> wait() {
-    while (!fired_) co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    while (!fired_) co_await event_.wait();
   }
 
 private:
   asio::io_context& io_;
-  asio::steady_timer timer_;
+  tinker::detail::async_event event_;
   bool fired_ = false;
 };
 

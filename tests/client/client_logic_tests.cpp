@@ -1,7 +1,8 @@
 // The client's decision logic without sockets: the call state machine (status policy, backoff,
 // budgets, billing pauses, back-pressure, the 415 fallback), the poll state machine (docs/protocol.md
 // §5.3 plus our backoff floor), chunk planning and metric reduction (§7.3), retry delays and
-// Retry-After parsing, the seq_id turn gate, and options from the environment.
+// Retry-After parsing, the seq_id turn gate, the awaitable event under the client's waits, and
+// options from the environment.
 #include "common/run_coro.hpp"
 
 #include <tinker/client/detail/backoff.hpp>
@@ -11,6 +12,7 @@
 #include <tinker/client/detail/turn_gate.hpp>
 #include <tinker/client/options.hpp>
 #include <tinker/client/service_client.hpp>
+#include <tinker/detail/async_event.hpp>
 #include <tinker/detail/base64.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -19,13 +21,19 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/system/system_error.hpp>
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <exception>
+#include <memory>
 #include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace tinker;
@@ -424,7 +432,7 @@ TEST_SUITE("client logic") {
     detail::turn_gate gate;
     std::vector<std::int64_t> order;
     auto caller = [&](std::int64_t seq) -> asio::awaitable<void> {
-      co_await gate.wait_turn(io.get_executor(), seq);
+      co_await gate.wait_turn(seq);
       order.push_back(seq);
       gate.release();
     };
@@ -438,7 +446,7 @@ TEST_SUITE("client logic") {
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {
-          co_await gate.wait_turn(io.get_executor(), b);
+          co_await gate.wait_turn(b);
           order.push_back(b);
           gate.release(2);
         },
@@ -454,6 +462,167 @@ TEST_SUITE("client logic") {
     gate.release(2);
     io.poll();
     CHECK(order == std::vector<std::int64_t>{1, 4});
+  }
+
+  // async_event: every waiter is a coroutine on a real io_context, driven with poll() (whatever is
+  // ready runs, nobody sleeps) or run() (until every coroutine is done).
+
+  TEST_CASE("async_event: notify_one wakes the oldest waiter, notify wakes one by name") {
+    asio::io_context io;
+    detail::async_event ev;
+    std::vector<int> woken;
+    auto waiter = [&](int id) -> asio::awaitable<void> {
+      if (co_await ev.wait()) woken.push_back(id);
+    };
+    detail::async_event::waiter named;
+    auto named_waiter = [&]() -> asio::awaitable<void> {
+      if (co_await ev.wait(named)) woken.push_back(99);
+    };
+    for (int id : {1, 2, 3}) asio::co_spawn(io, waiter(id), asio::detached);
+    asio::co_spawn(io, named_waiter(), asio::detached);
+    io.poll();
+    CHECK(ev.size() == 4);
+    CHECK(woken.empty());
+    CHECK(named.queued());
+
+    ev.notify(named);  // the newest, by name
+    CHECK_FALSE(named.queued());
+    ev.notify(named);  // no longer queued: nothing happens
+    io.poll();
+    CHECK(woken == std::vector<int>{99});
+    CHECK(ev.size() == 3);
+
+    CHECK(ev.notify_one());
+    io.poll();
+    CHECK(woken == std::vector<int>{99, 1});
+    CHECK(ev.notify_one());
+    CHECK(ev.notify_one());
+    CHECK_FALSE(ev.notify_one());  // nobody left: a notify is not remembered
+    io.poll();
+    CHECK(woken == std::vector<int>{99, 1, 2, 3});
+    CHECK(ev.empty());
+  }
+
+  TEST_CASE("async_event: notify_all reaches only the waiters queued before it") {
+    asio::io_context io;
+    detail::async_event ev;
+    std::vector<int> woken;
+    auto waiter = [&](int id) -> asio::awaitable<void> {
+      if (co_await ev.wait()) woken.push_back(id);
+    };
+    // Woken, it queues again at once: the same notify_all must not wake it twice.
+    auto rewaiter = [&](int id) -> asio::awaitable<void> {
+      if (co_await ev.wait()) woken.push_back(id);
+      if (co_await ev.wait()) woken.push_back(id + 100);
+    };
+    asio::co_spawn(io, rewaiter(1), asio::detached);
+    asio::co_spawn(io, waiter(2), asio::detached);
+    io.poll();
+    CHECK(ev.notify_all() == 2);
+    asio::co_spawn(io, waiter(3), asio::detached);  // queues after the notify_all
+    io.poll();
+    CHECK(woken == std::vector<int>{1, 2});
+    CHECK(ev.size() == 2);  // 1 again, and 3
+    CHECK(ev.notify_all() == 2);
+    io.poll();
+    CHECK(woken == std::vector<int>{1, 2, 101, 3});
+    CHECK(ev.notify_all() == 0);
+  }
+
+  TEST_CASE("async_event: a deadline ends the wait with false, a notify in the same turn counts as notified") {
+    using clock = detail::async_event::clock;
+    asio::io_context io;
+    detail::async_event ev;
+    std::optional<bool> timed_out;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> { timed_out = co_await ev.wait(clock::now() + std::chrono::milliseconds(1)); },
+        asio::detached);
+    io.run();
+    CHECK(timed_out == false);
+    CHECK(ev.empty());
+
+    // Both timers expire at the same instant and the notifier's was armed first, so its handler
+    // runs first, in the turn that already completed the waiter's deadline.
+    io.restart();
+    asio::steady_timer notifier(io);
+    std::optional<bool> raced;
+    bool notified_someone = false;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          const auto deadline = clock::now();
+          notifier.expires_at(deadline);
+          notifier.async_wait([&](boost::system::error_code) { notified_someone = ev.notify_one(); });
+          raced = co_await ev.wait(deadline);
+        },
+        asio::detached);
+    io.run();
+    CHECK(notified_someone);
+    CHECK(raced == true);
+  }
+
+  TEST_CASE("async_event: cancellation throws operation_aborted, a notify in the same turn counts as notified") {
+    asio::io_context io;
+    detail::async_event ev;
+    auto aborted = [](const std::exception_ptr& e) {
+      try {
+        if (e) std::rethrow_exception(e);
+      } catch (const boost::system::system_error& error) {
+        return error.code() == asio::error::operation_aborted;
+      }
+      return false;
+    };
+
+    asio::cancellation_signal cancel;
+    std::optional<bool> result;
+    std::exception_ptr error;
+    bool done = false;
+    auto waiter = [&]() -> asio::awaitable<void> { result = co_await ev.wait(); };
+    auto finished = [&](std::exception_ptr e) {
+      error = e;
+      done = true;
+    };
+    asio::co_spawn(io, waiter(), asio::bind_cancellation_slot(cancel.slot(), finished));
+    io.poll();
+    CHECK(ev.size() == 1);
+    cancel.emit(asio::cancellation_type::terminal);
+    io.poll();
+    CHECK(done);
+    CHECK(aborted(error));
+    CHECK_FALSE(result);
+    CHECK(ev.empty());  // a cancelled waiter leaves the queue
+
+    done = false;
+    error = nullptr;
+    io.restart();  // it ran out of work
+    asio::cancellation_signal cancel2;
+    asio::co_spawn(io, waiter(), asio::bind_cancellation_slot(cancel2.slot(), finished));
+    io.poll();
+    cancel2.emit(asio::cancellation_type::terminal);
+    CHECK(ev.notify_one());  // before the cancelled wait resumes: the wake-up must not be lost
+    io.poll();
+    CHECK(done);
+    CHECK_FALSE(error);
+    CHECK(result == true);
+  }
+
+  TEST_CASE("async_event: the event may go before its waiters, and waiters before the event") {
+    std::optional<asio::io_context> io(std::in_place);
+    auto ev = std::make_unique<detail::async_event>();
+    auto waiter = [&]() -> asio::awaitable<void> { co_await ev->wait(); };
+    asio::co_spawn(*io, waiter(), asio::detached);
+    asio::co_spawn(*io, waiter(), asio::detached);
+    io->poll();
+    CHECK(ev->size() == 2);
+    io.reset();  // the suspended frames are destroyed: they leave the queue
+    CHECK(ev->empty());
+
+    io.emplace();
+    asio::co_spawn(*io, waiter(), asio::detached);
+    io->poll();
+    ev.reset();  // the queue goes first; the frame destroyed later must not touch it
+    io.reset();
   }
 
   TEST_CASE("client_options from the environment, as the SDK reads it") {

@@ -8,7 +8,6 @@
 #include <tinker/local/engine.hpp>
 #include <tinker/tinker.hpp>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/deferred.hpp>
@@ -16,7 +15,6 @@
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -394,14 +392,14 @@ TEST_SUITE("client") {
   TEST_CASE("queue pauses reach the observer per future, and are logged once a minute per model") {
     client_fixture f(engine_opts(), [](client_options& o) { o.polling.use_batched_polling = false; });
     std::vector<queue_state_event> events;
-    asio::steady_timer three_paused(f.io, asio::steady_timer::time_point::max());
+    io_event three_paused(f.io);
     // (The observer is set on the service's options through a second client on the same engine.)
     client_options o = f.service.options();
     o.on_queue_state = [&](const queue_state_event& e) {
       events.push_back(e);
       if (std::count_if(events.begin(), events.end(),
                         [](const auto& x) { return x.state == queue_state::paused_capacity; }) == 3)
-        three_paused.cancel();
+        three_paused.set();
     };
     service_client service(f.io.get_executor(), o);
     run_coro(
@@ -418,8 +416,7 @@ TEST_SUITE("client") {
           auto a1 = co_await a.forward(batch, loss_fn_type::cross_entropy);
           auto a2 = co_await a.forward(batch, loss_fn_type::cross_entropy);
           auto b1 = co_await b.forward(batch, loss_fn_type::cross_entropy);
-          auto [ec] = co_await three_paused.async_wait(asio::as_tuple(asio::use_awaitable));
-          (void)ec;
+          co_await three_paused.wait();
           f.engine.set_faults({});
           for (auto* fut : {&a1, &a2, &b1}) CHECK(std::isfinite(loss_of(co_await fut->result())));
         }(),
@@ -607,13 +604,13 @@ TEST_SUITE("client") {
     engine.emplace(eo);
     eo.port = engine->port();  // the restarted engine listens where the first one did
     asio::io_context io;
-    asio::steady_timer polling_started(io, asio::steady_timer::time_point::max());
+    io_event polling_started(io);
     client_options o;
     o.base_url = engine->base_url();
     o.api_key = "tml-restart-key";
     o.polling.max_backoff = std::chrono::milliseconds(200);
     o.retry.initial_backoff = std::chrono::milliseconds(20);
-    o.on_queue_state = [&](const queue_state_event&) { polling_started.cancel(); };
+    o.on_queue_state = [&](const queue_state_event&) { polling_started.set(); };
     service_client service(io.get_executor(), o);
     run_coro(io, [&]() -> asio::awaitable<void> {
       auto training = co_await service.create_lora_training_client(tiny_model, {.rank = 4});
@@ -627,10 +624,9 @@ TEST_SUITE("client") {
       hold.try_again_first_polls = 1'000'000;  // the result is never handed out by this engine
       engine->set_faults(hold);
       auto fut = sampler.submit_sample(prompt, 1, params);
-      auto [ec] = co_await polling_started.async_wait(asio::as_tuple(asio::use_awaitable));  // first try_again seen
-      (void)ec;
-      engine.reset();      // stop ...
-      engine.emplace(eo);  // ... and start again on the same port and data directory: a new epoch
+      co_await polling_started.wait();  // first try_again seen
+      engine.reset();                   // stop ...
+      engine.emplace(eo);               // ... and start again on the same port and data directory: a new epoch
       auto after = co_await fut.result();
       REQUIRE(after.sequences.size() == 1);
       CHECK(after.sequences[0].tokens == reference.sequences[0].tokens);  // the sampler checkpoint survived the restart
@@ -646,14 +642,14 @@ TEST_SUITE("client") {
     engine.emplace(eo);
     eo.port = engine->port();
     asio::io_context io;
-    asio::steady_timer polling_started(io, asio::steady_timer::time_point::max());
+    io_event polling_started(io);
     client_options o;
     o.base_url = engine->base_url();
     o.api_key = "tml-restart-training-key";
     o.polling.max_backoff = std::chrono::milliseconds(200);
     o.retry.initial_backoff = std::chrono::milliseconds(20);
     o.on_queue_state = [&](const queue_state_event& e) {
-      if (e.subject.find("training of model") == 0) polling_started.cancel();
+      if (e.subject.find("training of model") == 0) polling_started.set();
     };
     service_client service(io.get_executor(), o);
     run_coro(io, [&]() -> asio::awaitable<void> {
@@ -662,8 +658,7 @@ TEST_SUITE("client") {
       hold.try_again_first_polls = 1'000'000;
       engine->set_faults(hold);
       auto fut = co_await training.forward(one(text_datum("before the restart")), loss_fn_type::cross_entropy);
-      auto [ec] = co_await polling_started.async_wait(asio::as_tuple(asio::use_awaitable));
-      (void)ec;
+      co_await polling_started.wait();
       engine.reset();
       engine.emplace(eo);
       try {

@@ -75,8 +75,7 @@ struct core_fixture {
     auto f = core->futures.find(request_id);
     REQUIRE(f);
     auto until_finished = [&]() -> boost::asio::awaitable<void> {
-      while (!f->finished())
-        co_await f->waiters.wait_until(io.get_executor(), std::chrono::steady_clock::now() + std::chrono::hours(1));
+      while (!f->finished()) co_await f->waiters.wait_until(std::chrono::steady_clock::now() + std::chrono::hours(1));
     };
     tinker::test::run_coro(io, until_finished());
     return f;

@@ -123,6 +123,9 @@ TEST_CASE("gzip: corrupt, truncated and oversized input is refused") {
         http::gzip_error::kind::corrupt);
   CHECK(kind_of([&] { http::gzip_decompress(packed + "trailing garbage", 1 << 20); }) ==
         http::gzip_error::kind::corrupt);
+  // Zero padding after the member (which archives may carry) is garbage in an HTTP body.
+  CHECK(kind_of([&] { http::gzip_decompress(packed + std::string(16, '\0'), 1 << 20); }) ==
+        http::gzip_error::kind::corrupt);
   auto flipped = packed;
   flipped[packed.size() - 6] ^= 0x55;  // CRC / length trailer
   CHECK(kind_of([&] { http::gzip_decompress(flipped, 1 << 20); }) == http::gzip_error::kind::corrupt);

@@ -5,6 +5,7 @@
 
 #include "common/run_coro.hpp"
 
+#include <tinker/detail/async_event.hpp>
 #include <tinker/error.hpp>
 #include <tinker/http/gzip.hpp>
 #include <tinker/http/transport.hpp>
@@ -50,21 +51,19 @@ public:
   asio::awaitable<void> wait() {
     ++arrived_;
     if (open_) co_return;
-    asio::steady_timer timer(ex_, asio::steady_timer::time_point::max());
-    parked_->push_back(&timer);
-    // Shares the list: a frame destroyed with the io_context may outlive the gate.
-    struct unpark {
-      std::shared_ptr<std::vector<asio::steady_timer*>> list;
-      asio::steady_timer* t;
-      ~unpark() { std::erase(*list, t); }
-    } guard{parked_, &timer};
-    (void)co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (!open_) ++cancelled_;  // woken by something other than open(): the server cancelled us
+    // Shares the event: a frame destroyed with the io_context may outlive the gate.
+    const auto parked = parked_;
+    try {
+      co_await parked->wait();
+    } catch (const boost::system::system_error& e) {
+      if (e.code() != asio::error::operation_aborted) throw;
+      ++cancelled_;  // the server cancelled us
+    }
   }
 
   void open() {
     open_ = true;
-    for (auto* t : *parked_) t->cancel();
+    parked_->notify_all();
   }
 
   std::size_t arrived() const noexcept { return arrived_; }
@@ -73,7 +72,7 @@ public:
 
 private:
   asio::any_io_executor ex_;
-  std::shared_ptr<std::vector<asio::steady_timer*>> parked_ = std::make_shared<std::vector<asio::steady_timer*>>();
+  std::shared_ptr<tinker::detail::async_event> parked_ = std::make_shared<tinker::detail::async_event>();
   std::size_t arrived_ = 0, cancelled_ = 0;
   bool open_ = false;
 };

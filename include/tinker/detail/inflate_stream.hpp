@@ -2,12 +2,12 @@
 // (checkpoint archives). Compressed bytes are fed in chunks of any size; output goes to a callback
 // or into a caller's buffer, a bounded amount at a time.
 //
-// Unlike http/gzip.hpp (one-shot, whole bodies of API calls), nothing here grows with the input:
-// memory is zlib's window (32 KiB) plus one output buffer.
+// Nothing here grows with the input: memory is zlib's window (32 KiB) plus one output buffer.
+// http/gzip.hpp inflates whole bodies of API calls with it, into a buffer of its own.
 //
 // Concatenated gzip members are joined (RFC 1952 §2.2, what `cat a.gz b.gz` makes); zero padding
-// after a member is skipped. A stream that stops inside a member is only detectable at the end, so
-// callers must call finish().
+// after a member is skipped (archives) or refused (HTTP bodies, which have no reason to carry it).
+// A stream that stops inside a member is only detectable at the end, so callers must call finish().
 #pragma once
 
 #include <tinker/error.hpp>
@@ -40,10 +40,17 @@ class inflate_stream {
 public:
   static constexpr std::uint64_t unlimited = std::numeric_limits<std::uint64_t>::max();
 
+  /// What zero bytes after a complete member are: tape-style padding, or corrupt data.
+  enum class padding { skip, reject };
+
   /// `max_output`: the most decompressed bytes this stream may produce in total; one byte more is
   /// an inflate_error(too_large). `buffer_size`: the output buffer used by write().
-  explicit inflate_stream(std::uint64_t max_output = unlimited, std::size_t buffer_size = 128 * 1024)
-      : zs_(new z_stream{}), max_output_(max_output), buffer_size_(std::max<std::size_t>(buffer_size, 1)) {
+  explicit inflate_stream(std::uint64_t max_output = unlimited, std::size_t buffer_size = 128 * 1024,
+                          padding zeros = padding::skip)
+      : zs_(new z_stream{}),
+        max_output_(max_output),
+        buffer_size_(std::max<std::size_t>(buffer_size, 1)),
+        skip_padding_(zeros == padding::skip) {
     // windowBits 15 + 32: accept gzip or zlib framing, detected from the header.
     if (inflateInit2(zs_.get(), 15 + 32) != Z_OK) {
       zs_.reset();
@@ -80,7 +87,7 @@ public:
     while (produced < out_size) {
       if (member_ended_) {
         // Zero bytes after a member are padding (tape blocking; gzip and python skip them too).
-        const auto zeros = std::min(input.find_first_not_of('\0'), input.size());
+        const auto zeros = skip_padding_ ? std::min(input.find_first_not_of('\0'), input.size()) : std::size_t{0};
         input.remove_prefix(zeros);
         total_in_ += zeros;
         if (input.empty()) break;
@@ -174,6 +181,7 @@ private:
   std::uint64_t total_out_ = 0;
   std::uint64_t member_started_at_ = 0;
   std::size_t members_ = 0;
+  bool skip_padding_ = true;
   bool member_ended_ = false;
 };
 

@@ -1,10 +1,12 @@
 // gzip for HTTP bodies (Content-Encoding: gzip) with the system zlib. Beast's zlib port speaks raw
-// deflate only, so it cannot read gzip or zlib framing.
+// deflate only, so it cannot read gzip or zlib framing. Inflating whole bodies is a use of the
+// streaming inflater (detail/inflate_stream.hpp), the one the checkpoint download uses too.
 //
 // Decompression is bounded: the caller states the largest output it accepts, so a small
 // compressed body cannot expand into gigabytes (a "decompression bomb").
 #pragma once
 
+#include <tinker/detail/inflate_stream.hpp>
 #include <tinker/error.hpp>
 
 #include <zlib.h>
@@ -79,69 +81,35 @@ inline std::string gzip_compress(std::string_view data, int level = 6) {
 }
 
 /// Inflates a gzip (or zlib-framed) body. Concatenated gzip members are joined (RFC 1952 §2.2).
-/// Throws gzip_error: corrupt or truncated data, trailing garbage, or output beyond `max_output`.
+/// Throws gzip_error: corrupt or truncated data, trailing garbage (zero padding included), or
+/// output beyond `max_output`. The streaming inflater does the work, writing straight into the
+/// result, which grows as needed.
 inline std::string gzip_decompress(std::string_view data, std::size_t max_output) {
-  z_stream zs{};
-  // windowBits 15 + 32 = detect gzip or zlib framing from the header.
-  if (inflateInit2(&zs, 15 + 32) != Z_OK)
-    throw gzip_error(gzip_error::kind::internal, "gzip: cannot initialise the decompressor");
-  struct end_guard {
-    z_stream& zs;
-    ~end_guard() { inflateEnd(&zs); }
-  } guard{zs};
-
-  auto corrupt = [&](const char* why) {
-    std::string msg = std::string("gzip: corrupt compressed data (") + why;
-    if (zs.msg) msg += std::string(": ") + zs.msg;
-    msg += ")";
-    throw gzip_error(gzip_error::kind::corrupt, msg);
-  };
-  if (data.empty()) corrupt("empty input");
-
+  using tinker::detail::inflate_error;
+  if (data.empty()) throw gzip_error(gzip_error::kind::corrupt, "gzip: corrupt compressed data (empty input)");
+  const auto limit_plus_one = max_output == std::numeric_limits<std::size_t>::max() ? max_output : max_output + 1;
   std::string out;
-  // A guess at the ratio of JSON/protobuf payloads; the loop grows the buffer as needed.
-  out.resize(std::min<std::size_t>(std::max<std::size_t>(data.size() * 4, 256), max_output + 1));
-  std::size_t produced = 0;
-  auto* in = reinterpret_cast<const Bytef*>(data.data());
-  std::size_t remaining = data.size();
-  for (;;) {
-    if (zs.avail_in == 0 && remaining > 0) {
-      const auto chunk = std::min(remaining, detail::zlib_max_chunk);
-      zs.next_in = const_cast<Bytef*>(in);
-      zs.avail_in = static_cast<uInt>(chunk);
-      in += chunk;
-      remaining -= chunk;
+  try {
+    tinker::detail::inflate_stream z(max_output, 0, tinker::detail::inflate_stream::padding::reject);
+    // A guess at the ratio of JSON/protobuf payloads; grown below as needed.
+    out.resize(std::min(std::max<std::size_t>(data.size() * 4, 256), limit_plus_one));
+    std::size_t produced = 0;
+    for (;;) {
+      produced += z.decompress_some(data, out.data() + produced, out.size() - produced);
+      if (produced < out.size()) break;  // the input is used up
+      // The inflater throws past max_output, so the result never grows beyond one byte more.
+      out.resize(out.size() <= limit_plus_one / 2 ? out.size() * 2 : limit_plus_one);
     }
-    if (produced == out.size()) {
-      if (produced > max_output) break;  // reported below
-      out.resize(std::min(out.size() * 2, max_output + 1));
-    }
-    const auto room = std::min(out.size() - produced, detail::zlib_max_chunk);
-    zs.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
-    zs.avail_out = static_cast<uInt>(room);
-    const int rc = inflate(&zs, Z_NO_FLUSH);
-    produced += room - zs.avail_out;
-    if (produced > max_output) break;
-    if (rc == Z_STREAM_END) {
-      if (zs.avail_in == 0 && remaining == 0) {
-        out.resize(produced);
-        return out;
-      }
-      // Another gzip member follows (or trailing garbage, which the next inflate rejects).
-      if (inflateReset(&zs) != Z_OK) corrupt("cannot continue after a member");
-      continue;
-    }
-    if (rc == Z_NEED_DICT) corrupt("a preset dictionary is required");
-    if (rc == Z_DATA_ERROR) corrupt("invalid data");
-    if (rc == Z_MEM_ERROR) throw gzip_error(gzip_error::kind::internal, "gzip: out of memory");
-    if (rc == Z_BUF_ERROR || (rc == Z_OK && zs.avail_in == 0 && remaining == 0 && zs.avail_out != 0)) {
-      // No progress possible: either the output is full (grow and retry) or the input ended early.
-      if (zs.avail_out == 0) continue;
-      corrupt("truncated input");
-    }
+    out.resize(produced);
+    z.finish();
+  } catch (const inflate_error& e) {
+    if (e.which() == inflate_error::kind::too_large)
+      throw gzip_error(gzip_error::kind::too_large,
+                       "gzip: decompressed data exceeds the limit of " + std::to_string(max_output) + " bytes");
+    if (e.which() == inflate_error::kind::internal) throw gzip_error(gzip_error::kind::internal, e.what());
+    throw gzip_error(gzip_error::kind::corrupt, std::string("gzip: corrupt compressed data (") + e.what() + ")");
   }
-  throw gzip_error(gzip_error::kind::too_large,
-                   "gzip: decompressed data exceeds the limit of " + std::to_string(max_output) + " bytes");
+  return out;
 }
 
 }  // namespace tinker::http

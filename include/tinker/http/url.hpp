@@ -79,6 +79,87 @@ inline std::optional<std::string> percent_decode(std::string_view text, bool plu
   return out;
 }
 
+namespace detail {
+
+inline char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+/// True when `text` holds a space, a control character or DEL: never valid anywhere in a URL.
+inline bool has_space_or_control(std::string_view text) noexcept {
+  for (const char c : text)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return true;
+  return false;
+}
+
+/// "host", "host:port" or "[::1]:port": the Host header, with the port only when it is not the
+/// scheme's default.
+inline std::string host_header(const std::string& host, std::uint16_t port, bool tls) {
+  std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  if (port != (tls ? 443 : 80)) out += ":" + std::to_string(port);
+  return out;
+}
+
+/// Parses the front of an absolute http(s) URL, `scheme://host[:port]`: the scheme lower-cased,
+/// the host lower-cased (an IPv6 literal without its brackets), the port explicit or the scheme's
+/// default. The authority ends at the first '/', '?' or '#'; what follows it is left in `rest`.
+/// Returns what is wrong, or "" (the caller words the message and decides about the rest).
+inline std::string parse_origin(std::string_view text, std::string& scheme, std::string& host, std::uint16_t& port,
+                                std::string_view& rest) {
+  const auto sep = text.find("://");
+  if (sep == std::string_view::npos) return "expected an absolute http:// or https:// URL";
+  scheme.clear();
+  for (const char c : text.substr(0, sep)) scheme += ascii_lower(c);
+  if (scheme != "http" && scheme != "https") return "the scheme must be http or https";
+  const auto after_scheme = text.substr(sep + 3);
+  const auto authority_end = after_scheme.find_first_of("/?#");
+  const auto authority = after_scheme.substr(0, authority_end);
+  rest = authority_end == std::string_view::npos ? std::string_view() : after_scheme.substr(authority_end);
+  if (authority.find('@') != std::string_view::npos) return "user info (user@host) is not supported";
+
+  std::string_view host_text, port_text;
+  if (!authority.empty() && authority.front() == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) return "unterminated IPv6 literal";
+    host_text = authority.substr(1, close - 1);
+    if (host_text.empty() || host_text.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos)
+      return "malformed IPv6 literal";
+    const auto after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return "unexpected characters after the IPv6 literal";
+      port_text = after.substr(1);
+      if (port_text.empty()) return "empty port";
+    }
+  } else {
+    const auto colon = authority.rfind(':');
+    host_text = authority.substr(0, colon);
+    if (colon != std::string_view::npos) {
+      port_text = authority.substr(colon + 1);
+      if (port_text.empty()) return "empty port";
+    }
+    if (host_text.find(':') != std::string_view::npos)
+      return "IPv6 literals must be written in brackets, e.g. http://[::1]:8000";
+    for (const char c : host_text)
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+            c == '_'))
+        return "the host contains an invalid character";
+  }
+  if (host_text.empty()) return "the host is empty";
+  host.clear();
+  for (const char c : host_text) host += ascii_lower(c);
+
+  if (!port_text.empty()) {
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || value == 0 || value > 65535)
+      return "the port must be a number in 1..65535";
+    port = static_cast<std::uint16_t>(value);
+  } else {
+    port = scheme == "https" ? 443 : 80;
+  }
+  return {};
+}
+
+}  // namespace detail
+
 struct url {
   std::string scheme;       ///< "http" or "https" (lower case)
   std::string host;         ///< host name or IP literal; IPv6 without brackets ("::1")
@@ -92,60 +173,13 @@ struct url {
     auto fail = [&](std::string_view why) -> url {
       throw tinker::invalid_argument("invalid base URL '" + redact(text) + "': " + std::string(why));
     };
+    if (text.find("://") == std::string_view::npos) return fail("expected http://host[:port][/path] or https://...");
+    if (detail::has_space_or_control(text)) return fail("it contains whitespace or control characters");
     url u;
-    const auto sep = text.find("://");
-    if (sep == std::string_view::npos) return fail("expected http://host[:port][/path] or https://...");
-    for (char c : text.substr(0, sep)) u.scheme += ascii_lower(c);
-    if (u.scheme != "http" && u.scheme != "https") return fail("the scheme must be http or https");
-    std::string_view rest = text.substr(sep + 3);
-    for (char c : rest)
-      if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
-        return fail("it contains whitespace or control characters");
-    if (rest.find_first_of("?#") != std::string_view::npos) return fail("a query string or fragment is not allowed");
-
-    const auto slash = rest.find('/');
-    std::string_view authority = rest.substr(0, slash);
-    std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
-    if (authority.find('@') != std::string_view::npos) return fail("user info (user@host) is not supported");
-
-    std::string_view host, port_text;
-    if (!authority.empty() && authority.front() == '[') {
-      const auto close = authority.find(']');
-      if (close == std::string_view::npos) return fail("unterminated IPv6 literal");
-      host = authority.substr(1, close - 1);
-      if (host.empty() || host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos)
-        return fail("malformed IPv6 literal");
-      auto after = authority.substr(close + 1);
-      if (!after.empty()) {
-        if (after.front() != ':') return fail("unexpected characters after the IPv6 literal");
-        port_text = after.substr(1);
-        if (port_text.empty()) return fail("empty port");
-      }
-    } else {
-      const auto colon = authority.rfind(':');
-      host = authority.substr(0, colon);
-      if (colon != std::string_view::npos) {
-        port_text = authority.substr(colon + 1);
-        if (port_text.empty()) return fail("empty port");
-      }
-      if (host.find(':') != std::string_view::npos)
-        return fail("IPv6 literals must be written in brackets, e.g. http://[::1]:8000");
-      for (char c : host)
-        if (!(is_alnum(c) || c == '-' || c == '.' || c == '_')) return fail("the host contains an invalid character");
-    }
-    if (host.empty()) return fail("the host is empty");
-    for (char c : host) u.host += ascii_lower(c);
-
-    if (!port_text.empty()) {
-      unsigned value = 0;
-      auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
-      if (ec != std::errc() || end != port_text.data() + port_text.size() || value == 0 || value > 65535)
-        return fail("the port must be a number in 1..65535");
-      u.port = static_cast<std::uint16_t>(value);
-    } else {
-      u.port = u.scheme == "https" ? 443 : 80;
-    }
-
+    std::string_view path;
+    if (auto problem = detail::parse_origin(text, u.scheme, u.host, u.port, path); !problem.empty())
+      return fail(problem);
+    if (path.find_first_of("?#") != std::string_view::npos) return fail("a query string or fragment is not allowed");
     while (!path.empty() && path.back() == '/') path.remove_suffix(1);
     u.path_prefix = std::string(path);
     return u;
@@ -176,24 +210,15 @@ struct url {
   }
 
   /// The Host header value: the port only when it is not the scheme's default; IPv6 in brackets.
-  std::string host_header() const {
-    std::string out = authority_host();
-    if (port != (is_tls() ? 443 : 80)) out += ":" + std::to_string(port);
-    return out;
-  }
+  std::string host_header() const { return detail::host_header(host, port, is_tls()); }
 
   /// "host:port" for messages ("[::1]:8000" for IPv6).
-  std::string host_port() const { return authority_host() + ":" + std::to_string(port); }
+  std::string host_port() const {
+    return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  }
 
   /// The URL back as text, without a trailing slash.
   std::string str() const { return scheme + "://" + host_header() + path_prefix; }
-
-private:
-  std::string authority_host() const { return host.find(':') != std::string::npos ? "[" + host + "]" : host; }
-  static char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-  static bool is_alnum(char c) noexcept {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-  }
 };
 
 }  // namespace tinker::http

@@ -17,6 +17,7 @@
 // io_context is not running).
 #pragma once
 
+#include <tinker/detail/async_event.hpp>
 #include <tinker/error.hpp>
 #include <tinker/http/detail/request_head.hpp>
 #include <tinker/http/gzip.hpp>
@@ -159,11 +160,7 @@ struct session_entry : boost::intrusive::list_base_hook<boost::intrusive::link_m
 class server_state : public std::enable_shared_from_this<server_state> {
 public:
   server_state(asio::any_io_executor ex, http_server_options options, request_handler handler)
-      : executor_(std::move(ex)),
-        options_(std::move(options)),
-        handler_(std::move(handler)),
-        acceptor_(executor_),
-        capacity_(executor_) {
+      : executor_(std::move(ex)), options_(std::move(options)), handler_(std::move(handler)), acceptor_(executor_) {
     if (!handler_) throw tinker::invalid_argument("http_server: the request handler is empty");
     if (options_.tls_cert_file.has_value() != options_.tls_key_file.has_value())
       throw tinker::invalid_argument("http_server_options: set both tls_cert_file and tls_key_file, or neither");
@@ -213,7 +210,7 @@ public:
     stopped_ = true;
     boost::system::error_code ignored;
     acceptor_.close(ignored);
-    capacity_.cancel();
+    capacity_.notify_all();
     std::vector<std::shared_ptr<session_entry>> live;
     for (auto& session : sessions_) {
       live.push_back(session.shared_from_this());
@@ -257,8 +254,7 @@ private:
   static asio::awaitable<void> accept_loop(std::shared_ptr<server_state> self) {
     for (;;) {
       while (self->active_ >= self->options_.max_connections && !self->stopped_) {
-        self->capacity_.expires_at(asio::steady_timer::time_point::max());
-        (void)co_await self->capacity_.async_wait(asio::as_tuple(asio::use_awaitable));
+        co_await self->capacity_.wait();
       }
       if (self->stopped_) co_return;
       auto [ec, socket] = co_await self->acceptor_.async_accept(asio::as_tuple(asio::use_awaitable));
@@ -292,7 +288,7 @@ private:
         entry.unlink();
         entry.stream = nullptr;
         --state.active_;
-        state.capacity_.cancel();
+        state.capacity_.notify_all();
       }
     } guard{*self, *entry};
     if (self->tls_) {
@@ -528,7 +524,7 @@ private:
   http_server_options options_;
   request_handler handler_;
   asio::ip::tcp::acceptor acceptor_;
-  asio::steady_timer capacity_;  ///< wakes the accept loop when a connection closes below the cap
+  tinker::detail::async_event capacity_;  ///< wakes the accept loop when a connection closes below the cap
   std::shared_ptr<asio::ssl::context> tls_;
   session_list sessions_;
   std::size_t active_ = 0;

@@ -3,55 +3,43 @@
 // whole budget still gets in once the budget is full again (as the SDK's byte budgets behave).
 #pragma once
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/system/system_error.hpp>
+#include <tinker/detail/async_event.hpp>
 
-#include <chrono>
+#include <boost/asio/awaitable.hpp>
+
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
-#include <list>
 
 namespace tinker::detail {
-
-namespace asio = boost::asio;
 
 class async_semaphore {
 public:
   explicit async_semaphore(std::int64_t capacity) : capacity_(capacity), available_(capacity) {}
 
   /// Waits until `n` units are available (or the whole budget, for n > capacity), then takes them.
-  asio::awaitable<void> acquire(asio::any_io_executor ex, std::int64_t n = 1) {
+  /// Throws boost::system::system_error(operation_aborted) when the awaiting coroutine is
+  /// cancelled before its turn came.
+  boost::asio::awaitable<void> acquire(std::int64_t n = 1) {
     const auto need = std::min(n, capacity_);
-    if (waiters_.empty() && available_ >= need) {
+    if (waiting_ == 0 && available_ >= need) {
       available_ -= n;
       co_return;
     }
-    asio::steady_timer timer(ex, std::chrono::steady_clock::time_point::max());
-    auto it = waiters_.insert(waiters_.end(), waiter{&timer, need, false});
+    waiter w;
+    w.need = need;
+    ++waiting_;
     struct cleanup {
-      std::list<waiter>& list;
-      std::list<waiter>::iterator it;
-      async_semaphore* self;
-      bool granted() const { return it->granted; }
+      async_semaphore& self;
+      waiter& w;
       ~cleanup() {
-        const bool was_first = it == list.begin();
-        list.erase(it);
-        if (was_first) self->grant();  // the next in line may fit now
+        w.unlink();
+        --self.waiting_;
+        if (self.granted_ == &w) self.granted_ = nullptr;
+        self.grant();  // the next in line may fit now (or its predecessor was blocking it)
       }
-    } guard{waiters_, it, this};
-    while (!it->granted) {
-      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-      if (!it->granted) {
-        auto cs = co_await asio::this_coro::cancellation_state;
-        if (cs.cancelled() != asio::cancellation_type::none)
-          throw boost::system::system_error(asio::error::operation_aborted);
-      }
-    }
+    } guard{*this, w};
+    co_await queue_.wait(w);  // returns only when granted: there is no deadline
     available_ -= n;
   }
 
@@ -62,7 +50,8 @@ public:
 
   std::int64_t available() const noexcept { return available_; }
   std::int64_t capacity() const noexcept { return capacity_; }
-  std::size_t waiting() const noexcept { return waiters_.size(); }
+  /// Callers in acquire(), including one granted but not yet resumed.
+  std::size_t waiting() const noexcept { return waiting_; }
 
   /// Changes the capacity (e.g. when the server's client/config lowers a budget).
   void set_capacity(std::int64_t capacity) {
@@ -72,25 +61,27 @@ public:
   }
 
 private:
-  struct waiter {
-    asio::steady_timer* timer;
-    std::int64_t need;
-    bool granted;
+  struct waiter : async_event::waiter {
+    std::int64_t need = 0;
   };
 
-  /// Wakes the first waiter if it fits (strict FIFO: later ones wait behind it).
+  /// Wakes the first waiter if it fits (strict FIFO: later ones wait behind it). One grant at a
+  /// time: the granted waiter takes its units when it resumes, and only then is the next one
+  /// considered.
   void grant() {
-    if (waiters_.empty()) return;
-    auto& w = waiters_.front();
-    if (!w.granted && available_ >= w.need) {
-      w.granted = true;
-      w.timer->cancel();
+    if (granted_) return;
+    auto* w = static_cast<waiter*>(queue_.front());
+    if (w && available_ >= w->need) {
+      granted_ = w;
+      queue_.notify(*w);
     }
   }
 
   std::int64_t capacity_;
   std::int64_t available_;
-  std::list<waiter> waiters_;
+  async_event queue_;          ///< waiters not yet granted, oldest first
+  waiter* granted_ = nullptr;  ///< granted, not yet resumed
+  std::size_t waiting_ = 0;
 };
 
 }  // namespace tinker::detail

@@ -7,13 +7,11 @@
 #pragma once
 
 #include <tinker/client/detail/client_core.hpp>
+#include <tinker/detail/async_event.hpp>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -38,9 +36,9 @@ public:
   /// retrieve_future long-polls by itself).
   asio::awaitable<void> wait(const std::string& request_id) {
     if (disabled_ || early_.erase(request_id)) co_return;
-    asio::steady_timer timer(core_->executor(), std::chrono::steady_clock::time_point::max());
+    async_event::waiter node;
     auto& w = waiting_[request_id];
-    w.timer = &timer;
+    w.node = &node;
     struct deregister {
       completion_poller* self;
       const std::string& id;
@@ -53,14 +51,7 @@ public:
       }
     } guard{this, request_id};
     ensure_running();
-    while (!w.done && !disabled_) {
-      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-      if (!w.done && !disabled_) {
-        auto cs = co_await asio::this_coro::cancellation_state;
-        if (cs.cancelled() != asio::cancellation_type::none)
-          throw boost::system::system_error(asio::error::operation_aborted);
-      }
-    }
+    while (!w.done && !disabled_) co_await wakeups_.wait(node);
   }
 
   std::size_t waiting() const noexcept { return waiting_.size(); }
@@ -69,7 +60,7 @@ public:
 
 private:
   struct waiter {
-    asio::steady_timer* timer = nullptr;
+    async_event::waiter* node = nullptr;  ///< in wakeups_
     bool done = false;
   };
 
@@ -161,14 +152,12 @@ private:
       return;
     }
     it->second.done = true;
-    it->second.timer->cancel();
+    wakeups_.notify(*it->second.node);
   }
 
   void release_all() {
-    for (auto& [id, w] : waiting_) {
-      w.done = true;
-      w.timer->cancel();
-    }
+    for (auto& [id, w] : waiting_) w.done = true;
+    wakeups_.notify_all();
   }
 
   /// Gives batched polling up for good: every waiter (and every later one) polls its own future.
@@ -182,6 +171,7 @@ private:
   std::shared_ptr<client_core> core_;
   std::string sampler_id_;
   std::unordered_map<std::string, waiter> waiting_;
+  async_event wakeups_;  ///< the waiters of waiting_, woken by request id or all at once
   std::unordered_set<std::string> early_;
   std::int64_t cursor_ = 0;
   bool running_ = false;

@@ -2,9 +2,10 @@
 // connect deadline, redirects followed (each on a new connection), the body handed to a sink in
 // chunks as it arrives, an idle timeout between reads.
 //
-// Independent of the pooled API transport on purpose: a signed URL usually points at another host
-// (object storage), the body can be gigabytes, and it must never be decoded (Accept-Encoding:
-// identity; the archive itself is gzip).
+// Not a call through the pooled API transport: a signed URL usually points at another host (object
+// storage), the body can be gigabytes, and it must never be decoded (Accept-Encoding: identity; the
+// archive itself is gzip). The connection is opened with the transport's own pieces
+// (http/detail/connect.hpp: the lookup that never outlives its deadline, connect, TLS handshake).
 //
 // Sink requirements:
 //   void on_response(std::optional<std::uint64_t> content_length);  // once, for the final 2xx answer
@@ -16,7 +17,9 @@
 
 #include <tinker/client/detail/download_error.hpp>
 #include <tinker/client/detail/download_url.hpp>
+#include <tinker/client/detail/status_error.hpp>
 #include <tinker/error.hpp>
+#include <tinker/http/detail/connect.hpp>
 #include <tinker/http/detail/tls_context.hpp>
 #include <tinker/http/tls_options.hpp>
 #include <tinker/version.hpp>
@@ -27,7 +30,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
@@ -44,11 +46,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <utility>
 
 namespace tinker::detail {
@@ -66,31 +68,6 @@ struct download_http_settings {
 inline constexpr std::size_t download_chunk_bytes = 256 * 1024;
 /// How much of an error body is kept for the exception.
 inline constexpr std::size_t download_error_body_bytes = 64 * 1024;
-
-/// Throws the api_status_error subclass for `status` (docs/protocol.md §3.1), with a cut-down body.
-[[noreturn]] inline void throw_download_status_error(const download_url& u, unsigned status, std::string body) {
-  constexpr std::size_t shown = 2000;
-  std::string what = "GET " + u.redacted() + " failed with HTTP " + std::to_string(status) + ": ";
-  if (body.empty())
-    what += "(empty body)";
-  else if (body.size() <= shown)
-    what += body;
-  else
-    what += body.substr(0, shown) + "... (" + std::to_string(body.size()) + " bytes shown of the body)";
-  const int s = static_cast<int>(status);
-  switch (status) {
-    case 400: throw bad_request_error(s, std::move(body), what);
-    case 401: throw authentication_error(s, std::move(body), what);
-    case 403: throw permission_denied_error(s, std::move(body), what);
-    case 404: throw not_found_error(s, std::move(body), what);
-    case 409: throw conflict_error(s, std::move(body), what);
-    case 422: throw unprocessable_entity_error(s, std::move(body), what);
-    case 429: throw rate_limit_error(s, std::move(body), what);
-    default:
-      if (status >= 500) throw internal_server_error(s, std::move(body), what);
-      throw api_status_error(s, std::move(body), what);
-  }
-}
 
 /// Throws operation_aborted if the awaiting coroutine was cancelled (even between operations).
 inline boost::asio::awaitable<void> download_throw_if_cancelled() {
@@ -125,42 +102,16 @@ inline boost::asio::awaitable<void> download_connect(boost::beast::tcp_stream& t
                                                      const download_http_settings& s,
                                                      std::chrono::steady_clock::time_point deadline) {
   namespace asio = boost::asio;
-  const auto ex = tcp.get_executor();
-  // The resolver has no deadline, and a cancelled getaddrinfo still runs to its end, so we do not
-  // wait for it: the lookup reports into shared state and wakes a timer that doubles as the
-  // deadline. A lookup that outlives us finishes into state nobody reads.
-  struct lookup {
-    explicit lookup(const asio::any_io_executor& e) : resolver(e), wake(e) {}
-    asio::ip::tcp::resolver resolver;
-    asio::steady_timer wake;
-    boost::system::error_code ec;
-    asio::ip::tcp::resolver::results_type endpoints;
-    bool finished = false;
-  };
-  auto state = std::make_shared<lookup>(ex);
-  state->wake.expires_at(deadline);
-  state->resolver.async_resolve(u.host, std::to_string(u.port),
-                                [state](const boost::system::error_code& ec, asio::ip::tcp::resolver::results_type r) {
-                                  state->ec = ec;
-                                  state->endpoints = std::move(r);
-                                  state->finished = true;
-                                  state->wake.cancel();
-                                });
-  boost::system::error_code wait_ec;
-  if (!state->finished) std::tie(wait_ec) = co_await state->wake.async_wait(asio::as_tuple(asio::use_awaitable));
-  if (!state->finished) {
-    state->resolver.cancel();
-    if (wait_ec == asio::error::operation_aborted) throw boost::system::system_error(wait_ec);  // we were cancelled
+  const auto lookup = http::detail::host_lookup::start(tcp.get_executor(), u.host, u.port, [](auto&) {});
+  if (!co_await lookup->wait(deadline)) {
+    lookup->cancel();
     throw api_timeout_error("resolving '" + u.host + "' took longer than " + std::to_string(s.connect_timeout.count()) +
                             " ms (download_options::connect_timeout)");
   }
   co_await download_throw_if_cancelled();
-  if (state->ec) throw api_connection_error("cannot resolve host '" + u.host + "': " + state->ec.message());
-  const auto endpoints = std::move(state->endpoints);
+  if (lookup->error()) throw api_connection_error("cannot resolve host '" + u.host + "': " + lookup->error().message());
 
-  tcp.expires_at(deadline);
-  auto [connect_ec, endpoint] = co_await tcp.async_connect(endpoints, asio::as_tuple(asio::use_awaitable));
-  (void)endpoint;
+  const auto connect_ec = co_await http::detail::connect_before(tcp, *lookup->endpoints(), deadline);
   if (connect_ec == asio::error::operation_aborted) throw boost::system::system_error(connect_ec);
   if (connect_ec == boost::beast::error::timeout)
     throw api_timeout_error("connecting to " + u.host_header() + " took longer than " +
@@ -241,8 +192,11 @@ boost::asio::awaitable<download_step> download_exchange(Stream& stream, const do
           "GET " + u.redacted() + " answered HTTP " + std::to_string(status) + " without a Location header");
     co_return download_step{true, status, std::string(location), 0};
   }
-  if (status < 200 || status >= 300)
-    throw_download_status_error(u, status, co_await read_download_error_body(stream, buffer, parser, s));
+  if (status < 200 || status >= 300) {
+    auto body = co_await read_download_error_body(stream, buffer, parser, s);
+    // The same exception types and message as an API call's (the URL shown without its query).
+    std::rethrow_exception(make_status_error("GET", u.redacted(), status, std::move(body)));
+  }
 
   // Beast reads at most the buffer's free capacity per call: without room, a body arrives in
   // header-sized (~1 KiB) reads.
@@ -303,11 +257,9 @@ boost::asio::awaitable<std::uint64_t> http_download(boost::asio::any_io_executor
       if (!tls_context) tls_context = http::detail::make_client_tls_context(s.tls, url.host_header(), {});
       asio::ssl::stream<beast::tcp_stream> stream(ex, *tls_context);
       bool host_mismatch = false;
-      http::detail::configure_client_tls(stream, url.host, !http::detail::tls_verification_disabled(s.tls),
-                                         host_mismatch);
       co_await download_connect(stream.next_layer(), url, s, deadline);
-      stream.next_layer().expires_at(deadline);
-      auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::client, asio::as_tuple(asio::use_awaitable));
+      const auto ec = co_await http::detail::client_handshake(
+          stream, url.host, !http::detail::tls_verification_disabled(s.tls), host_mismatch);
       if (ec == asio::error::operation_aborted) throw boost::system::system_error(ec);
       if (ec == beast::error::timeout)
         throw api_timeout_error("the TLS handshake with " + url.host_header() + " took longer than " +

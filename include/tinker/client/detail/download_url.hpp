@@ -1,11 +1,12 @@
-// The URL of a download: absolute http(s) URLs with a query (signed URLs carry their signature
-// there), redirect targets resolved against the current URL (RFC 3986 §5.2), and a redacted form
-// for messages that never shows the query.
+// The URL of a download: what a download adds to http/url.hpp's parsing (which it uses for scheme,
+// host and port): a path and a query (signed URLs carry their signature there), redirect targets
+// resolved against the current URL (RFC 3986 §5.2), and a redacted form for messages that never
+// shows the query.
 #pragma once
 
 #include <tinker/error.hpp>
+#include <tinker/http/url.hpp>
 
-#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -23,11 +24,7 @@ struct download_url {
   bool https() const noexcept { return scheme == "https"; }
 
   /// "host", "host:port", "[::1]:port": the Host header (the port only when not the default).
-  std::string host_header() const {
-    std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-    if (port != (https() ? 443 : 80)) out += ":" + std::to_string(port);
-    return out;
-  }
+  std::string host_header() const { return http::detail::host_header(host, port, https()); }
 
   /// The request target: path and query.
   std::string target() const { return query.empty() ? path : path + "?" + query; }
@@ -53,9 +50,7 @@ struct download_url {
     };
     location = trim(location);
     if (location.empty()) return fail("it is empty");
-    for (const char c : location)
-      if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
-        return fail("it contains whitespace or control characters");
+    if (http::detail::has_space_or_control(location)) return fail("it contains whitespace or control characters");
     if (const auto hash = location.find('#'); hash != std::string_view::npos) location = location.substr(0, hash);
 
     if (has_scheme(location)) {
@@ -104,8 +99,6 @@ struct download_url {
   }
 
 private:
-  static char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
   static std::string_view trim(std::string_view s) noexcept {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -155,60 +148,13 @@ private:
 
   /// Returns "" on success, else what is wrong.
   std::string parse_into(std::string_view text) {
-    for (const char c : text)
-      if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return "it contains whitespace or control characters";
-    const auto sep = text.find("://");
-    if (sep == std::string_view::npos) return "expected an absolute http:// or https:// URL";
-    scheme.clear();
-    for (const char c : text.substr(0, sep)) scheme += lower(c);
-    if (scheme != "http" && scheme != "https") return "the scheme must be http or https";
-    auto rest = text.substr(sep + 3);
+    if (http::detail::has_space_or_control(text)) return "it contains whitespace or control characters";
+    std::string_view rest;
+    if (auto problem = http::detail::parse_origin(text, scheme, host, port, rest); !problem.empty()) return problem;
     rest = rest.substr(0, rest.find('#'));
-    const auto authority_end = rest.find_first_of("/?");
-    const auto authority = rest.substr(0, authority_end);
-    auto path_and_query = authority_end == std::string_view::npos ? std::string_view() : rest.substr(authority_end);
-    if (authority.find('@') != std::string_view::npos) return "user info (user@host) is not supported";
-
-    std::string_view host_text, port_text;
-    if (!authority.empty() && authority.front() == '[') {
-      const auto close = authority.find(']');
-      if (close == std::string_view::npos) return "unterminated IPv6 literal";
-      host_text = authority.substr(1, close - 1);
-      if (host_text.empty() || host_text.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos)
-        return "malformed IPv6 literal";
-      const auto after = authority.substr(close + 1);
-      if (!after.empty()) {
-        if (after.front() != ':') return "unexpected characters after the IPv6 literal";
-        port_text = after.substr(1);
-        if (port_text.empty()) return "empty port";
-      }
-    } else {
-      const auto colon = authority.rfind(':');
-      host_text = authority.substr(0, colon);
-      if (colon != std::string_view::npos) {
-        port_text = authority.substr(colon + 1);
-        if (port_text.empty()) return "empty port";
-      }
-      for (const char c : host_text)
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-              c == '_'))
-          return "the host contains an invalid character";
-    }
-    if (host_text.empty()) return "the host is empty";
-    host.clear();
-    for (const char c : host_text) host += lower(c);
-    if (!port_text.empty()) {
-      unsigned value = 0;
-      const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
-      if (ec != std::errc() || end != port_text.data() + port_text.size() || value == 0 || value > 65535)
-        return "the port must be a number in 1..65535";
-      port = static_cast<std::uint16_t>(value);
-    } else {
-      port = https() ? 443 : 80;
-    }
-    const auto q = path_and_query.find('?');
-    path = std::string(path_and_query.substr(0, q));
-    query = q == std::string_view::npos ? std::string() : std::string(path_and_query.substr(q + 1));
+    const auto q = rest.find('?');
+    path = std::string(rest.substr(0, q));
+    query = q == std::string_view::npos ? std::string() : std::string(rest.substr(q + 1));
     if (path.empty()) path = "/";
     return {};
   }

@@ -3,26 +3,19 @@
 // executor; only ready() may be asked from any thread.
 #pragma once
 
+#include <tinker/detail/async_event.hpp>
 #include <tinker/error.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/system/system_error.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <exception>
 #include <optional>
 #include <string>
 #include <utility>
-#include <vector>
 
 namespace tinker::detail {
 
@@ -72,19 +65,7 @@ public:
   asio::awaitable<bool> wait_until(std::chrono::steady_clock::time_point deadline) {
     while (!ready()) {
       if (std::chrono::steady_clock::now() >= deadline) co_return false;
-      asio::steady_timer timer(executor_, deadline);
-      struct registration {
-        std::vector<asio::steady_timer*>& list;
-        asio::steady_timer* timer;
-        ~registration() { std::erase(list, timer); }
-      } reg{waiters_, &timer};
-      waiters_.push_back(&timer);
-      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-      if (!ready()) {
-        auto cs = co_await asio::this_coro::cancellation_state;
-        if (cs.cancelled() != asio::cancellation_type::none)
-          throw boost::system::system_error(asio::error::operation_aborted);
-      }
+      co_await waiters_.wait(deadline);
     }
     co_return true;
   }
@@ -104,7 +85,7 @@ public:
 private:
   void wake() {
     ready_.store(true, std::memory_order_release);
-    for (auto* t : waiters_) t->cancel();
+    waiters_.notify_all();
   }
 
   asio::any_io_executor executor_;
@@ -113,7 +94,7 @@ private:
   std::exception_ptr error_;
   bool taken_ = false;
   bool abandoned_ = false;
-  std::vector<asio::steady_timer*> waiters_;
+  async_event waiters_;
   asio::cancellation_signal producer_cancel_;
 };
 

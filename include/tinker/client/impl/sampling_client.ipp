@@ -103,7 +103,7 @@ inline boost::asio::awaitable<submission> submit(std::shared_ptr<sampling_state>
     const bool throttled =
         now - s->last_backoff < std::chrono::seconds(10) && s->last_backoff.time_since_epoch().count() != 0;
     const auto weight = throttled ? bytes * 20 : bytes;
-    co_await s->dispatch_bytes.acquire(s->core->executor(), weight);
+    co_await s->dispatch_bytes.acquire(weight);
     struct release_bytes {
       async_semaphore& sem;
       std::int64_t n;
@@ -111,7 +111,7 @@ inline boost::asio::awaitable<submission> submit(std::shared_ptr<sampling_state>
     } bytes_guard{s->dispatch_bytes, weight};
     std::optional<release_bytes> throttle_guard;
     if (throttled) {
-      co_await s->throttled_dispatch.acquire(s->core->executor(), 1);
+      co_await s->throttled_dispatch.acquire(1);
       throttle_guard.emplace(release_bytes{s->throttled_dispatch, 1});
     }
     call_spec spec;
@@ -153,7 +153,7 @@ inline bool retryable(const std::exception_ptr& e) {
 
 /// Admission, submission and polling of one sample, with the sampling retry policy.
 inline boost::asio::awaitable<sample_response> run(std::shared_ptr<sampling_state> s, sample_request req) {
-  co_await s->in_flight.acquire(s->core->executor(), 1);
+  co_await s->in_flight.acquire(1);
   s->admitted.fetch_add(1, std::memory_order_relaxed);
   struct release_slot {
     sampling_state& s;

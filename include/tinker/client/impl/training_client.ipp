@@ -110,7 +110,7 @@ inline asio::awaitable<std::vector<submission>> post_chunks(state_ptr s, std::ve
                                                             loss_fn_type loss, std::optional<loss_fn_config> config,
                                                             bool forward_only, std::int64_t first_seq) {
   const auto n = static_cast<std::int64_t>(plan.size());
-  co_await s->gate.wait_turn(s->core->executor(), first_seq);
+  co_await s->gate.wait_turn(first_seq);
   struct release_turn {
     turn_gate& gate;
     std::int64_t n;
@@ -208,7 +208,7 @@ inline asio::awaitable<api_future<forward_backward_output>> forward(state_ptr s,
 template <class Request>
 asio::awaitable<submission> post_json_at_turn(state_ptr s, std::int64_t seq, std::string path, Request req,
                                               bool conflict_is_final = false) {
-  co_await s->gate.wait_turn(s->core->executor(), seq);
+  co_await s->gate.wait_turn(seq);
   struct release_turn {
     turn_gate& gate;
     ~release_turn() { gate.release(1); }

@@ -10,7 +10,9 @@
 // when nobody waits does it become idle (or the slot is freed).
 #pragma once
 
+#include <tinker/detail/async_event.hpp>
 #include <tinker/error.hpp>
+#include <tinker/http/detail/connect.hpp>
 #include <tinker/http/detail/connection.hpp>
 #include <tinker/http/detail/exchange.hpp>
 #include <tinker/http/detail/request_head.hpp>
@@ -21,15 +23,13 @@
 #include <tinker/http/url.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/steady_timer.hpp>  // the idle sweeper
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/field.hpp>
@@ -71,7 +71,6 @@ private:
 class transport_state : public std::enable_shared_from_this<transport_state> {
 public:
   using clock = std::chrono::steady_clock;
-  using endpoint_list = std::vector<asio::ip::tcp::endpoint>;
 
   transport_state(asio::any_io_executor ex, url base, transport_options options)
       : executor_(std::move(ex)), base_(std::move(base)), options_(std::move(options)), sweep_timer_(executor_) {
@@ -148,18 +147,17 @@ public:
     if (resolving_) {
       // A lookup not yet begun ends now; a running getaddrinfo cannot be stopped, so the waiters
       // are woken directly.
-      resolving_->resolver.cancel();
-      for (auto& w : resolving_->waiters) w.wake.cancel();
+      resolving_->cancel();
+      resolving_->wake_all();
     }
     for (auto& pool : pools_) {
       for (auto& c : pool.idle) c->close();
       pool.open -= pool.idle.size();
       pool.idle.clear();
-      while (!pool.waiters.empty()) {
-        waiter& w = pool.waiters.front();
-        pool.waiters.pop_front();
+      while (auto* front = pool.waiters.front()) {
+        auto& w = static_cast<waiter&>(*front);
         w.state = waiter::outcome::shut_down;
-        w.wake.cancel();
+        pool.waiters.notify(w);
       }
     }
     // Their operations complete with operation_aborted; the leases then close them.
@@ -172,50 +170,27 @@ public:
   std::size_t waiting_requests(lane l) const noexcept { return pools_[index(l)].waiters.size(); }
   std::uint64_t connections_opened() const noexcept { return connections_opened_; }
   std::uint64_t stale_retries() const noexcept { return stale_retries_; }
-  std::size_t resolve_waiters() const noexcept { return resolving_ ? resolving_->waiters.size() : 0; }
+  std::size_t resolve_waiters() const noexcept { return resolving_ ? resolving_->waiters() : 0; }
   std::uint64_t dns_lookups() const noexcept { return dns_lookups_; }
 
 private:
   friend class lease;
 
-  /// A request queued for a full lane. It lives in the waiting coroutine's frame (no allocation);
-  /// the hook unlinks it if that frame goes away while queued (cancellation).
-  struct waiter : auto_unlink_hook {
+  /// A request queued for a full lane. It lives in the waiting coroutine's frame (no allocation)
+  /// and leaves the queue if that frame goes away while queued (cancellation). Whoever wakes it
+  /// hands it the outcome first.
+  struct waiter : tinker::detail::async_event::waiter {
     enum class outcome { waiting, granted, shut_down };
-    explicit waiter(const asio::any_io_executor& ex) : wake(ex, asio::steady_timer::time_point::max()) {}
-    asio::steady_timer wake;           ///< cancelled to wake the waiter (a timer used as an event)
     std::unique_ptr<connection> conn;  ///< when granted: a connection, or null for "open one in this slot"
     outcome state = outcome::waiting;
   };
 
-  using waiter_list = boost::intrusive::list<waiter, boost::intrusive::constant_time_size<false>>;
   using connection_list = boost::intrusive::list<connection, boost::intrusive::constant_time_size<false>>;
 
   struct lane_pool {
     std::size_t open = 0;
     std::deque<std::unique_ptr<connection>> idle;  ///< oldest first; reuse takes the newest
-    waiter_list waiters;
-  };
-
-  /// A connection attempt waiting for a DNS lookup. Lives in the waiting coroutine's frame; the hook
-  /// unlinks it if that frame goes away first.
-  struct resolve_waiter : auto_unlink_hook {
-    resolve_waiter(const asio::any_io_executor& ex, clock::time_point deadline) : wake(ex, deadline) {}
-    asio::steady_timer wake;  ///< expires at this attempt's connect deadline; cancelled when the lookup ends
-  };
-
-  using resolve_waiter_list = boost::intrusive::list<resolve_waiter, boost::intrusive::constant_time_size<false>>;
-
-  /// A DNS lookup shared by every connection that needs one while it runs. It belongs to no caller:
-  /// each waits for it with its own deadline and cancellation, and whoever gives up leaves the
-  /// lookup running for the others (and for the cache).
-  struct resolution {
-    explicit resolution(const asio::any_io_executor& ex) : resolver(ex) {}
-    asio::ip::tcp::resolver resolver;
-    resolve_waiter_list waiters;
-    bool finished = false;
-    boost::system::error_code ec;
-    std::shared_ptr<const endpoint_list> endpoints;
+    tinker::detail::async_event waiters;           ///< of type waiter, oldest first
   };
 
   static constexpr std::chrono::seconds dns_cache_ttl{60};
@@ -239,16 +214,21 @@ private:
       ++pool.open;
       co_return lease(self, self->new_connection(req.lane));
     }
-    waiter w(self->executor_);
-    pool.waiters.push_back(w);
-    (void)co_await w.wake.async_wait(asio::as_tuple(asio::use_awaitable));
-    // Granted even if a cancellation raced with the grant: the lease hands the slot on when the
-    // next co_await throws.
-    if (w.state == waiter::outcome::granted)
-      co_return lease(self, w.conn ? std::move(w.conn) : self->new_connection(req.lane));
+    waiter w;
+    bool cancelled = false;
+    try {
+      // Granted even if a cancellation raced with the grant (a notified waiter counts as
+      // notified): the lease hands the slot on when the next co_await throws.
+      co_await pool.waiters.wait(w);
+    } catch (const boost::system::system_error& e) {
+      if (e.code() != asio::error::operation_aborted) throw;
+      cancelled = true;
+    }
+    if (cancelled)
+      throw boost::system::system_error(asio::error::operation_aborted,
+                                        self->describe(req) + ": cancelled while waiting for a connection");
     if (w.state == waiter::outcome::shut_down) throw self->shut_down_error(req);
-    throw boost::system::system_error(asio::error::operation_aborted,
-                                      self->describe(req) + ": cancelled while waiting for a connection");
+    co_return lease(self, w.conn ? std::move(w.conn) : self->new_connection(req.lane));
   }
 
   /// Back from a lease: to the first waiter, to the idle list, or closed (slot to a waiter or freed).
@@ -259,12 +239,11 @@ private:
       conn->close();
       conn.reset();
     }
-    if (!pool.waiters.empty()) {
-      waiter& w = pool.waiters.front();
-      pool.waiters.pop_front();
+    if (auto* front = pool.waiters.front()) {
+      auto& w = static_cast<waiter&>(*front);
       w.conn = std::move(conn);
       w.state = waiter::outcome::granted;
-      w.wake.cancel();
+      pool.waiters.notify(w);
       return;
     }
     if (!conn) {
@@ -316,10 +295,7 @@ private:
     auto endpoints = co_await resolve(req, connect_deadline, limit, limit_name);
     if (stopped_) throw shut_down_error(req);
     auto& tcp = conn.tcp();
-    tcp.expires_at(connect_deadline);
-    auto [ec, endpoint] = co_await tcp.async_connect(*endpoints, asio::as_tuple(asio::use_awaitable));
-    (void)endpoint;
-    if (ec) {
+    if (const auto ec = co_await connect_before(tcp, *endpoints, connect_deadline)) {
       if (ec != boost::beast::error::timeout && ec != asio::error::operation_aborted)
         endpoints_.reset();  // look up again next time
       throw_failure(req, phase::connecting, ec, limit, limit_name);
@@ -328,10 +304,7 @@ private:
     tcp.socket().set_option(asio::ip::tcp::no_delay(true), ignored);  // head and body leave at once
     if (conn.is_tls()) {
       const bool verify = !tls_verification_disabled(options_.tls);
-      configure_client_tls(conn.tls(), base_.host, verify, conn.host_mismatch());
-      auto [hs_ec] =
-          co_await conn.tls().async_handshake(asio::ssl::stream_base::client, asio::as_tuple(asio::use_awaitable));
-      if (hs_ec) {
+      if (const auto hs_ec = co_await client_handshake(conn.tls(), base_.host, verify, conn.host_mismatch())) {
         if (hs_ec == boost::beast::error::timeout || hs_ec == asio::error::operation_aborted)
           throw_failure(req, phase::tls_handshake, hs_ec, limit, limit_name);
         throw api_connection_error(describe(req) + ": failed in the TLS handshake with " + base_.host_port() + ": " +
@@ -358,46 +331,36 @@ private:
       co_return endpoints_;
     }
     const auto lookup = resolving_ ? resolving_ : start_lookup();
-    resolve_waiter w(executor_, deadline);
-    lookup->waiters.push_back(w);
-    auto [wait_ec] = co_await w.wake.async_wait(asio::as_tuple(asio::use_awaitable));
-    w.unlink();
+    bool cancelled = false;
+    try {
+      co_await lookup->wait(deadline);
+    } catch (const boost::system::system_error& e) {
+      if (e.code() != asio::error::operation_aborted) throw;
+      cancelled = true;
+    }
     if (stopped_) throw shut_down_error(req);
     // The caller's cancellation wins even when the lookup finished in the same turn of the loop.
     const asio::cancellation_state cancel_state = co_await asio::this_coro::cancellation_state;
-    const bool cancelled = cancel_state.cancelled() != asio::cancellation_type::none;
-    if (cancelled || (!lookup->finished && wait_ec == asio::error::operation_aborted))
+    if (cancelled || cancel_state.cancelled() != asio::cancellation_type::none)
       throw boost::system::system_error(asio::error::operation_aborted,
                                         describe(req) + ": cancelled while resolving the host name");
-    if (!lookup->finished) throw_failure(req, phase::resolving, boost::beast::error::timeout, limit, limit_name);
-    if (lookup->ec) throw_failure(req, phase::resolving, lookup->ec, limit, limit_name);
-    co_return lookup->endpoints;
+    if (!lookup->finished()) throw_failure(req, phase::resolving, boost::beast::error::timeout, limit, limit_name);
+    if (lookup->error()) throw_failure(req, phase::resolving, lookup->error(), limit, limit_name);
+    co_return lookup->endpoints();
   }
 
-  /// Starts the shared lookup with a plain completion handler, out of reach of any caller's
-  /// cancellation. It wakes every waiter and fills the cache, even if all of them gave up.
-  std::shared_ptr<resolution> start_lookup() {
-    auto lookup = std::make_shared<resolution>(executor_);
-    resolving_ = lookup;
+  /// Starts the shared lookup. It wakes every waiter and fills the cache, even if all of them gave up.
+  std::shared_ptr<host_lookup> start_lookup() {
     ++dns_lookups_;
-    lookup->resolver.async_resolve(
-        base_.host, std::to_string(base_.port),
-        [lookup, weak = weak_from_this()](boost::system::error_code ec, asio::ip::tcp::resolver::results_type results) {
-          auto list = std::make_shared<endpoint_list>();
-          for (const auto& entry : results) list->push_back(entry.endpoint());
-          if (!ec && list->empty()) ec = asio::error::host_not_found;
-          lookup->finished = true;
-          lookup->ec = ec;
-          lookup->endpoints = list;
-          for (auto& w : lookup->waiters) w.wake.cancel();
-          auto self = weak.lock();
-          if (!self) return;
-          if (self->resolving_ == lookup) self->resolving_.reset();
-          if (ec) return;  // failures are not cached: the next connect looks up again
-          self->endpoints_ = std::move(list);
-          self->endpoints_expiry_ = clock::now() + dns_cache_ttl;
-        });
-    return lookup;
+    resolving_ = host_lookup::start(executor_, base_.host, base_.port, [weak = weak_from_this()](host_lookup& lookup) {
+      auto self = weak.lock();
+      if (!self) return;
+      if (self->resolving_.get() == &lookup) self->resolving_.reset();
+      if (lookup.error()) return;  // failures are not cached: the next connect looks up again
+      self->endpoints_ = lookup.endpoints();
+      self->endpoints_expiry_ = clock::now() + dns_cache_ttl;
+    });
+    return resolving_;
   }
 
   // ----- results and errors -----
@@ -472,7 +435,7 @@ private:
   bool stopped_ = false;
   std::shared_ptr<const endpoint_list> endpoints_;
   clock::time_point endpoints_expiry_{};
-  std::shared_ptr<resolution> resolving_;
+  std::shared_ptr<host_lookup> resolving_;
   std::uint64_t connections_opened_ = 0;
   std::uint64_t stale_retries_ = 0;
   std::uint64_t dns_lookups_ = 0;

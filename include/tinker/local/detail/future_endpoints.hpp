@@ -36,7 +36,7 @@ inline asio::awaitable<http_response> retrieve_future(engine_core& core, request
                                           : "local engine: simulated rate limit");
   }
   while (!future->finished() && std::chrono::steady_clock::now() < deadline && !core.stopping())
-    co_await future->waiters.wait_until(core.executor(), deadline);
+    co_await future->waiters.wait_until(deadline);
   if (!future->finished()) co_return try_again(queue_state::active, std::nullopt);
   if (future->state == future_entry::status::failed)
     co_return json_response(ctx, 200, boost::json::value_from(future->failure));
@@ -65,7 +65,7 @@ inline asio::awaitable<http_response> retrieve_futures(engine_core& core, reques
   const auto prev = req.prev_cursor > log.last_cursor ? std::int64_t{0} : req.prev_cursor;
   const auto deadline = std::chrono::steady_clock::now() + hold;
   while (log.last_cursor <= prev && std::chrono::steady_clock::now() < deadline && !core.stopping())
-    co_await log.waiters.wait_until(core.executor(), deadline);
+    co_await log.waiters.wait_until(deadline);
   retrieve_futures_response resp;
   resp.cursor = std::max(prev, log.last_cursor);
   for (const auto& e : log.events)

@@ -5,12 +5,10 @@
 // Single-threaded: everything here runs on the engine's I/O executor.
 #pragma once
 
+#include <tinker/detail/async_event.hpp>
 #include <tinker/types.hpp>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/value.hpp>
 
 #include <algorithm>
@@ -56,30 +54,28 @@ struct future_payload {
       : value(std::move(v)), protobuf(std::move(encoded)) {}
 };
 
-/// Wakes every coroutine waiting on it; a steady_timer per waiter used as a one-shot signal.
+/// Wakes every coroutine waiting on it. size() counts the coroutines inside wait_until(), woken
+/// or not yet resumed: whatever holds the list (an entry, a log) must stay while it is non-zero.
 class waiter_list {
 public:
-  /// Waits until notify_all() or `deadline`, whichever comes first.
-  asio::awaitable<void> wait_until(asio::any_io_executor ex, std::chrono::steady_clock::time_point deadline) {
-    asio::steady_timer timer(ex, deadline);
-    // Deregisters even when the waiting coroutine is destroyed rather than resumed.
-    struct registration {
-      std::vector<asio::steady_timer*>& list;
-      asio::steady_timer* timer;
-      ~registration() { std::erase(list, timer); }
-    } reg{waiters_, &timer};
-    waiters_.push_back(&timer);
-    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  /// Waits until notify_all() or `deadline`, whichever comes first. Throws
+  /// boost::system::system_error(operation_aborted) when the awaiting coroutine is cancelled.
+  asio::awaitable<void> wait_until(std::chrono::steady_clock::time_point deadline) {
+    ++inside_;
+    struct leave {
+      std::size_t& inside;
+      ~leave() { --inside; }
+    } guard{inside_};
+    co_await event_.wait(deadline);
   }
 
-  void notify_all() {
-    for (auto* t : waiters_) t->cancel();
-  }
+  void notify_all() { event_.notify_all(); }
 
-  std::size_t size() const noexcept { return waiters_.size(); }
+  std::size_t size() const noexcept { return inside_; }
 
 private:
-  std::vector<asio::steady_timer*> waiters_;
+  tinker::detail::async_event event_;
+  std::size_t inside_ = 0;
 };
 
 struct future_entry {

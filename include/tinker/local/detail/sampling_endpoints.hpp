@@ -164,7 +164,7 @@ inline asio::awaitable<http_response> sample(engine_core& core, request_context&
   if (auto refused = sampling_detail::refuse_if_saturated(core, ctx)) co_return std::move(*refused);
   auto future = core.submit_sample(ctx, s, std::move(req), sha256_hex(ctx.request.body()));
   while (!future->finished() && !core.stopping())
-    co_await future->waiters.wait_until(core.executor(), std::chrono::steady_clock::now() + std::chrono::hours(1));
+    co_await future->waiters.wait_until(std::chrono::steady_clock::now() + std::chrono::hours(1));
   if (!future->finished()) throw http_error(503, "the server is stopping");
   if (future->state == future_entry::status::failed)
     throw http_error(future->failure.category == error_category::user ? 400 : 500, future->failure.error);
