@@ -4,12 +4,14 @@
 // the importance-sampling loss (reward minus the group's mean as the advantage), then plays the
 // next round with the new weights.
 //
-//   self_play [--steps N] [--games N] [--seed N] [--quick] [--base-url URL] [--base-model NAME]
+//   self_play [--steps N] [--games N] [--seed N] [--learning-rate X] [--quick] [--base-url URL] [--base-model NAME]
 //
 // Without --base-url (or TINKER_BASE_URL) it starts the local engine in-process. The game is
 // written in bytes for the byte-level model, which predicts from the last two tokens only: the
 // prompt is BOS and the pile as one byte, a move is one byte, '1' to '3'. Any other byte, or
-// taking more stones than are left, is an illegal move and loses the game.
+// taking more stones than are left, is an illegal move and loses the game. (The game is Nim because
+// its positions fit in one byte: tic-tac-toe packed into two base-3 bytes was beyond that model,
+// which kept playing illegal moves in about half of the positions.)
 #include <tinker/local/engine.hpp>
 #include <tinker/tinker.hpp>
 
@@ -45,10 +47,12 @@ struct config {
 };
 
 const char* usage =
-    "usage: self_play [--steps N] [--games N] [--seed N] [--quick] [--base-url URL] [--base-model NAME]\n"
+    "usage: self_play [--steps N] [--games N] [--seed N] [--learning-rate X] [--quick] [--base-url URL]\n"
+    "                 [--base-model NAME]\n"
     "  --steps N         training iterations (default 30)\n"
     "  --games N         games per iteration, half self-play, half against a random player (default 512)\n"
     "  --seed N          seeds the LoRA initialisation, the sampler and the random player (default 1)\n"
+    "  --learning-rate X Adam's learning rate (default 0.01)\n"
     "  --quick           the short configuration the tests run (16 iterations of 256 games)\n"
     "  --base-url URL    the server (default: TINKER_BASE_URL, else an in-process local engine)\n"
     "  --base-model NAME the model to train (default tinker-local/byte-lm-tiny)\n";
@@ -285,6 +289,16 @@ int parse_int(const std::string& flag, const char* value, int min) {
   throw std::invalid_argument(flag + " expects an integer >= " + std::to_string(min) + ", got '" + value + "'");
 }
 
+double parse_rate(const std::string& flag, const char* value) {
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(value, &used);
+    if (used == std::string(value).size() && v >= 0 && v < 1) return v;
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument(flag + " expects a number in [0, 1), got '" + value + "'");
+}
+
 config parse(int argc, char** argv) {
   config cfg;
   for (int i = 1; i < argc; ++i) {
@@ -308,7 +322,7 @@ config parse(int argc, char** argv) {
     } else if (arg == "--base-url") {
       cfg.base_url = value();
     } else if (arg == "--learning-rate") {
-      cfg.learning_rate = std::stod(value());
+      cfg.learning_rate = parse_rate(arg, value());
     } else if (arg == "--base-model") {
       cfg.base_model = value();
     } else {

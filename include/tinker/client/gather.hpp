@@ -151,8 +151,10 @@ boost::asio::awaitable<std::vector<T>> gather_impl(std::size_t n, Start start, g
 
 }  // namespace detail
 
-/// Awaits every future; returns their results in the futures' order. See the top of this file for
-/// failures, cancellation and progress. Throws tinker::invalid_argument for an empty future.
+/// Awaits every future; returns their results in the futures' order, taken out of them as result()
+/// takes them (the futures may be passed as copies; their results are gone afterwards). See the top
+/// of this file for failures, cancellation and progress. Throws tinker::invalid_argument for an
+/// empty future.
 template <class T>
 boost::asio::awaitable<std::vector<T>> gather(std::vector<api_future<T>> futures, gather_progress on_progress = {}) {
   for (std::size_t i = 0; i < futures.size(); ++i)
