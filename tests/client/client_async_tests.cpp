@@ -224,6 +224,49 @@ TEST_SUITE("threads") {
     service.close();
   }
 
+  TEST_CASE(
+      "gather on an io_context run by four threads: 400 awaitables and 40 sample futures, every result in order") {
+    local::embedded_engine engine(engine_opts());
+    running_context loop(4);
+    service_client service(loop.io().get_executor(), options_for(engine));
+    auto result = asio::co_spawn(
+        loop.io(),
+        [&]() -> asio::awaitable<bool> {
+          // The tasks hop between threads (each post may resume on another one) while gather counts
+          // their completions; the progress callback must see 1, 2, ..., n, never concurrently.
+          auto task = [](int v) -> asio::awaitable<int> {
+            for (int i = 0; i < 3; ++i) co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+            co_return v * 2;
+          };
+          constexpr int n = 400;
+          std::vector<asio::awaitable<int>> tasks;
+          for (int v = 0; v < n; ++v) tasks.push_back(task(v));
+          std::atomic<int> inside{0};
+          std::size_t last = 0;
+          bool progress_ok = true;
+          auto on_progress = [&](std::size_t done, std::size_t total) {
+            progress_ok &= inside.fetch_add(1) == 0 && done == last + 1 && total == n;
+            last = done;
+            inside.fetch_sub(1);
+          };
+          auto values = co_await gather(std::move(tasks), on_progress);
+          bool ok = progress_ok && last == n && values.size() == n;
+          for (int v = 0; v < n && ok; ++v) ok = values[static_cast<std::size_t>(v)] == v * 2;
+
+          auto training = co_await service.create_lora_training_client(tiny_model, {.rank = 4});
+          auto sampler = co_await training.save_weights_and_get_sampling_client();
+          std::vector<api_future<sample_response>> futures;
+          for (int i = 0; i < 40; ++i)
+            futures.push_back(sampler.submit_sample(tokens({256, 't'}), i % 4 + 1, sampling_params(2)));
+          auto responses = co_await gather(std::move(futures));
+          for (std::size_t i = 0; i < responses.size(); ++i) ok &= responses[i].sequences.size() == i % 4 + 1;
+          co_return ok&& responses.size() == 40;
+        },
+        asio::use_future);
+    CHECK(result.get());
+    service.close();
+  }
+
   TEST_CASE("an io_context run by four threads: 4 training clients and 200 samples at once stay correct") {
     local::embedded_engine engine(engine_opts());
     running_context loop(4);
