@@ -225,7 +225,7 @@ TEST_SUITE("threads") {
   }
 
   TEST_CASE(
-      "gather on an io_context run by four threads: 400 awaitables and 40 sample futures, every result in order") {
+      "gather on an io_context run by four threads: 400 awaitables and 40 sample futures with every result in order") {
     local::embedded_engine engine(engine_opts());
     running_context loop(4);
     service_client service(loop.io().get_executor(), options_for(engine));
@@ -398,7 +398,7 @@ TEST_SUITE("client async") {
     CHECK(done);
   }
 
-  TEST_CASE("gather: many sample futures at once, results in their order, progress once per completion") {
+  TEST_CASE("gather: many sample futures at once with results in their order and progress once per completion") {
     client_fixture f;
     run_coro(f.io, [&]() -> asio::awaitable<void> {
       auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
@@ -435,7 +435,7 @@ TEST_SUITE("client async") {
     }());
   }
 
-  TEST_CASE("gather: a failed future fails the whole gather, with its own error") {
+  TEST_CASE("gather: a failed future fails the whole gather with its own error") {
     client_fixture f;
     run_coro(f.io, [&]() -> asio::awaitable<void> {
       auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
@@ -454,7 +454,7 @@ TEST_SUITE("client async") {
     }());
   }
 
-  TEST_CASE("gather: awaitables, the first failure cancels the rest, which settle before it is rethrown") {
+  TEST_CASE("gather: with awaitables the first failure cancels the rest and they settle before it is rethrown") {
     asio::io_context io;
     run_coro(
         io,
@@ -516,7 +516,8 @@ TEST_SUITE("client async") {
         std::chrono::seconds(30));
   }
 
-  TEST_CASE("gather: cancelling the caller's wait cancels every operation, then completes with operation_aborted") {
+  TEST_CASE(
+      "gather: cancelling the wait of the caller cancels every operation and then completes with operation_aborted") {
     asio::io_context io;
     std::vector<std::string> settled;
     auto forever = [&](std::string name) -> asio::awaitable<int> {

@@ -257,7 +257,7 @@ TEST_SUITE("types") {
     CHECK_THROWS_AS(tinker_path::make("S", checkpoint_kind::weights, name128 + "n"), tinker::invalid_argument);
   }
 
-  TEST_CASE("datum::next_token: the input is all tokens but the last, the targets all but the first, validated") {
+  TEST_CASE("datum::next_token: the input is all tokens but the last and the targets all but the first (validated)") {
     const std::vector<token_id> tokens{256, 'h', 'i', '!'};
     const auto d = datum::next_token(tokens);
     CHECK(d.model_input.to_ints() == std::vector<token_id>{256, 'h', 'i'});
@@ -281,7 +281,7 @@ TEST_SUITE("types") {
                          "datum::next_token: weights[1] is not finite", tinker::invalid_argument);
   }
 
-  TEST_CASE("datum::from_sample: prompt targets masked, completion carries the sampler logprobs and the advantage") {
+  TEST_CASE("datum::from_sample: prompt targets masked and the sampler logprobs and advantage on the completion") {
     const auto prompt = model_input::from_ints(std::vector<token_id>{256, 'a', 'b'});
     const std::vector<token_id> completion{'c', 'd'};
     const std::vector<float> logprobs{-0.5f, -1.5f};
