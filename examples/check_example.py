@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs an example and checks the outcome it exists to show, not just its exit code.
 
-usage: check_example.py <name> <executable>
+usage: check_example.py <name> <executable> [<argument>...]
 """
 import re
 import subprocess
@@ -36,9 +36,26 @@ def check_rl_loop(out):
     assert rewards[-1] >= 0.5, f"the final mean reward is below 0.5: {rewards}"
 
 
+def check_self_play(out):
+    rows = re.findall(r"^iteration +\d+ +vs random: win ([0-9.]+) loss ([0-9.]+) +illegal moves ([0-9.]+) "
+                      r"+samples (\d+) +peak in flight (\d+)", out, re.M)
+    assert len(rows) >= 6, f"expected a line per iteration, got {len(rows)}"
+    win = [float(r[0]) for r in rows]
+    illegal = [float(r[2]) for r in rows]
+    peak = max(int(r[4]) for r in rows)
+    # Hundreds of games at once: many sample calls must really have been in flight together.
+    assert peak >= 100, f"at most {peak} sample calls were in flight at once"
+    # Learning, not noise: the last two iterations against the random player beat the first two by
+    # a wide margin, and the policy makes far fewer illegal moves.
+    first, last = sum(win[:2]) / 2, sum(win[-2:]) / 2
+    assert last >= first + 0.2, f"the win rate against a random player did not rise by 0.2: {win}"
+    assert sum(illegal[-2:]) / 2 <= sum(illegal[:2]) / 2 - 0.2, f"illegal moves did not fall by 0.2: {illegal}"
+    assert re.search(r"^summary: ", out, re.M), "no summary"
+
+
 def main():
     name, exe = sys.argv[1], sys.argv[2]
-    run = subprocess.run([exe], capture_output=True, text=True, timeout=280)
+    run = subprocess.run([exe] + sys.argv[3:], capture_output=True, text=True, timeout=280)
     sys.stdout.write(run.stdout)
     sys.stderr.write(run.stderr)
     if run.returncode != 0:

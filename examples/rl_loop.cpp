@@ -42,20 +42,10 @@ asio::awaitable<void> rl(tinker::client_options options) {
       for (const auto& s : resp.sequences) rewards.push_back(reward(s.tokens));
       const double mean = std::accumulate(rewards.begin(), rewards.end(), 0.0) / static_cast<double>(rewards.size());
       total += mean;
-      for (std::size_t i = 0; i < resp.sequences.size(); ++i) {
-        const auto& s = resp.sequences[i];
-        if (s.tokens.empty()) continue;
-        std::vector<tinker::token_id> input{tinker::byte_tokenizer::bos_token};
-        input.insert(input.end(), s.tokens.begin(), s.tokens.end() - 1);
-        tinker::datum d;
-        d.model_input = tinker::model_input::from_ints(std::move(input));
-        d.loss_fn_inputs.emplace("target_tokens",
-                                 tinker::tensor_data(std::vector<std::int64_t>(s.tokens.begin(), s.tokens.end())));
-        d.loss_fn_inputs.emplace("logprobs", tinker::tensor_data(*s.logprobs));
-        d.loss_fn_inputs.emplace("advantages", tinker::tensor_data(std::vector<float>(
-                                                   s.tokens.size(), static_cast<float>(rewards[i] - mean))));
-        batch.push_back(std::move(d));
-      }
+      // Each completion with its sampler logprobs and its advantage over the group's mean.
+      for (std::size_t i = 0; i < resp.sequences.size(); ++i)
+        if (!resp.sequences[i].tokens.empty())
+          batch.push_back(tinker::datum::from_sample(prompt, resp.sequences[i], rewards[i] - mean));
     }
     auto fwd = co_await training.forward_backward(std::move(batch), tinker::loss_fn_type::importance_sampling);
     auto opt = co_await training.optim_step({.learning_rate = 0.02});

@@ -24,17 +24,6 @@ const char* corpus[] = {
     "the bird sat on the word.",
 };
 
-/// Next-byte prediction on `text`: input = BOS + bytes[:-1], targets = bytes.
-tinker::datum make_datum(const tinker::byte_tokenizer& tok, const std::string& text) {
-  auto tokens = tok.encode(text, /*add_bos=*/true);
-  tinker::datum d;
-  d.model_input = tinker::model_input::from_ints(std::vector<tinker::token_id>(tokens.begin(), tokens.end() - 1));
-  d.loss_fn_inputs.emplace("target_tokens",
-                           tinker::tensor_data(std::vector<std::int64_t>(tokens.begin() + 1, tokens.end())));
-  d.loss_fn_inputs.emplace("weights", tinker::tensor_data(std::vector<float>(tokens.size() - 1, 1.0f)));
-  return d;
-}
-
 asio::awaitable<void> demo(tinker::client_options options, std::string base_model) {
   tinker::service_client service(co_await asio::this_coro::executor, std::move(options));
   auto training = co_await service.create_lora_training_client(base_model, {.rank = 16});
@@ -44,7 +33,7 @@ asio::awaitable<void> demo(tinker::client_options options, std::string base_mode
   std::vector<tinker::datum> batch;
   std::size_t tokens = 0;
   for (const char* line : corpus) {
-    batch.push_back(make_datum(tok, line));
+    batch.push_back(tinker::datum::next_token(tok.encode(line, /*add_bos=*/true)));  // input BOS + bytes[:-1]
     tokens += std::strlen(line);
   }
   for (int step = 1; step <= 40; ++step) {

@@ -9,6 +9,7 @@
 #include <tinker/client/client_stats.hpp>
 #include <tinker/client/completion.hpp>
 #include <tinker/client/download.hpp>
+#include <tinker/client/gather.hpp>
 #include <tinker/client/options.hpp>
 #include <tinker/client/rest_client.hpp>
 #include <tinker/client/sampling_client.hpp>

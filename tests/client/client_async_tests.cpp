@@ -17,10 +17,13 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_future.hpp>
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
@@ -221,6 +224,49 @@ TEST_SUITE("threads") {
     service.close();
   }
 
+  TEST_CASE(
+      "gather on an io_context run by four threads: 400 awaitables and 40 sample futures with every result in order") {
+    local::embedded_engine engine(engine_opts());
+    running_context loop(4);
+    service_client service(loop.io().get_executor(), options_for(engine));
+    auto result = asio::co_spawn(
+        loop.io(),
+        [&]() -> asio::awaitable<bool> {
+          // The tasks hop between threads (each post may resume on another one) while gather counts
+          // their completions; the progress callback must see 1, 2, ..., n, never concurrently.
+          auto task = [](int v) -> asio::awaitable<int> {
+            for (int i = 0; i < 3; ++i) co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+            co_return v * 2;
+          };
+          constexpr int n = 400;
+          std::vector<asio::awaitable<int>> tasks;
+          for (int v = 0; v < n; ++v) tasks.push_back(task(v));
+          std::atomic<int> inside{0};
+          std::size_t last = 0;
+          bool progress_ok = true;
+          auto on_progress = [&](std::size_t done, std::size_t total) {
+            progress_ok &= inside.fetch_add(1) == 0 && done == last + 1 && total == n;
+            last = done;
+            inside.fetch_sub(1);
+          };
+          auto values = co_await gather(std::move(tasks), on_progress);
+          bool ok = progress_ok && last == n && values.size() == n;
+          for (int v = 0; v < n && ok; ++v) ok = values[static_cast<std::size_t>(v)] == v * 2;
+
+          auto training = co_await service.create_lora_training_client(tiny_model, {.rank = 4});
+          auto sampler = co_await training.save_weights_and_get_sampling_client();
+          std::vector<api_future<sample_response>> futures;
+          for (int i = 0; i < 40; ++i)
+            futures.push_back(sampler.submit_sample(tokens({256, 't'}), i % 4 + 1, sampling_params(2)));
+          auto responses = co_await gather(std::move(futures));
+          for (std::size_t i = 0; i < responses.size(); ++i) ok &= responses[i].sequences.size() == i % 4 + 1;
+          co_return ok&& responses.size() == 40;
+        },
+        asio::use_future);
+    CHECK(result.get());
+    service.close();
+  }
+
   TEST_CASE("an io_context run by four threads: 4 training clients and 200 samples at once stay correct") {
     local::embedded_engine engine(engine_opts());
     running_context loop(4);
@@ -350,6 +396,165 @@ TEST_SUITE("client async") {
     watchdog.join();
     CHECK_FALSE(stopped_by_watchdog);
     CHECK(done);
+  }
+
+  TEST_CASE("gather: many sample futures at once with results in their order and progress once per completion") {
+    client_fixture f;
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+      auto sampler = co_await training.save_weights_and_get_sampling_client();
+      // The futures differ in their number of sequences, so the order of the results is checkable.
+      constexpr std::size_t n = 24;
+      std::vector<api_future<sample_response>> futures;
+      for (std::size_t i = 0; i < n; ++i) {
+        auto params = sampling_params(3).with_seed(i);
+        futures.push_back(sampler.submit_sample(tokens({256, 'g'}), static_cast<int>(i % 3 + 1), std::move(params)));
+      }
+      std::vector<std::pair<std::size_t, std::size_t>> progress;
+      auto on_progress = [&](std::size_t done, std::size_t total) { progress.emplace_back(done, total); };
+      auto responses = co_await gather(futures, on_progress);
+      REQUIRE(responses.size() == n);
+      for (std::size_t i = 0; i < n; ++i) CHECK(responses[i].sequences.size() == i % 3 + 1);
+      REQUIRE(progress.size() == n);
+      for (std::size_t i = 0; i < n; ++i) CHECK(progress[i] == std::pair<std::size_t, std::size_t>(i + 1, n));
+      // The results were taken out of the futures.
+      auto [error, again] = co_await futures[0].result(asio::as_tuple(asio::use_awaitable));
+      CHECK(error);
+
+      // Nothing to gather: an empty result at once, no progress.
+      progress.clear();
+      auto none = co_await gather(std::vector<api_future<sample_response>>(), on_progress);
+      CHECK(none.empty());
+      CHECK(progress.empty());
+      // An empty future is a caller's mistake.
+      std::vector<api_future<sample_response>> with_empty(2);
+      with_empty[0] = sampler.submit_sample(tokens({256}), 1, sampling_params(1));
+      auto [bad, nothing] = co_await asio::co_spawn(f.io, gather(with_empty), asio::as_tuple(asio::use_awaitable));
+      CHECK_THROWS_WITH_AS(std::rethrow_exception(bad), "gather: futures[1] is an empty api_future",
+                           tinker::invalid_argument);
+    }());
+  }
+
+  TEST_CASE("gather: a failed future fails the whole gather with its own error") {
+    client_fixture f;
+    run_coro(f.io, [&]() -> asio::awaitable<void> {
+      auto training = co_await f.service.create_lora_training_client(tiny_model, {.rank = 4});
+      auto sampler = co_await training.save_weights_and_get_sampling_client();
+      std::vector<api_future<sample_response>> futures;
+      for (int i = 0; i < 6; ++i) futures.push_back(sampler.submit_sample(tokens({256, 'c'}), 1, sampling_params(2)));
+      futures[3].cancel();  // this one fails with operation_aborted
+      auto [error, out] = co_await asio::co_spawn(f.io, gather(futures), asio::as_tuple(asio::use_awaitable));
+      REQUIRE(error);
+      CHECK(out.empty());
+      try {
+        std::rethrow_exception(error);
+      } catch (const boost::system::system_error& e) {
+        CHECK(e.code() == asio::error::operation_aborted);
+      }
+    }());
+  }
+
+  TEST_CASE("gather: with awaitables the first failure cancels the rest and they settle before it is rethrown") {
+    asio::io_context io;
+    run_coro(
+        io,
+        [&]() -> asio::awaitable<void> {
+          std::vector<std::string> settled;  // what each task saw, in the order they ended
+          // Tasks that would wait forever unless cancelled.
+          auto forever = [&](std::string name) -> asio::awaitable<int> {
+            asio::steady_timer t(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
+            auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+            settled.push_back(name + (ec == asio::error::operation_aborted ? " cancelled" : " woke"));
+            co_return 0;
+          };
+          auto quick = [&](int v) -> asio::awaitable<int> {
+            co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+            settled.push_back("quick " + std::to_string(v));
+            co_return v;
+          };
+          auto failing = [&]() -> asio::awaitable<int> {
+            co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+            co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+            settled.push_back("failed");
+            throw std::runtime_error("task 2 failed");
+          };
+
+          // All succeed: results in order.
+          std::vector<asio::awaitable<int>> ok;
+          for (int v = 0; v < 5; ++v) ok.push_back(quick(v * 10));
+          auto values = co_await gather(std::move(ok));
+          CHECK(values == std::vector<int>{0, 10, 20, 30, 40});
+
+          settled.clear();
+          std::vector<asio::awaitable<int>> tasks;
+          tasks.push_back(forever("a"));
+          tasks.push_back(quick(1));
+          tasks.push_back(failing());
+          tasks.push_back(forever("b"));
+          auto [error, out] =
+              co_await asio::co_spawn(io, gather(std::move(tasks)), asio::as_tuple(asio::use_awaitable));
+          REQUIRE(error);
+          CHECK_THROWS_WITH_AS(std::rethrow_exception(error), "task 2 failed", std::runtime_error);
+          // Both endless tasks were cancelled, and had ended before gather returned.
+          REQUIRE(settled.size() == 4);
+          CHECK(settled[0] == "quick 1");
+          CHECK(settled[1] == "failed");
+          CHECK(std::count(settled.begin(), settled.end(), "a cancelled") == 1);
+          CHECK(std::count(settled.begin(), settled.end(), "b cancelled") == 1);
+
+          // A throwing progress callback is a failure too.
+          settled.clear();
+          std::vector<asio::awaitable<int>> more;
+          more.push_back(quick(7));
+          more.push_back(forever("c"));
+          auto throwing = [](std::size_t, std::size_t) { throw std::logic_error("progress refused"); };
+          auto [error2, out2] =
+              co_await asio::co_spawn(io, gather(std::move(more), throwing), asio::as_tuple(asio::use_awaitable));
+          CHECK_THROWS_WITH_AS(std::rethrow_exception(error2), "progress refused", std::logic_error);
+          CHECK(settled == std::vector<std::string>{"quick 7", "c cancelled"});
+        }(),
+        std::chrono::seconds(30));
+  }
+
+  TEST_CASE(
+      "gather: cancelling the wait of the caller cancels every operation and then completes with operation_aborted") {
+    asio::io_context io;
+    std::vector<std::string> settled;
+    auto forever = [&](std::string name) -> asio::awaitable<int> {
+      asio::steady_timer t(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
+      auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      settled.push_back(name + (ec == asio::error::operation_aborted ? " cancelled" : " woke"));
+      co_return 0;
+    };
+    std::vector<asio::awaitable<int>> tasks;
+    tasks.push_back(forever("a"));
+    tasks.push_back(forever("b"));
+    asio::cancellation_signal signal;
+    std::exception_ptr error;
+    bool done = false;
+    std::size_t settled_when_done = 0;
+    asio::co_spawn(io, gather(std::move(tasks)),
+                   asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, std::vector<int>) {
+                     error = e;
+                     done = true;
+                     settled_when_done = settled.size();
+                   }));
+    // Run until both tasks wait on their timers (nothing else can make progress), then cancel.
+    io.poll();
+    REQUIRE_FALSE(done);
+    CHECK(settled.empty());
+    signal.emit(asio::cancellation_type::terminal);
+    io.run_for(std::chrono::seconds(30));
+    REQUIRE(done);
+    CHECK(settled_when_done == 2);
+    CHECK(std::count(settled.begin(), settled.end(), "a cancelled") == 1);
+    CHECK(std::count(settled.begin(), settled.end(), "b cancelled") == 1);
+    REQUIRE(error);
+    try {
+      std::rethrow_exception(error);
+    } catch (const boost::system::system_error& e) {
+      CHECK(e.code() == asio::error::operation_aborted);
+    }
   }
 
 }  // TEST_SUITE

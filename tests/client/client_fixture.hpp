@@ -104,15 +104,7 @@ struct client_fixture {
   local::engine_test_hook hook() { return local::engine_test_hook(engine); }
 };
 
-inline datum text_datum(const std::string& text) {
-  byte_tokenizer tok;
-  auto tokens = tok.encode(text, true);
-  datum d;
-  d.model_input = model_input::from_ints(std::vector<token_id>(tokens.begin(), tokens.end() - 1));
-  d.loss_fn_inputs.emplace("target_tokens", tensor_data(std::vector<std::int64_t>(tokens.begin() + 1, tokens.end())));
-  d.loss_fn_inputs.emplace("weights", tensor_data(std::vector<float>(tokens.size() - 1, 1.0f)));
-  return d;
-}
+inline datum text_datum(const std::string& text) { return datum::next_token(byte_tokenizer().encode(text, true)); }
 
 inline double loss_of(const forward_backward_output& out) { return out.metrics.at("loss:sum"); }
 

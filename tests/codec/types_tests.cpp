@@ -257,4 +257,70 @@ TEST_SUITE("types") {
     CHECK_THROWS_AS(tinker_path::make("S", checkpoint_kind::weights, name128 + "n"), tinker::invalid_argument);
   }
 
+  TEST_CASE("datum::next_token: the input is all tokens but the last and the targets all but the first (validated)") {
+    const std::vector<token_id> tokens{256, 'h', 'i', '!'};
+    const auto d = datum::next_token(tokens);
+    CHECK(d.model_input.to_ints() == std::vector<token_id>{256, 'h', 'i'});
+    CHECK(d.loss_fn_inputs.size() == 2);
+    CHECK(d.loss_fn_inputs.at("target_tokens") == tensor_data(std::vector<std::int64_t>{'h', 'i', '!'}));
+    CHECK(d.loss_fn_inputs.at("weights") == tensor_data(std::vector<float>{1, 1, 1}));
+
+    // A prompt masked out by its weights.
+    const auto masked = datum::next_token(tokens, std::vector<float>{0, 0, 1});
+    CHECK(masked.loss_fn_inputs.at("weights") == tensor_data(std::vector<float>{0, 0, 1}));
+    CHECK(masked.model_input == d.model_input);
+
+    CHECK_THROWS_WITH_AS(datum::next_token(std::vector<token_id>{256}),
+                         "datum::next_token: tokens must hold at least 2 tokens, got 1", tinker::invalid_argument);
+    CHECK_THROWS_WITH_AS(datum::next_token(std::vector<token_id>{}),
+                         "datum::next_token: tokens must hold at least 2 tokens, got 0", tinker::invalid_argument);
+    CHECK_THROWS_WITH_AS(datum::next_token(tokens, std::vector<float>{1, 1, 1, 1}),
+                         "datum::next_token: weights must hold one weight per target (3), got 4",
+                         tinker::invalid_argument);
+    CHECK_THROWS_WITH_AS(datum::next_token(tokens, std::vector<float>{1, std::numeric_limits<float>::quiet_NaN(), 1}),
+                         "datum::next_token: weights[1] is not finite", tinker::invalid_argument);
+  }
+
+  TEST_CASE("datum::from_sample: prompt targets masked and the sampler logprobs and advantage on the completion") {
+    const auto prompt = model_input::from_ints(std::vector<token_id>{256, 'a', 'b'});
+    const std::vector<token_id> completion{'c', 'd'};
+    const std::vector<float> logprobs{-0.5f, -1.5f};
+    const auto d = datum::from_sample(prompt, completion, logprobs, 0.75);
+    // input = prompt + completion[:-1]; targets = prompt[1:] + completion
+    CHECK(d.model_input.to_ints() == std::vector<token_id>{256, 'a', 'b', 'c'});
+    CHECK(d.loss_fn_inputs.size() == 3);
+    CHECK(d.loss_fn_inputs.at("target_tokens") == tensor_data(std::vector<std::int64_t>{'a', 'b', 'c', 'd'}));
+    CHECK(d.loss_fn_inputs.at("logprobs") == tensor_data(std::vector<float>{0, 0, -0.5f, -1.5f}));
+    CHECK(d.loss_fn_inputs.at("advantages") == tensor_data(std::vector<float>{0, 0, 0.75f, 0.75f}));
+
+    // A one-token prompt (BOS) and a one-token completion: the input is the prompt alone.
+    const auto bos = model_input::from_ints(std::vector<token_id>{256});
+    const auto one = datum::from_sample(bos, std::vector<token_id>{'x'}, std::vector<float>{-2.0f}, -1.0);
+    CHECK(one.model_input.to_ints() == std::vector<token_id>{256});
+    CHECK(one.loss_fn_inputs.at("target_tokens") == tensor_data(std::vector<std::int64_t>{'x'}));
+    CHECK(one.loss_fn_inputs.at("advantages") == tensor_data(std::vector<float>{-1.0f}));
+
+    // From a sampled sequence: its own logprobs.
+    sampled_sequence seq;
+    seq.tokens = completion;
+    seq.logprobs = logprobs;
+    CHECK(datum::from_sample(prompt, seq, 0.75) == d);
+    seq.logprobs.reset();
+    CHECK_THROWS_WITH_AS(datum::from_sample(prompt, seq, 0.75),
+                         "datum::from_sample: the sampled sequence carries no logprobs", tinker::invalid_argument);
+
+    CHECK_THROWS_WITH_AS(datum::from_sample(model_input(), completion, logprobs, 1.0),
+                         "datum::from_sample: the prompt is empty", tinker::invalid_argument);
+    CHECK_THROWS_WITH_AS(datum::from_sample(prompt, std::vector<token_id>{}, std::vector<float>{}, 1.0),
+                         "datum::from_sample: the completion is empty", tinker::invalid_argument);
+    CHECK_THROWS_WITH_AS(datum::from_sample(prompt, completion, std::vector<float>{-0.5f}, 1.0),
+                         "datum::from_sample: logprobs must hold one logprob per completion token (2), got 1",
+                         tinker::invalid_argument);
+    CHECK_THROWS_WITH_AS(datum::from_sample(prompt, completion, logprobs, std::numeric_limits<double>::infinity()),
+                         "datum::from_sample: advantage is not finite (inf)", tinker::invalid_argument);
+    CHECK_THROWS_WITH_AS(
+        datum::from_sample(prompt, completion, std::vector<float>{-0.5f, std::numeric_limits<float>::quiet_NaN()}, 1.0),
+        "datum::from_sample: logprobs[1] is not finite", tinker::invalid_argument);
+  }
+
 }  // TEST_SUITE

@@ -1,0 +1,358 @@
+// Self-play: one LoRA policy learns a game (one-pile Nim) by playing hundreds of games at once,
+// against itself and against a random player, every move a `sample` call interleaved with the
+// other games' moves on one io_context. After each round of games it trains on its own moves with
+// the importance-sampling loss (reward minus the group's mean as the advantage), then plays the
+// next round with the new weights.
+//
+//   self_play [--steps N] [--games N] [--seed N] [--learning-rate X] [--quick] [--base-url URL] [--base-model NAME]
+//
+// Without --base-url (or TINKER_BASE_URL) it starts the local engine in-process. The game is
+// written in bytes for the byte-level model, which predicts from the last two tokens only: the
+// prompt is BOS and the pile as one byte, a move is one byte, '1' to '3'. Any other byte, or
+// taking more stones than are left, is an illegal move and loses the game. (The game is Nim because
+// its positions fit in one byte: tic-tac-toe packed into two base-3 bytes was beyond that model,
+// which kept playing illegal moves in about half of the positions.)
+#include <tinker/local/engine.hpp>
+#include <tinker/tinker.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace asio = boost::asio;
+using tinker::token_id;
+
+namespace {
+
+struct config {
+  int steps = 30;
+  int games = 512;
+  std::uint64_t seed = 1;
+  std::string base_url;
+  std::string base_model = "tinker-local/byte-lm-tiny";
+  double learning_rate = 0.01;
+};
+
+const char* usage =
+    "usage: self_play [--steps N] [--games N] [--seed N] [--learning-rate X] [--quick] [--base-url URL]\n"
+    "                 [--base-model NAME]\n"
+    "  --steps N         training iterations (default 30)\n"
+    "  --games N         games per iteration, half self-play, half against a random player (default 512)\n"
+    "  --seed N          seeds the LoRA initialisation, the sampler and the random player (default 1)\n"
+    "  --learning-rate X Adam's learning rate (default 0.01)\n"
+    "  --quick           the short configuration the tests run (16 iterations of 256 games)\n"
+    "  --base-url URL    the server (default: TINKER_BASE_URL, else an in-process local engine)\n"
+    "  --base-model NAME the model to train (default tinker-local/byte-lm-tiny)\n";
+
+// --- The game -----------------------------------------------------------------------------------
+
+// Nim with one pile: players take 1, 2 or 3 stones in turn; who takes the last stone wins. Each game
+// starts from a random pile, so every position is seen; the winning move is to leave a multiple of 4.
+constexpr int first_player = 1, second_player = 2, nobody = 0;
+constexpr int min_pile = 5, max_pile = 24;
+
+/// BOS, then the pile as one byte: the local model predicts from the last two tokens only.
+tinker::model_input prompt_for(int pile) {
+  return tinker::model_input::from_ints(std::vector<token_id>{tinker::byte_tokenizer::bos_token, pile});
+}
+
+/// How many stones a sampled move takes, if it is legal: one byte, '1' to '3', at most the pile.
+std::optional<int> legal_take(int pile, const std::vector<token_id>& move) {
+  if (move.size() != 1 || move[0] < '1' || move[0] > '3') return std::nullopt;
+  const int take = move[0] - '0';
+  if (take > pile) return std::nullopt;
+  return take;
+}
+
+// --- Playing --------------------------------------------------------------------------------------
+
+// self_play: the policy plays both sides; policy_first / policy_second: against the random player.
+enum class game_kind { self_play, policy_first, policy_second };
+
+struct policy_move {
+  tinker::model_input prompt;
+  tinker::sampled_sequence sampled;
+  int side = nobody;
+  bool illegal = false;
+};
+
+struct game_record {
+  game_kind kind = game_kind::self_play;
+  int winner = nobody;  // a player who moves illegally loses
+  int illegal_by = nobody;
+  std::vector<policy_move> moves;
+};
+
+/// What the concurrent games share (all on the one io_context thread).
+struct arena {
+  tinker::sampling_client sampler;
+  std::uint64_t seed = 0;
+  std::size_t in_flight = 0, peak_in_flight = 0, samples = 0;
+};
+
+std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t z = a * 0x9e3779b97f4a7c15ull + b + 0x632be59bd9b4e019ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+asio::awaitable<game_record> play(arena& a, game_kind kind, std::uint64_t game_seed) {
+  game_record g;
+  g.kind = kind;
+  std::mt19937_64 random_player(game_seed);
+  int pile = min_pile + static_cast<int>(random_player() % (max_pile - min_pile + 1));
+  int to_move = first_player;
+  for (int turn = 0; pile > 0; ++turn, to_move = 3 - to_move) {
+    const bool policy_turn =
+        kind == game_kind::self_play || (kind == game_kind::policy_first) == (to_move == first_player);
+    if (!policy_turn) {
+      pile -= 1 + static_cast<int>(random_player() % static_cast<std::uint64_t>(std::min(3, pile)));
+      if (pile == 0) g.winner = to_move;
+      continue;
+    }
+    auto prompt = prompt_for(pile);
+    auto params = tinker::sampling_params(1).with_seed(mix(game_seed, static_cast<std::uint64_t>(turn)));
+    ++a.samples;
+    a.peak_in_flight = std::max(a.peak_in_flight, ++a.in_flight);
+    struct leave {
+      std::size_t& n;
+      ~leave() { --n; }
+    } in_flight{a.in_flight};
+    auto response = co_await a.sampler.sample(prompt, 1, std::move(params));
+    policy_move m;
+    m.prompt = std::move(prompt);
+    m.sampled = std::move(response.sequences.at(0));
+    m.side = to_move;
+    const auto take = legal_take(pile, m.sampled.tokens);
+    m.illegal = !take;
+    g.moves.push_back(std::move(m));
+    if (!take) {
+      g.illegal_by = to_move;
+      g.winner = 3 - to_move;
+      co_return g;
+    }
+    pile -= *take;
+    if (pile == 0) g.winner = to_move;
+  }
+  co_return g;
+}
+
+// --- Training -------------------------------------------------------------------------------------
+
+/// The importance-sampling batch. A move's reward: -1 for an illegal move; for a legal one, the
+/// game's outcome for the side that made it (+1 won, -1 lost; 0 when the game ended with an illegal
+/// move, which is that move's fault alone). Its advantage is the reward minus the mean reward of its
+/// group: the moves made from the same position (prompt) by the same side in the same kind of game.
+/// Moves no better or worse than their group's are left out: they carry no gradient.
+std::vector<tinker::datum> make_batch(const std::vector<game_record>& games) {
+  using group_key = std::tuple<game_kind, int, token_id>;  // kind of game, side, position
+  std::map<group_key, std::pair<double, int>> groups;      // sum, count
+  auto key = [](const game_record& g, const policy_move& m) {
+    return group_key(g.kind, m.side, m.prompt.to_ints().back());
+  };
+  auto reward = [](const game_record& g, const policy_move& m) {
+    if (m.illegal) return -1.0;
+    if (g.illegal_by != nobody) return 0.0;
+    return g.winner == m.side ? 1.0 : -1.0;
+  };
+  for (const auto& g : games)
+    for (const auto& m : g.moves) {
+      auto& [sum, count] = groups[key(g, m)];
+      sum += reward(g, m);
+      ++count;
+    }
+  std::vector<tinker::datum> batch;
+  for (const auto& g : games)
+    for (const auto& m : g.moves) {
+      const auto& [sum, count] = groups[key(g, m)];
+      const double advantage = reward(g, m) - sum / count;
+      if (std::abs(advantage) < 1e-9) continue;
+      batch.push_back(tinker::datum::from_sample(m.prompt, m.sampled, advantage));
+    }
+  return batch;
+}
+
+struct iteration_stats {
+  double win = 0, loss = 0, illegal = 0;
+};
+
+/// Against the random player: the policy's win and loss rates (a random player against itself
+/// wins about half); and the share of all policy moves that were illegal.
+iteration_stats measure(const std::vector<game_record>& games) {
+  iteration_stats s;
+  int evaluated = 0, moves = 0, illegal = 0;
+  for (const auto& g : games) {
+    for (const auto& m : g.moves) {
+      ++moves;
+      illegal += m.illegal;
+    }
+    if (g.kind == game_kind::self_play) continue;
+    const int policy = g.kind == game_kind::policy_first ? first_player : second_player;
+    ++evaluated;
+    s.win += g.winner == policy;
+    s.loss += g.winner != policy;
+  }
+  if (evaluated > 0) {
+    s.win /= evaluated;
+    s.loss /= evaluated;
+  }
+  s.illegal = moves > 0 ? static_cast<double>(illegal) / moves : 0.0;
+  return s;
+}
+
+asio::awaitable<void> run(config cfg, tinker::client_options options) {
+  using clock = std::chrono::steady_clock;
+  tinker::service_client service(co_await asio::this_coro::executor, std::move(options));
+  tinker::lora_training_options lora;
+  lora.rank = 8;
+  lora.seed = static_cast<std::int64_t>(cfg.seed);
+  auto training = co_await service.create_lora_training_client(cfg.base_model, lora);
+  std::printf("training %s on %s: %d iterations of %d games\n", training.model_id().c_str(), cfg.base_model.c_str(),
+              cfg.steps, cfg.games);
+
+  const auto start = clock::now();
+  std::size_t total_samples = 0, total_games = 0, peak = 0;
+  double play_seconds = 0;
+  std::optional<iteration_stats> first;
+  iteration_stats last;
+  for (int it = 0; it < cfg.steps; ++it) {
+    arena a;
+    a.sampler = co_await training.save_weights_and_get_sampling_client();
+    a.seed = mix(cfg.seed, static_cast<std::uint64_t>(it));
+
+    // Every game is a coroutine; all of them run at once, their sample calls interleaved.
+    std::vector<asio::awaitable<game_record>> games;
+    for (int i = 0; i < cfg.games; ++i) {
+      const auto kind = i % 2 == 0   ? game_kind::self_play
+                        : i % 4 == 1 ? game_kind::policy_first
+                                     : game_kind::policy_second;
+      games.push_back(play(a, kind, mix(a.seed, static_cast<std::uint64_t>(i))));
+    }
+    const auto play_start = clock::now();
+    auto records = co_await tinker::gather(std::move(games));
+    const double seconds = std::chrono::duration<double>(clock::now() - play_start).count();
+
+    auto batch = make_batch(records);
+    const auto stats = measure(records);
+    if (!batch.empty()) {
+      // Both requests are queued before either result is awaited.
+      auto fwd = co_await training.forward_backward(std::move(batch), tinker::loss_fn_type::importance_sampling);
+      tinker::adam_params adam;
+      adam.learning_rate = cfg.learning_rate;
+      auto opt = co_await training.optim_step(adam);
+      (void)co_await fwd.result();
+      (void)co_await opt.result();
+    }
+
+    std::printf(
+        "iteration %2d  vs random: win %.3f loss %.3f  illegal moves %.3f  samples %zu  peak in flight %zu  "
+        "samples/s %.0f\n",
+        it, stats.win, stats.loss, stats.illegal, a.samples, a.peak_in_flight,
+        static_cast<double>(a.samples) / seconds);
+    std::fflush(stdout);
+    if (!first) first = stats;
+    last = stats;
+    total_samples += a.samples;
+    total_games += records.size();
+    peak = std::max(peak, a.peak_in_flight);
+    play_seconds += seconds;
+  }
+  const double seconds = std::chrono::duration<double>(clock::now() - start).count();
+  std::printf(
+      "summary: %d iterations, %zu games, %zu samples in %.1f s (%.0f samples/s while playing, peak %zu in flight); "
+      "win rate vs random %.3f -> %.3f, illegal moves %.3f -> %.3f\n",
+      cfg.steps, total_games, total_samples, seconds, static_cast<double>(total_samples) / play_seconds, peak,
+      first ? first->win : 0.0, last.win, first ? first->illegal : 0.0, last.illegal);
+}
+
+int parse_int(const std::string& flag, const char* value, int min) {
+  try {
+    std::size_t used = 0;
+    const long long v = std::stoll(value, &used);
+    if (used == std::string(value).size() && v >= min && v <= 1'000'000) return static_cast<int>(v);
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument(flag + " expects an integer >= " + std::to_string(min) + ", got '" + value + "'");
+}
+
+double parse_rate(const std::string& flag, const char* value) {
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(value, &used);
+    if (used == std::string(value).size() && v >= 0 && v < 1) return v;
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument(flag + " expects a number in [0, 1), got '" + value + "'");
+}
+
+config parse(int argc, char** argv) {
+  config cfg;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> const char* {
+      if (i + 1 >= argc) throw std::invalid_argument(arg + " expects a value");
+      return argv[++i];
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::cout << usage;
+      std::exit(0);
+    } else if (arg == "--quick") {
+      cfg.steps = 16;
+      cfg.games = 256;
+    } else if (arg == "--steps") {
+      cfg.steps = parse_int(arg, value(), 1);
+    } else if (arg == "--games") {
+      cfg.games = parse_int(arg, value(), 4);
+    } else if (arg == "--seed") {
+      cfg.seed = static_cast<std::uint64_t>(parse_int(arg, value(), 0));
+    } else if (arg == "--base-url") {
+      cfg.base_url = value();
+    } else if (arg == "--learning-rate") {
+      cfg.learning_rate = parse_rate(arg, value());
+    } else if (arg == "--base-model") {
+      cfg.base_model = value();
+    } else {
+      throw std::invalid_argument("unknown argument '" + arg + "' (see --help)");
+    }
+  }
+  return cfg;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const auto cfg = parse(argc, argv);
+    std::optional<tinker::local::embedded_engine> engine;
+    tinker::client_options options;  // empty fields come from TINKER_BASE_URL, TINKER_API_KEY
+    options.base_url = cfg.base_url;
+    if (cfg.base_url.empty() && std::getenv("TINKER_BASE_URL") == nullptr) {
+      engine.emplace();
+      options.base_url = engine->base_url();
+      options.api_key = "tml-local-self-play";
+    }
+    asio::io_context io;
+    std::exception_ptr failure;
+    asio::co_spawn(io, run(cfg, std::move(options)), [&](std::exception_ptr e) { failure = e; });
+    io.run();
+    if (failure) std::rethrow_exception(failure);
+  } catch (const std::exception& e) {
+    std::cerr << "self_play: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
