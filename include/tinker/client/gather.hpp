@@ -20,15 +20,14 @@
 #pragma once
 
 #include <tinker/client/api_future.hpp>
+#include <tinker/detail/async_event.hpp>
 #include <tinker/error.hpp>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -58,14 +57,10 @@ struct gather_state {
   using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
 
   gather_state(const boost::asio::any_io_executor& ex, std::size_t n)
-      : strand(boost::asio::make_strand(ex)),
-        wake(strand, boost::asio::steady_timer::time_point::max()),
-        results(n),
-        signals(n),
-        settled(n, false) {}
+      : strand(boost::asio::make_strand(ex)), results(n), signals(n), settled(n, false) {}
 
   strand_type strand;
-  boost::asio::steady_timer wake;  // cancelled to wake the waiting coroutine
+  async_event wake;  // notified to wake the waiting coroutine
   std::vector<std::optional<T>> results;
   std::vector<boost::asio::cancellation_signal> signals;  // one per operation
   std::vector<bool> settled;
@@ -83,7 +78,7 @@ struct gather_state {
       } else {
         self->results[i].emplace(std::move(value));
       }
-      self->wake.cancel();
+      self->wake.notify_all();
     });
     return boost::asio::bind_cancellation_slot(signals[i].slot(), std::move(bound));
   }
@@ -128,9 +123,12 @@ boost::asio::awaitable<std::vector<T>> gather_on_strand(std::shared_ptr<gather_s
     }
     if (s->failure) s->cancel_rest();
     if (s->done == total) break;
-    // Woken (operation_aborted) by each completion, and by the caller's cancellation.
-    s->wake.expires_at(asio::steady_timer::time_point::max());
-    (void)co_await s->wake.async_wait(asio::as_tuple(asio::use_awaitable));
+    // Woken by each completion, and by the caller's cancellation (which the loop above handles).
+    try {
+      co_await s->wake.wait();
+    } catch (const boost::system::system_error& e) {
+      if (e.code() != asio::error::operation_aborted) throw;
+    }
   }
   if (s->failure) std::rethrow_exception(s->failure);
   std::vector<T> out;
