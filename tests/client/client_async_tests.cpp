@@ -326,6 +326,7 @@ TEST_SUITE("client async") {
     std::vector<session_lost_event> events;
     auto o = options_for(engine);
     o.heartbeat_interval = std::chrono::milliseconds(20);
+    o.idle_connection_timeout = std::chrono::seconds(1);  // the last run() below waits for idle connections to close
     o.on_session_lost = [&](const session_lost_event& e) {
       events.push_back(e);
       lost.fire();
@@ -350,7 +351,8 @@ TEST_SUITE("client async") {
       CHECK(message.find("was lost") != std::string::npos);
     }());
     CHECK(events.size() == 1);
-    // Nothing keeps the loop running: the heartbeat ended with the session.
+    // Nothing keeps the loop running (the idle connections close after a second): the heartbeat
+    // ended with the session.
     io.restart();
     io.run();
     CHECK(io.stopped());

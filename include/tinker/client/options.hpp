@@ -88,6 +88,10 @@ struct client_options {
   std::chrono::milliseconds write_timeout{60'000};
   std::chrono::milliseconds read_timeout{0};
   std::chrono::milliseconds heartbeat_interval{10'000};
+  /// A kept-alive connection unused for this long is closed. While idle connections exist, one
+  /// timer waits to close them: an io_context::run() returns once they are closed, or at once when
+  /// the client is closed or destroyed.
+  std::chrono::seconds idle_connection_timeout{50};
   retry_policy retry;
   polling_options polling;
   http::tls_options tls;
@@ -162,6 +166,7 @@ private:
     non_negative("write_timeout", write_timeout);
     non_negative("read_timeout", read_timeout);
     positive("heartbeat_interval", heartbeat_interval);
+    positive("idle_connection_timeout", idle_connection_timeout);
     if (retry.max_retries < 0) fail("retry.max_retries", ">= 0", std::to_string(retry.max_retries));
     positive("retry.initial_backoff", retry.initial_backoff);
     if (retry.max_backoff < retry.initial_backoff)

@@ -451,6 +451,7 @@ private:
     t.write_timeout = o.write_timeout;
     t.read_timeout = o.read_timeout;
     t.max_connections = o.max_connections;
+    t.idle_timeout = o.idle_connection_timeout;
     t.accept_gzip = o.accept_gzip;
     t.tls = o.tls;
     if (o.log) t.warn = [log = o.log](std::string_view line) { log(log_level::warning, line); };
