@@ -156,18 +156,9 @@ int main(int argc, char** argv) {
   std::vector<tinker::datum> batch;
   {
     const std::string text = "the quick brown fox jumps over the lazy dog";
-    std::vector<tinker::token_id> input{256};
-    std::vector<std::int64_t> targets;
-    for (unsigned char c : text) {
-      targets.push_back(c);
-      input.push_back(c);
-    }
-    input.pop_back();
-    tinker::datum d;
-    d.loss_fn_inputs.emplace("weights", tinker::tensor_data(std::vector<float>(targets.size(), 1.0f)));
-    d.model_input = tinker::model_input::from_ints(std::move(input));
-    d.loss_fn_inputs.emplace("target_tokens", tinker::tensor_data(std::move(targets)));
-    batch.assign(4, d);
+    std::vector<tinker::token_id> tokens{256};
+    for (unsigned char c : text) tokens.push_back(c);
+    batch.assign(4, tinker::datum::next_token(tokens));
   }
   const auto training_requests_before = service.stats().http_requests;
   const double training_s = run_concurrently(io, clients, [&](int c) -> asio::awaitable<void> {

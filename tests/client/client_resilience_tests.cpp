@@ -248,7 +248,7 @@ TEST_SUITE("client") {
     };
     // Prompts are estimated at 10 bytes per token: two 6-token prompts (60 bytes each) fit in 130.
     client_fixture f(eo, [](client_options& o) { o.sample_max_dispatch_bytes = 130; });
-    const auto gaps_of = [&] {
+    const auto take_arrivals = [&] {
       std::lock_guard lock(arrivals_mutex);
       auto a = arrivals;
       arrivals.clear();
@@ -269,7 +269,7 @@ TEST_SUITE("client") {
           std::vector<api_future<sample_response>> futures;
           for (int i = 0; i < 6; ++i) futures.push_back(sampler.submit_sample(prompt, 1, sampling_params(2)));
           for (auto& fut : futures) CHECK((co_await fut.result()).sequences.size() == 1);
-          auto a = gaps_of();
+          auto a = take_arrivals();
           REQUIRE(a.size() == 6);
           for (std::size_t i = 2; i < a.size(); ++i)  // a third could only start once one of two ended
             CHECK_MESSAGE(a[i] - a[i - 2] >= hold, "three submissions overlapped: asample " << i);
@@ -281,7 +281,7 @@ TEST_SUITE("client") {
           futures.push_back(sampler.submit_sample(big, 1, sampling_params(2)));
           futures.push_back(sampler.submit_sample(prompt, 1, sampling_params(2)));
           for (auto& fut : futures) CHECK((co_await fut.result()).sequences.size() == 1);
-          a = gaps_of();
+          a = take_arrivals();
           REQUIRE(a.size() == 3);
           CHECK_MESSAGE(a[1] - a[0] >= hold, "the large prompt went in while bytes were held");
           CHECK_MESSAGE(a[2] - a[1] >= hold, "a small prompt went in beside the large one");

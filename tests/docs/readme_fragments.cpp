@@ -31,11 +31,8 @@ asio::awaitable<void> double_await(tinker::training_client& training, const std:
 asio::awaitable<void> run(tinker::client_options options) {
   tinker::service_client service(co_await asio::this_coro::executor, options);
   auto training = co_await service.create_lora_training_client("tinker-local/byte-lm-tiny", {.rank = 4});
-  tinker::datum d;
-  d.model_input = tinker::model_input::from_ints(std::vector<tinker::token_id>{256, 'h', 'i'});
-  d.loss_fn_inputs.emplace("target_tokens", tinker::tensor_data(std::vector<std::int64_t>{'h', 'i', '!'}));
-  d.loss_fn_inputs.emplace("weights", tinker::tensor_data(std::vector<float>{1, 1, 1}));
-  const std::vector<tinker::datum> batch{d};
+  const std::vector<tinker::token_id> tokens{256, 'h', 'i', '!'};
+  const std::vector<tinker::datum> batch{tinker::datum::next_token(tokens)};
   co_await double_await(training, batch);
 }
 
