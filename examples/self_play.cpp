@@ -4,7 +4,7 @@
 // the importance-sampling loss (reward minus the group's mean as the advantage), then plays the
 // next round with the new weights.
 //
-//   self_play [--steps N] [--games N] [--seed N] [--learning-rate X] [--quick] [--base-url URL] [--base-model NAME]
+//   self_play [--steps N] [--games N] [--seed N] [--learning-rate X] [--quick] [--base-url URL] [--metrics FILE]
 //
 // Without --base-url (or TINKER_BASE_URL) it starts the local engine in-process. The game is
 // written in bytes for the byte-level model, which predicts from the last two tokens only: the
@@ -12,11 +12,7 @@
 // taking more stones than are left, is an illegal move and loses the game. (The game is Nim because
 // its positions fit in one byte: tic-tac-toe packed into two base-3 bytes was beyond that model,
 // which kept playing illegal moves in about half of the positions.)
-#include <tinker/local/engine.hpp>
-#include <tinker/tinker.hpp>
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
+#include "support/example.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -38,24 +34,10 @@ using tinker::token_id;
 namespace {
 
 struct config {
-  int steps = 30;
+  example::common_options common;
   int games = 512;
-  std::uint64_t seed = 1;
-  std::string base_url;
-  std::string base_model = "tinker-local/byte-lm-tiny";
   double learning_rate = 0.01;
 };
-
-const char* usage =
-    "usage: self_play [--steps N] [--games N] [--seed N] [--learning-rate X] [--quick] [--base-url URL]\n"
-    "                 [--base-model NAME]\n"
-    "  --steps N         training iterations (default 30)\n"
-    "  --games N         games per iteration, half self-play, half against a random player (default 512)\n"
-    "  --seed N          seeds the LoRA initialisation, the sampler and the random player (default 1)\n"
-    "  --learning-rate X Adam's learning rate (default 0.01)\n"
-    "  --quick           the short configuration the tests run (16 iterations of 256 games)\n"
-    "  --base-url URL    the server (default: TINKER_BASE_URL, else an in-process local engine)\n"
-    "  --base-model NAME the model to train (default tinker-local/byte-lm-tiny)\n";
 
 // --- The game -----------------------------------------------------------------------------------
 
@@ -214,25 +196,28 @@ iteration_stats measure(const std::vector<game_record>& games) {
   return s;
 }
 
-asio::awaitable<void> run(config cfg, tinker::client_options options) {
+asio::awaitable<void> run(const config& cfg, const example::server& server) {
   using clock = std::chrono::steady_clock;
-  tinker::service_client service(co_await asio::this_coro::executor, std::move(options));
+  const auto& common = cfg.common;
+  tinker::service_client service(co_await asio::this_coro::executor, server.options());
   tinker::lora_training_options lora;
   lora.rank = 8;
-  lora.seed = static_cast<std::int64_t>(cfg.seed);
-  auto training = co_await service.create_lora_training_client(cfg.base_model, lora);
-  std::printf("training %s on %s: %d iterations of %d games\n", training.model_id().c_str(), cfg.base_model.c_str(),
-              cfg.steps, cfg.games);
+  lora.seed = common.seed;
+  auto training = co_await service.create_lora_training_client(common.base_model, lora);
+  std::printf("training %s on %s (%s): %d iterations of %d games\n", training.model_id().c_str(),
+              common.base_model.c_str(), server.describe().c_str(), common.steps, cfg.games);
+  example::live_line live;
+  example::metrics_log metrics(common.metrics_path);
 
   const auto start = clock::now();
   std::size_t total_samples = 0, total_games = 0, peak = 0;
   double play_seconds = 0;
   std::optional<iteration_stats> first;
   iteration_stats last;
-  for (int it = 0; it < cfg.steps; ++it) {
+  for (int it = 0; it < common.steps; ++it) {
     arena a;
     a.sampler = co_await training.save_weights_and_get_sampling_client();
-    a.seed = mix(cfg.seed, static_cast<std::uint64_t>(it));
+    a.seed = mix(static_cast<std::uint64_t>(common.seed), static_cast<std::uint64_t>(it));
 
     // Every game is a coroutine; all of them run at once, their sample calls interleaved.
     std::vector<asio::awaitable<game_record>> games;
@@ -243,20 +228,28 @@ asio::awaitable<void> run(config cfg, tinker::client_options options) {
       games.push_back(play(a, kind, mix(a.seed, static_cast<std::uint64_t>(i))));
     }
     const auto play_start = clock::now();
-    auto records = co_await tinker::gather(std::move(games));
+    example::rate sample_rate;
+    auto records = co_await tinker::gather(std::move(games), [&](std::size_t done, std::size_t total) {
+      live.show("iteration %d/%d  games %zu/%zu  samples in flight %zu  samples/s %.0f", it + 1, common.steps, done,
+                total, a.in_flight, sample_rate.per_second(static_cast<double>(a.samples)));
+    });
     const double seconds = std::chrono::duration<double>(clock::now() - play_start).count();
 
     auto batch = make_batch(records);
     const auto stats = measure(records);
+    double loss = 0;
     if (!batch.empty()) {
+      live.show("iteration %d/%d  training on %zu moves", it + 1, common.steps, batch.size());
       // Both requests are queued before either result is awaited.
       auto fwd = co_await training.forward_backward(std::move(batch), tinker::loss_fn_type::importance_sampling);
       tinker::adam_params adam;
       adam.learning_rate = cfg.learning_rate;
       auto opt = co_await training.optim_step(adam);
-      (void)co_await fwd.result();
+      const auto out = co_await fwd.result();
       (void)co_await opt.result();
+      loss = out.metrics.count("loss:sum") ? out.metrics.at("loss:sum") : 0.0;
     }
+    live.clear();
 
     std::printf(
         "iteration %2d  vs random: win %.3f loss %.3f  illegal moves %.3f  samples %zu  peak in flight %zu  "
@@ -264,6 +257,13 @@ asio::awaitable<void> run(config cfg, tinker::client_options options) {
         it, stats.win, stats.loss, stats.illegal, a.samples, a.peak_in_flight,
         static_cast<double>(a.samples) / seconds);
     std::fflush(stdout);
+    metrics.write({{"step", it},
+                   {"win_rate", stats.win},
+                   {"loss_rate", stats.loss},
+                   {"illegal_rate", stats.illegal},
+                   {"loss", loss},
+                   {"samples", a.samples},
+                   {"samples_per_s", static_cast<double>(a.samples) / seconds}});
     if (!first) first = stats;
     last = stats;
     total_samples += a.samples;
@@ -275,84 +275,22 @@ asio::awaitable<void> run(config cfg, tinker::client_options options) {
   std::printf(
       "summary: %d iterations, %zu games, %zu samples in %.1f s (%.0f samples/s while playing, peak %zu in flight); "
       "win rate vs random %.3f -> %.3f, illegal moves %.3f -> %.3f\n",
-      cfg.steps, total_games, total_samples, seconds, static_cast<double>(total_samples) / play_seconds, peak,
+      common.steps, total_games, total_samples, seconds, static_cast<double>(total_samples) / play_seconds, peak,
       first ? first->win : 0.0, last.win, first ? first->illegal : 0.0, last.illegal);
-}
-
-int parse_int(const std::string& flag, const char* value, int min) {
-  try {
-    std::size_t used = 0;
-    const long long v = std::stoll(value, &used);
-    if (used == std::string(value).size() && v >= min && v <= 1'000'000) return static_cast<int>(v);
-  } catch (const std::exception&) {
-  }
-  throw std::invalid_argument(flag + " expects an integer >= " + std::to_string(min) + ", got '" + value + "'");
-}
-
-double parse_rate(const std::string& flag, const char* value) {
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(value, &used);
-    if (used == std::string(value).size() && v >= 0 && v < 1) return v;
-  } catch (const std::exception&) {
-  }
-  throw std::invalid_argument(flag + " expects a number in [0, 1), got '" + value + "'");
-}
-
-config parse(int argc, char** argv) {
-  config cfg;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) throw std::invalid_argument(arg + " expects a value");
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::cout << usage;
-      std::exit(0);
-    } else if (arg == "--quick") {
-      cfg.steps = 16;
-      cfg.games = 256;
-    } else if (arg == "--steps") {
-      cfg.steps = parse_int(arg, value(), 1);
-    } else if (arg == "--games") {
-      cfg.games = parse_int(arg, value(), 4);
-    } else if (arg == "--seed") {
-      cfg.seed = static_cast<std::uint64_t>(parse_int(arg, value(), 0));
-    } else if (arg == "--base-url") {
-      cfg.base_url = value();
-    } else if (arg == "--learning-rate") {
-      cfg.learning_rate = parse_rate(arg, value());
-    } else if (arg == "--base-model") {
-      cfg.base_model = value();
-    } else {
-      throw std::invalid_argument("unknown argument '" + arg + "' (see --help)");
-    }
-  }
-  return cfg;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    const auto cfg = parse(argc, argv);
-    std::optional<tinker::local::embedded_engine> engine;
-    tinker::client_options options;  // empty fields come from TINKER_BASE_URL, TINKER_API_KEY
-    options.base_url = cfg.base_url;
-    if (cfg.base_url.empty() && std::getenv("TINKER_BASE_URL") == nullptr) {
-      engine.emplace();
-      options.base_url = engine->base_url();
-      options.api_key = "tml-local-self-play";
-    }
-    asio::io_context io;
-    std::exception_ptr failure;
-    asio::co_spawn(io, run(cfg, std::move(options)), [&](std::exception_ptr e) { failure = e; });
-    io.run();
-    if (failure) std::rethrow_exception(failure);
-  } catch (const std::exception& e) {
-    std::cerr << "self_play: " << e.what() << "\n";
-    return 1;
-  }
-  return 0;
+  config cfg;
+  cfg.common.steps = 30;
+  example::flags flags("self_play", "One LoRA policy learns one-pile Nim by playing hundreds of games at once.");
+  cfg.common.add_to(flags, [&] {
+    cfg.common.steps = 16;
+    cfg.games = 256;
+  });
+  flags.integer("--games", cfg.games, 4, 1'000'000, "games per iteration, half self-play, half against a random player")
+      .number("--learning-rate", cfg.learning_rate, 0, 1, "Adam's learning rate");
+  return example::main(argc, argv, "self_play", flags, cfg.common,
+                       [&](const example::server& server) { return run(cfg, server); });
 }
