@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """Runs an example and checks the outcome it exists to show, not just its exit code.
 
-usage: check_example.py <name> <executable> [<argument>...]
+usage: check_example.py [--server <tinker-local-server>] <name> <executable> [<argument>...]
+
+With --server, the example runs unmodified against that server started as a separate process on a
+free port, found through TINKER_BASE_URL and TINKER_API_KEY, as it would against any
+Tinker-compatible server; otherwise it starts the engine in its own process.
 """
+import os
 import re
 import subprocess
 import sys
@@ -53,19 +58,43 @@ def check_self_play(out):
     assert re.search(r"^summary: ", out, re.M), "no summary"
 
 
+def start_server(server_exe):
+    """Starts the server on a free port; returns the process and its base URL."""
+    server = subprocess.Popen([server_exe, "--port", "0"], stdout=subprocess.PIPE, text=True)
+    line = server.stdout.readline()
+    match = re.match(r"listening on (http://\S+)", line)
+    if not match:
+        server.kill()
+        sys.exit(f"the server did not report where it listens: {line!r}")
+    return server, match.group(1)
+
+
 def main():
-    name, exe = sys.argv[1], sys.argv[2]
-    run = subprocess.run([exe] + sys.argv[3:], capture_output=True, text=True, timeout=280)
+    args = sys.argv[1:]
+    server, env = None, dict(os.environ)
+    if args[0] == "--server":
+        server, url = start_server(args[1])
+        env.update(TINKER_BASE_URL=url, TINKER_API_KEY="tml-example-check")
+        args = args[2:]
+    name, exe = args[0], args[1]
+    try:
+        run = subprocess.run([exe] + args[2:], capture_output=True, text=True, timeout=280, env=env)
+    finally:
+        if server:
+            server.terminate()
+            server.wait(timeout=30)
     sys.stdout.write(run.stdout)
     sys.stderr.write(run.stderr)
     if run.returncode != 0:
         sys.exit(f"{name} exited with {run.returncode}")
+    if server and "in-process" in run.stdout:
+        sys.exit(f"{name} started its own engine instead of using TINKER_BASE_URL")
     check = globals()[f"check_{name}"]
     try:
         check(run.stdout)
     except AssertionError as e:
         sys.exit(f"{name}: {e}")
-    print(f"{name}: outcome checked")
+    print(f"{name}: outcome checked" + (f" against a separate server at {url}" if server else ""))
 
 
 if __name__ == "__main__":

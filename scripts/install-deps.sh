@@ -12,6 +12,8 @@ packages=(
   protobuf-compiler python3 python3-protobuf  # cross-checking our protobuf codec against the real library
   openssl curl                             # certificates generated at test time; a second HTTP client
   nginx-light                              # TLS-terminating proxy in front of the local engine (tests)
+  bsdutils                                 # script(1): a pseudo-terminal for the CLI progress bar test
+  gnuplot-nox                              # the demo's plot (scripts/plot_metrics.py)
   clang-format                             # the format check (tests/format)
 )
 if [[ ${1:-} == --python-sdk ]]; then

@@ -14,9 +14,13 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,14 +31,15 @@ namespace {
 const char* usage = R"(usage: tinker [--base-url URL] [--api-key KEY] [--json] COMMAND ...
 
   run list [--limit N] [--offset N]     training runs you own
-  run info RUN_ID                       one training run
+  run info RUN_ID                       one training run and its checkpoints
   checkpoint list [RUN_ID]              checkpoints of a run, or all of yours
   checkpoint info TINKER_PATH           weights info of a checkpoint
   checkpoint publish TINKER_PATH        make a checkpoint readable by everyone
   checkpoint unpublish TINKER_PATH
   checkpoint set-ttl TINKER_PATH SECONDS|none
   checkpoint delete TINKER_PATH
-  checkpoint download TINKER_PATH [DIR] download and extract the checkpoint archive (default DIR: its name)
+  checkpoint download TINKER_PATH [DIR] download and extract the checkpoint archive (default DIR: its name);
+                                        a progress bar when stdout is a terminal
   session list                          your sessions
   session info SESSION_ID
   version
@@ -78,24 +83,50 @@ void print_checkpoints(const tinker::checkpoints_list_response& list) {
                 c.expires_at ? tinker::format_timestamp(*c.expires_at).c_str() : "never");
 }
 
-/// A one-line progress bar on stderr, redrawn in place.
+std::string format_duration(double seconds) {
+  char buf[32];
+  const auto s = static_cast<long long>(seconds + 0.5);
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
+  return buf;
+}
+
+/// A one-line progress bar (bytes, rate, ETA) redrawn in place on stdout, at most ten times a
+/// second and once at the end. Only used when stdout is a terminal: in a pipe or a file the
+/// command prints just the extracted files.
 struct progress_bar {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
-  void operator()(const tinker::download_progress& p) const {
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::chrono::steady_clock::time_point drawn{};
+  bool shown = false;
+
+  void operator()(const tinker::download_progress& p) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool done = p.bytes_total && p.bytes_received >= *p.bytes_total;
+    if (shown && !done && now - drawn < std::chrono::milliseconds(100)) return;
+    drawn = now;
+    shown = true;
+    const double secs = std::chrono::duration<double>(now - start).count();
     const double rate = secs > 0 ? static_cast<double>(p.bytes_received) / secs : 0;
+    const auto received = format_bytes(static_cast<std::int64_t>(p.bytes_received));
+    const auto per_second = format_bytes(static_cast<std::int64_t>(rate));
     if (p.bytes_total && *p.bytes_total > 0) {
-      const double frac = static_cast<double>(p.bytes_received) / static_cast<double>(*p.bytes_total);
+      const double frac = std::min(1.0, static_cast<double>(p.bytes_received) / static_cast<double>(*p.bytes_total));
       const int width = 30, filled = static_cast<int>(frac * width);
-      std::fprintf(stderr, "\r[%.*s%*s] %5.1f%%  %s / %s  %s/s", filled,
-                   "==============================", width - filled, "", frac * 100,
-                   format_bytes(static_cast<std::int64_t>(p.bytes_received)).c_str(),
-                   format_bytes(static_cast<std::int64_t>(*p.bytes_total)).c_str(),
-                   format_bytes(static_cast<std::int64_t>(rate)).c_str());
+      const double left = static_cast<double>(*p.bytes_total - std::min(*p.bytes_total, p.bytes_received));
+      const auto eta = rate > 0 ? format_duration(left / rate) : std::string("--:--");
+      std::printf("\r\033[K[%.*s%*s] %5.1f%%  %s / %s  %s/s  ETA %s", filled,
+                  "==============================", width - filled, "", frac * 100, received.c_str(),
+                  format_bytes(static_cast<std::int64_t>(*p.bytes_total)).c_str(), per_second.c_str(), eta.c_str());
     } else {
-      std::fprintf(stderr, "\r%s  %s/s", format_bytes(static_cast<std::int64_t>(p.bytes_received)).c_str(),
-                   format_bytes(static_cast<std::int64_t>(rate)).c_str());
+      std::printf("\r\033[K%s  %s/s", received.c_str(), per_second.c_str());
     }
+    std::fflush(stdout);
+  }
+  /// Ends the bar's line, so what follows starts on a line of its own.
+  void finish() const {
+    if (shown) std::printf("\n");
   }
 };
 
@@ -137,7 +168,29 @@ asio::awaitable<int> run(cli c) {
     }
   } else if (group == "run" && cmd == "info") {
     need(3, "RUN_ID");
-    print_json(co_await rest.get_training_run(a[2]));
+    const auto run = co_await rest.get_training_run(a[2]);
+    const auto checkpoints = co_await rest.list_checkpoints(a[2]);
+    if (c.json) {
+      // The run's own JSON with its checkpoints added, so scripts get both from one command.
+      auto out = boost::json::value_from(run);
+      out.as_object()["checkpoints"] = boost::json::value_from(checkpoints.checkpoints);
+      std::cout << tinker::json::dump(out) << "\n";
+    } else {
+      std::printf("run          %s\n", run.training_run_id.c_str());
+      std::printf("base model   %s\n", run.base_model.c_str());
+      std::printf("owner        %s\n", run.model_owner.c_str());
+      if (run.is_lora)
+        std::printf("lora rank    %d\n", run.lora_rank.value_or(0));
+      else
+        std::printf("lora rank    - (full fine-tuning)\n");
+      std::printf("last request %s\n", tinker::format_timestamp(run.last_request_time).c_str());
+      if (run.corrupted) std::printf("corrupted    yes\n");
+      std::printf("\n");
+      if (checkpoints.checkpoints.empty())
+        std::printf("no checkpoints\n");
+      else
+        print_checkpoints(checkpoints);
+    }
   } else if (group == "checkpoint" && cmd == "list") {
     tinker::checkpoints_list_response list;
     if (a.size() > 2)
@@ -178,9 +231,10 @@ asio::awaitable<int> run(cli c) {
     const auto path = tinker::tinker_path::parse(a[2]);
     const std::filesystem::path dir = a.size() > 3 ? a[3] : path.name;
     auto o = rest.default_download_options();
-    o.on_progress = progress_bar{};
+    auto bar = std::make_shared<progress_bar>();
+    if (::isatty(STDOUT_FILENO) == 1) o.on_progress = [bar](const tinker::download_progress& p) { (*bar)(p); };
     auto files = co_await rest.download_checkpoint_from_tinker_path(a[2], dir, o);
-    std::fprintf(stderr, "\n");
+    bar->finish();
     for (const auto& f : files) std::cout << (dir / f).string() << "\n";
   } else if (group == "session" && cmd == "list") {
     auto sessions = co_await rest.list_sessions();

@@ -42,7 +42,8 @@ namespace example {
 /// anything it cannot take.
 class flags {
 public:
-  flags(std::string program, std::string description) : program_(std::move(program)), description_(std::move(description)) {}
+  flags(std::string program, std::string description)
+      : program_(std::move(program)), description_(std::move(description)) {}
 
   flags& integer(std::string name, long long& target, long long min, long long max, std::string help) {
     return add(std::move(name), "N", std::move(help) + " (default " + std::to_string(target) + ")",
@@ -80,7 +81,8 @@ public:
   }
   /// A flag without a value, e.g. --quick.
   flags& toggle(std::string name, std::function<void()> on, std::string help) {
-    entries_.push_back({std::move(name), "", std::move(help), [on = std::move(on)](const std::string&, const std::string&) { on(); }});
+    entries_.push_back(
+        {std::move(name), "", std::move(help), [on = std::move(on)](const std::string&, const std::string&) { on(); }});
     return *this;
   }
 
@@ -158,8 +160,13 @@ struct common_options {
   void add_to(flags& f, std::function<void()> on_quick) {
     f.integer("--steps", steps, 1, 1'000'000, "training steps")
         .integer("--seed", seed, 0, 1LL << 53, "seeds everything random in the run")
-        .toggle("--quick", [this, on_quick = std::move(on_quick)] { quick = true; on_quick(); },
-                "the short configuration the tests run")
+        .toggle(
+            "--quick",
+            [this, on_quick = std::move(on_quick)] {
+              quick = true;
+              on_quick();
+            },
+            "the short configuration the tests run")
         .text("--base-url", "URL", base_url, "the server (default: TINKER_BASE_URL, else an in-process local engine)")
         .text("--base-model", "NAME", base_model, "the model to train (default " + base_model + ")")
         .text("--metrics", "FILE", metrics_path, "append each step's metrics to FILE as JSON lines");

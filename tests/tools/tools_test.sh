@@ -95,9 +95,16 @@ if TINKER_API_KEY=$other_key "$cli_bin" checkpoint list "$run_id" > "$work/other
    grep -qF -- "$ckpt" "$work/other-ckpts"; then fail "the other tenant lists $ckpt"; fi
 "$cli_bin" checkpoint list | grep -q "$ckpt" || fail "checkpoint list"
 "$cli_bin" checkpoint info "$ckpt" | grep -Eq '"base_model": ?"Qwen/Qwen3-8B"' || fail "checkpoint info"
+# Into a file: only the extracted files, one per line, and no progress bar anywhere.
 "$cli_bin" checkpoint download "$ckpt" "$work/adapter" 2> "$work/progress" > "$work/files" || fail "download"
 [[ -s $work/adapter/adapter_model.safetensors && -s $work/adapter/adapter_config.json ]] || fail "downloaded files"
-grep -q '100.0%' "$work/progress" || fail "no finished progress bar"
+grep -qx "$work/adapter/adapter_model.safetensors" "$work/files" || fail "download did not list its files: $(cat "$work/files")"
+if grep -q '%' "$work/files" "$work/progress"; then fail "a progress bar was drawn into a file"; fi
+# On a terminal (a pseudo-terminal from script(1)): the bar with bytes, rate and ETA, finished.
+script -qec "'$cli_bin' checkpoint download '$ckpt' '$work/adapter-tty'" /dev/null > "$work/tty" || fail "download on a tty"
+grep -q '100.0%' "$work/tty" || fail "no finished progress bar on a terminal: $(cat -v "$work/tty")"
+grep -q 'ETA 0:00' "$work/tty" || fail "the progress bar shows no ETA: $(cat -v "$work/tty")"
+grep -q '/s ' "$work/tty" || fail "the progress bar shows no rate: $(cat -v "$work/tty")"
 # Every command says what it did, in words (not derived from the command's name).
 expect_output() {  # expect_output "<expected line>" <cli args...>
   local want=$1; shift
@@ -114,7 +121,17 @@ expect_output "set the ttl of $ckpt to 3600 s" checkpoint set-ttl "$ckpt" 3600
 "$cli_bin" --json checkpoint list | grep -q '"expires_at": *"' || fail "set-ttl did not set expires_at"
 expect_output "removed the ttl of $ckpt" checkpoint set-ttl "$ckpt" none
 "$cli_bin" version | grep -Eq '^tinker-cpp [0-9]+\.[0-9]+\.[0-9]+ ' || fail "version"
-"$cli_bin" run info "$run_id" | grep -Eq -- "\"training_run_id\": ?\"$run_id\"" || fail "run info"
+# run info: the run, then its checkpoints; --json: the run's object with a "checkpoints" array.
+"$cli_bin" run info "$run_id" > "$work/run-info" || fail "run info"
+grep -qx "run          $run_id" "$work/run-info" || fail "run info does not name the run: $(cat "$work/run-info")"
+grep -qF -- "$ckpt " "$work/run-info" || fail "run info does not list $ckpt: $(cat "$work/run-info")"
+"$cli_bin" --json run info "$run_id" > "$work/run-info.json" || fail "run info --json"
+python3 - "$work/run-info.json" "$run_id" "$ckpt" <<'PY' || fail "run info --json: $(cat "$work/run-info.json")"
+import json, sys
+info = json.load(open(sys.argv[1]))
+assert info["training_run_id"] == sys.argv[2]
+assert sys.argv[3] in [c["tinker_path"] for c in info["checkpoints"]]
+PY
 "$cli_bin" session list > "$work/sessions" || fail "session list"
 session_id=${run_id%%:*}
 grep -qxF -- "$session_id" "$work/sessions" || fail "session list does not show $session_id: $(cat "$work/sessions")"
