@@ -50,11 +50,13 @@ def check_self_play(out):
     peak = max(int(r[4]) for r in rows)
     # Hundreds of games at once: many sample calls must really have been in flight together.
     assert peak >= 100, f"at most {peak} sample calls were in flight at once"
-    # Learning, not noise: the last two iterations against the random player beat the first two by
-    # a wide margin, and the policy makes far fewer illegal moves.
+    # Learning, not noise: over the last two iterations the policy beats the random player far more
+    # often than a random player would (about half) and far more often than in the first two, and
+    # it does not move illegally more often than at the start.
     first, last = sum(win[:2]) / 2, sum(win[-2:]) / 2
-    assert last >= first + 0.2, f"the win rate against a random player did not rise by 0.2: {win}"
-    assert sum(illegal[-2:]) / 2 <= sum(illegal[:2]) / 2 - 0.2, f"illegal moves did not fall by 0.2: {illegal}"
+    assert last >= 0.7, f"the win rate against a random player did not reach 0.7: {win}"
+    assert last >= first + 0.3, f"the win rate against a random player did not rise by 0.3: {win}"
+    assert sum(illegal[-2:]) <= sum(illegal[:2]), f"illegal moves rose: {illegal}"
     assert re.search(r"^summary: ", out, re.M), "no summary"
 
 

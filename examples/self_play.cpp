@@ -8,10 +8,13 @@
 //
 // Without --base-url (or TINKER_BASE_URL) it starts the local engine in-process. The game is
 // written in bytes for the byte-level model, which predicts from the last two tokens only: the
-// prompt is BOS and the pile as one byte, a move is one byte, '1' to '3'. Any other byte, or
-// taking more stones than are left, is an illegal move and loses the game. (The game is Nim because
-// its positions fit in one byte: tic-tac-toe packed into two base-3 bytes was beyond that model,
-// which kept playing illegal moves in about half of the positions.)
+// prompt is BOS and the pile as one byte, and a move is one byte, which takes `byte % 3 + 1`
+// stones. Taking more stones than are left, or sampling more than one token, is an illegal move and
+// loses the game. (Every byte is a move so that all three moves are explored from the first round:
+// with only '1' to '3' legal, the first rounds reward whichever legal byte is likeliest at the start
+// and the policy collapses onto it before it has learned anything about positions. The game is Nim
+// because its positions fit in one byte: tic-tac-toe packed into two base-3 bytes was beyond that
+// model.)
 #include "support/example.hpp"
 
 #include <algorithm>
@@ -51,10 +54,11 @@ tinker::model_input prompt_for(int pile) {
   return tinker::model_input::from_ints(std::vector<token_id>{tinker::byte_tokenizer::bos_token, pile});
 }
 
-/// How many stones a sampled move takes, if it is legal: one byte, '1' to '3', at most the pile.
+/// How many stones a sampled move takes, if it is legal: one byte (not BOS or EOS), taking
+/// `byte % 3 + 1` stones, at most the pile.
 std::optional<int> legal_take(int pile, const std::vector<token_id>& move) {
-  if (move.size() != 1 || move[0] < '1' || move[0] > '3') return std::nullopt;
-  const int take = move[0] - '0';
+  if (move.size() != 1 || move[0] < 0 || move[0] > 255) return std::nullopt;
+  const int take = move[0] % 3 + 1;
   if (take > pile) return std::nullopt;
   return take;
 }
