@@ -60,6 +60,61 @@ def check_self_play(out):
     assert re.search(r"^summary: ", out, re.M), "no summary"
 
 
+def check_checkpoint_lifecycle(out):
+    def line(number):
+        m = re.search(rf"^{number}\. .*$", out, re.M)
+        assert m, f"no step {number}"
+        return m.group(0)
+
+    def before_after(number):
+        m = re.search(r"loss per token ([0-9.]+) before, ([0-9.]+) after", line(number))
+        assert m, f"step {number} shows no losses: {line(number)}"
+        return float(m.group(1)), float(m.group(2))
+
+    def close(a, b):
+        return abs(a - b) <= 1e-6 * max(1.0, abs(a))
+
+    assert re.search(r"^1\. trained \d+ step\(s\): loss per token [0-9.]+ at step \d+$", out, re.M), "no training step"
+    state = re.search(r"^2\. saved state (tinker://\S+/weights/(\S+)) \(ttl none\)$", out, re.M)
+    sampler = re.search(r"^3\. saved sampler weights (tinker://\S+/sampler_weights/(\S+)) \(ttl \d+ s\)$", out, re.M)
+    assert state and sampler, "the two checkpoints were not saved"
+    # Resuming with the optimizer is the same next step as continuing; without it, the same weights
+    # (the loss before the step) but a fresh Adam (a different loss after it).
+    continued, resumed, restarted = before_after(4), before_after(5), before_after(6)
+    assert close(resumed[0], continued[0]) and close(resumed[1], continued[1]), \
+        f"resuming with the optimizer changed the next step: {resumed} vs {continued}"
+    assert close(restarted[0], continued[0]), f"resuming changed the weights: {restarted} vs {continued}"
+    assert abs(restarted[1] - continued[1]) > 1e-4, \
+        f"resuming without the optimizer gave the same step as with it: {restarted} vs {continued}"
+    # The sampler checkpoint holds the trained weights: the text is likelier than under the base model.
+    m = re.search(r"^7\. sampled from tinker://\S+: mean logprob of the text (-?[0-9.]+) \(base model (-?[0-9.]+)\)$",
+                  out, re.M)
+    assert m, "no sampling from the sampler checkpoint"
+    assert float(m.group(1)) > float(m.group(2)) + 0.1, f"the sampler checkpoint is no better than the base model: {m.group(0)}"
+    samples = re.findall(r"^   sample \d+: \"ch.*\"$", out, re.M)
+    assert len(samples) == 3, f"expected 3 samples, got {samples}"
+    # The run's list holds both checkpoints; the user's holds them too.
+    listing = re.search(r"^8\. run \S+ lists (\d+) checkpoint\(s\):\n((?:   .*\n)*)", out, re.M)
+    assert listing, "no checkpoint list of the run"
+    assert re.search(rf"^   weights/{re.escape(state.group(2))} +training +expires never +public no$", listing.group(2), re.M), \
+        f"the run's list lacks the state: {listing.group(2)}"
+    assert re.search(rf"^   sampler_weights/{re.escape(sampler.group(2))} +sampler +expires \d{{4}}-\S+ +public no$",
+                     listing.group(2), re.M), f"the run's list lacks the expiring sampler weights: {listing.group(2)}"
+    assert re.search(r"^9\. the user's checkpoints: \d+ in all, \d+ on the first page, 2 of them this run's$", out, re.M), \
+        "the user's checkpoints lack this run's two"
+    # A time to live set, then cleared; public, then private again: as listed by the server.
+    assert re.search(r"^10\. set the ttl of weights/\S+ to \d+ s: expires \d{4}-\d\d-\d\dT[0-9:]+Z$", out, re.M), line(10)
+    assert re.search(r"^11\. cleared the ttl of weights/\S+: expires never$", out, re.M), line(11)
+    assert re.search(r"^12\. published weights/\S+: public yes$", out, re.M), line(12)
+    assert re.search(r"^13\. unpublished weights/\S+: public no$", out, re.M), line(13)
+    # The archive's files: the adapter's configuration and weights, each with its size.
+    assert re.search(r"^14\. downloaded sampler_weights/\S+ into \S+: \d+ files, \d+ bytes$", out, re.M), line(14)
+    files = dict(re.findall(r"^   (\S+) +(\d+) bytes$", out, re.M))
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        assert int(files.get(name, 0)) > 0, f"the archive lacks {name}: {files}"
+    assert re.search(r"^summary: ", out, re.M), "no summary"
+
+
 def start_server(server_exe):
     """Starts the server on a free port; returns the process and its base URL."""
     server = subprocess.Popen([server_exe, "--port", "0"], stdout=subprocess.PIPE, text=True)
