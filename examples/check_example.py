@@ -7,6 +7,7 @@ With --server, the example runs unmodified against that server started as a sepa
 free port, found through TINKER_BASE_URL and TINKER_API_KEY, as it would against any
 Tinker-compatible server; otherwise it starts the engine in its own process.
 """
+import math
 import os
 import re
 import subprocess
@@ -58,6 +59,27 @@ def check_self_play(out):
     assert last >= first + 0.3, f"the win rate against a random player did not rise by 0.3: {win}"
     assert sum(illegal[-2:]) <= sum(illegal[:2]), f"illegal moves rose: {illegal}"
     assert re.search(r"^summary: ", out, re.M), "no summary"
+
+
+def check_dpo(out):
+    rows = re.findall(r"^step +\d+ +dpo loss ([0-9.]+) +margin ([+-][0-9.]+) +accuracy ([0-9.]+)\b", out, re.M)
+    assert len(rows) >= 10, f"expected a line per step, got {len(rows)}"
+    loss = [float(r[0]) for r in rows]
+    margin = [float(r[1]) for r in rows]
+    accuracy = [float(r[2]) for r in rows]
+    # The first step's policy is the reference itself: its margin is 0 and its loss log 2.
+    assert abs(margin[0]) < 0.01, f"the first margin is not ~0 (policy == reference): {margin}"
+    assert abs(loss[0] - math.log(2)) < 0.01, f"the first loss is not log 2: {loss}"
+    # The preference is learned: the margin grows well past 0, the loss falls well below log 2, and
+    # nearly every pair of the last steps ranks the chosen completion first.
+    assert min(margin[-2:]) >= 1.0, f"the chosen-minus-rejected margin did not grow past 1: {margin}"
+    assert max(loss[-2:]) <= math.log(2) - 0.3, f"the DPO loss did not fall below log 2 - 0.3: {loss}"
+    assert min(accuracy[-2:]) >= 0.9, f"the preference accuracy did not reach 0.9: {accuracy}"
+    # And the policy itself prefers the chosen answers: its most likely answer is the chosen one for
+    # most prompts (a chance-level policy gets about 1 of 10 right).
+    right = re.search(r"^summary: .*most likely answer is the chosen one for (\d+)/10 prompts$", out, re.M)
+    assert right, "no summary with the most likely answers"
+    assert int(right.group(1)) >= 8, f"the most likely answer is the chosen one for only {right.group(1)}/10 prompts"
 
 
 def check_checkpoint_lifecycle(out):

@@ -437,6 +437,43 @@ TEST_SUITE("client async") {
     }());
   }
 
+  TEST_CASE("gather takes a completion token: a callback on the loop, use_future from a plain thread") {
+    local::embedded_engine engine(engine_opts());
+    running_context loop;
+    service_client service(loop.io().get_executor(), options_for(engine));
+    auto training = service.create_lora_training_client(tiny_model, {.rank = 4}, asio::use_future).get();
+    auto sampler = training.save_weights_and_get_sampling_client(asio::use_future).get();
+    auto submit = [&](std::size_t n) {
+      std::vector<api_future<sample_response>> futures;
+      for (std::size_t i = 0; i < n; ++i)
+        futures.push_back(sampler.submit_sample(tokens({256, 't'}), static_cast<int>(i % 2 + 1), sampling_params(2)));
+      return futures;
+    };
+    // use_future: this thread blocks on the results while the loop's thread does the work.
+    std::size_t progress_calls = 0;
+    auto responses = gather(submit(8), [&](std::size_t, std::size_t) { ++progress_calls; }, asio::use_future).get();
+    REQUIRE(responses.size() == 8);
+    for (std::size_t i = 0; i < 8; ++i) CHECK(responses[i].sequences.size() == i % 2 + 1);
+    CHECK(progress_calls == 8);
+    // A callback: called once, on the loop's thread, with the results or the failure.
+    std::promise<std::pair<std::exception_ptr, std::size_t>> called;
+    bool on_loop = false;
+    gather(submit(5), {}, [&](std::exception_ptr e, std::vector<sample_response> out) {
+      on_loop = loop.runs_here();
+      called.set_value({e, out.size()});
+    });
+    auto [error, count] = called.get_future().get();
+    CHECK_FALSE(error);
+    CHECK(count == 5);
+    CHECK(on_loop);
+    // An empty future: the failure arrives through the token too, nothing thrown at the call.
+    std::vector<api_future<sample_response>> with_empty = submit(1);
+    with_empty.emplace_back();
+    auto failed = gather(std::move(with_empty), {}, asio::use_future);
+    CHECK_THROWS_WITH_AS(failed.get(), "gather: futures[1] is an empty api_future", tinker::invalid_argument);
+    service.close();
+  }
+
   TEST_CASE("gather: a failed future fails the whole gather with its own error") {
     client_fixture f;
     run_coro(f.io, [&]() -> asio::awaitable<void> {

@@ -28,7 +28,10 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
@@ -147,14 +150,8 @@ boost::asio::awaitable<std::vector<T>> gather_impl(std::size_t n, Start start, g
   co_return co_await boost::asio::co_spawn(strand, std::move(body), boost::asio::use_awaitable);
 }
 
-}  // namespace detail
-
-/// Awaits every future; returns their results in the futures' order, taken out of them as result()
-/// takes them (the futures may be passed as copies; their results are gone afterwards). See the top
-/// of this file for failures, cancellation and progress. Throws tinker::invalid_argument for an
-/// empty future.
 template <class T>
-boost::asio::awaitable<std::vector<T>> gather(std::vector<api_future<T>> futures, gather_progress on_progress = {}) {
+boost::asio::awaitable<std::vector<T>> gather_futures(std::vector<api_future<T>> futures, gather_progress on_progress) {
   for (std::size_t i = 0; i < futures.size(); ++i)
     if (!futures[i].valid())
       throw tinker::invalid_argument("gather: futures[" + std::to_string(i) + "] is an empty api_future");
@@ -162,8 +159,36 @@ boost::asio::awaitable<std::vector<T>> gather(std::vector<api_future<T>> futures
   auto start = [futures = std::move(futures)](std::size_t i, auto handler) mutable {
     futures[i].result(std::move(handler));
   };
-  auto op = detail::gather_impl<T>(n, std::move(start), std::move(on_progress));
+  auto op = gather_impl<T>(n, std::move(start), std::move(on_progress));
   co_return co_await std::move(op);
+}
+
+}  // namespace detail
+
+/// Awaits every future; completes with their results in the futures' order, taken out of them as
+/// result() takes them (the futures may be passed as copies; their results are gone afterwards).
+/// See the top of this file for failures, cancellation and progress; an empty future is a
+/// tinker::invalid_argument, delivered like any failure.
+///
+/// Like every operation it takes a completion token, `use_awaitable` by default: `co_await
+/// gather(futures)`, `gather(futures, {}, asio::use_future).get()`, or a callback
+/// `void(std::exception_ptr, std::vector<T>)`. The gathering runs on the token's associated
+/// executor, else on the first future's.
+template <class T, BOOST_ASIO_COMPLETION_TOKEN_FOR(void(std::exception_ptr, std::vector<T>))
+                       Token = boost::asio::use_awaitable_t<>>
+auto gather(std::vector<api_future<T>> futures, gather_progress on_progress = {}, Token&& token = {}) {
+  auto initiation = [](auto handler, std::vector<api_future<T>> futures, gather_progress on_progress) {
+    boost::asio::any_io_executor fallback = boost::asio::system_executor();
+    for (const auto& f : futures)
+      if (f.valid()) {
+        fallback = f.get_executor();
+        break;
+      }
+    auto ex = boost::asio::get_associated_executor(handler, fallback);
+    boost::asio::co_spawn(ex, detail::gather_futures(std::move(futures), std::move(on_progress)), std::move(handler));
+  };
+  return boost::asio::async_initiate<Token, void(std::exception_ptr, std::vector<T>)>(
+      std::move(initiation), token, std::move(futures), std::move(on_progress));
 }
 
 /// Runs every awaitable concurrently on the caller's executor; returns their results in order.
