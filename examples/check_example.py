@@ -61,6 +61,49 @@ def check_self_play(out):
     assert re.search(r"^summary: ", out, re.M), "no summary"
 
 
+def check_reward_server(out):
+    m = re.search(r"^summary: (\d+) requests from (\d+) connections in ([0-9.]+) s, ([0-9.]+) requests/s; "
+                  r"latency p50 ([0-9.]+) ms p90 ([0-9.]+) ms p99 ([0-9.]+) ms; server: (\d+) requests in flight "
+                  r"at peak$", out, re.M)
+    assert m, "no summary"
+    requests, connections = int(m[1]), int(m[2])
+    rps, p50, p90, p99, peak = float(m[4]), float(m[5]), float(m[6]), float(m[7]), int(m[8])
+    assert rps > 0, f"requests/s is {rps}"
+    assert 0 < p50 <= p90 <= p99, f"latency percentiles out of order: p50 {p50} p90 {p90} p99 {p99}"
+    # The requests were really concurrent at the server, not one connection's at a time.
+    assert peak >= max(2, connections // 2), f"at most {peak} requests were in flight at the server at once"
+    batches = re.findall(r"^batch +\d+ +requests +\d+/\d+ +p50 ", out, re.M)
+    assert len(batches) >= 10, f"expected a line per tenth of the requests, got {len(batches)}"
+
+    a = re.search(r"^answers: (\d+) scored with a finite score, (\d+) malformed requests answered 400, "
+                  r"(\d+) unexpected$", out, re.M)
+    assert a, "no answers line"
+    scored, rejected, unexpected = int(a[1]), int(a[2]), int(a[3])
+    assert unexpected == 0, f"{unexpected} requests got an unexpected answer"
+    assert rejected == requests // 20, f"expected {requests // 20} malformed requests answered 400, got {rejected}"
+    assert scored + rejected == requests, f"{scored} scored + {rejected} rejected is not {requests}"
+
+    # The judge's logprobs carry the score: completions in the style it was trained on beat random
+    # letters after the same prompt by a wide margin, on the judge's part alone and on the score.
+    s = re.search(r"^scores: likely completions ([0-9.eE+-]+) \(judge mean logprob ([0-9.eE+-]+)\), random letters "
+                  r"([0-9.eE+-]+) \(judge mean logprob ([0-9.eE+-]+)\)$", out, re.M)
+    assert s, "no scores line"
+    likely_score, likely_lp, random_score, random_lp = (float(x) for x in s.groups())
+    assert likely_lp > random_lp + 1.0, f"the judge does not prefer the likely completions: {likely_lp} vs {random_lp}"
+    assert likely_score > random_score + 1.0, f"likely completions do not score higher: {likely_score} vs {random_score}"
+
+    d = re.search(r"^determinism: (\d+)/(\d+) repeated requests scored the same$", out, re.M)
+    assert d and int(d[2]) >= requests // 20, f"too few repeated requests: {d and d[0]}"
+    assert d[1] == d[2], f"repeated requests scored differently: {d[0]}"
+
+    # The CPU part ran on the pool, never on the loop; the loop's lag is reported, not asserted.
+    lp = re.search(r"^loop: (\d+) ticks of a 1 ms timer, lag mean ([0-9.]+) ms max ([0-9.]+) ms; cpu part: (\d+) on "
+                   r"pool threads, (\d+) on the loop thread$", out, re.M)
+    assert lp, "no loop line"
+    assert int(lp[1]) > 0, "the loop's timer never fired"
+    assert int(lp[4]) == scored and int(lp[5]) == 0, f"the CPU part ran off the pool: {lp[0]}"
+
+
 def check_dpo(out):
     rows = re.findall(r"^step +\d+ +dpo loss ([0-9.]+) +margin ([+-][0-9.]+) +accuracy ([0-9.]+)\b", out, re.M)
     assert len(rows) >= 10, f"expected a line per step, got {len(rows)}"
