@@ -451,7 +451,9 @@ TEST_SUITE("client async") {
     };
     // use_future: this thread blocks on the results while the loop's thread does the work.
     std::size_t progress_calls = 0;
-    auto responses = gather(submit(8), [&](std::size_t, std::size_t) { ++progress_calls; }, asio::use_future).get();
+    auto responses = gather(
+                         submit(8), [&](std::size_t, std::size_t) { ++progress_calls; }, asio::use_future)
+                         .get();
     REQUIRE(responses.size() == 8);
     for (std::size_t i = 0; i < 8; ++i) CHECK(responses[i].sequences.size() == i % 2 + 1);
     CHECK(progress_calls == 8);

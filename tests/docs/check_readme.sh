@@ -6,7 +6,10 @@
 #                                                    `// README fragment <n>` and `// end of fragment`
 #                                                    (less their indentation); <file> is compiled
 #                                                    and run as a test
-# A block with neither mark fails the check. Usage: check_readme.sh <source dir>
+#   <!-- excerpt: examples/<file>.cpp -->            the block's lines (ignoring leading blanks on
+#                                                    each) are consecutive lines of that example, so
+#                                                    a few lines of a longer program stay true to it
+# A block with none of these marks fails the check. Usage: check_readme.sh <source dir>
 set -euo pipefail
 root="$1"
 python3 - "$root" <<'PY'
@@ -48,9 +51,20 @@ for block in blocks:
             differs(f"{path} fragment {n}", expected, code)
         else:
             print(f"README.md:{line} shows fragment {n} of {path} exactly")
+    elif m := re.fullmatch(r"<!-- excerpt: (\S+) -->", before):
+        path = m.group(1)
+        source = [l.strip() for l in (root / path).read_text().splitlines()]
+        shown = [l.strip() for l in code.splitlines()]
+        if not any(source[i : i + len(shown)] == shown for i in range(len(source) - len(shown) + 1)):
+            failed = True
+            print(f"README.md:{line}: the block marked as an excerpt of {path} is not a run of its lines:", file=sys.stderr)
+            print(code, file=sys.stderr)
+        else:
+            print(f"README.md:{line} shows lines of {path}")
     else:
         failed = True
-        print(f"README.md:{line}: a C++ block with no '<!-- example: ... -->' or '<!-- fragment: ... -->' mark "
+        print(f"README.md:{line}: a C++ block with no '<!-- example: ... -->', '<!-- fragment: ... -->' or "
+              "'<!-- excerpt: ... -->' mark "
               "(code in the README must be compiled by a test)", file=sys.stderr)
 sys.exit(1 if failed else 0)
 PY
