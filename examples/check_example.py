@@ -53,6 +53,27 @@ def check_self_play(out):
     assert re.search(r"^summary: ", out, re.M), "no summary"
 
 
+def check_sft(out):
+    train = numbers(r"^epoch +\d+ +step +\d+ +train loss per assistant token ([0-9.eE+-]+)$", out)
+    evals = re.findall(r"^epoch +(\d+) +eval loss per assistant token ([0-9.eE+-]+)(?: +checkpoint (\S+))?", out, re.M)
+    assert len(train) >= 6, f"expected a train loss at every step, got {train}"
+    # Learning the assistant's answers, not noise: the last steps' loss far below the first steps'.
+    first, last = sum(train[:2]) / 2, sum(train[-2:]) / 2
+    assert last < first / 3, f"the train loss did not fall to a third: {train}"
+    # The held-out loss (epoch 0 is before training) falls with the epochs, by a clear margin overall.
+    assert len(evals) >= 3, f"expected a held-out loss before training and after each epoch, got {evals}"
+    held = [float(e[1]) for e in evals]
+    assert held[-1] < held[0] / 3, f"the held-out loss did not fall to a third: {held}"
+    assert held[-1] < 0.6 * held[1], f"the held-out loss did not keep falling after the first epoch: {held}"
+    # A checkpoint per epoch, each with its own path.
+    checkpoints = [e[2] for e in evals[1:]]
+    assert all(c.startswith("tinker://") for c in checkpoints), f"an epoch without a checkpoint: {evals}"
+    assert len(set(checkpoints)) == len(checkpoints), f"epochs share a checkpoint: {checkpoints}"
+    samples = re.findall(r"^sample +user: .* assistant: .*$", out, re.M)
+    assert len(samples) >= 2, f"expected samples from the final weights, got {samples}"
+    assert re.search(r"^summary: ", out, re.M), "no summary"
+
+
 def main():
     name, exe = sys.argv[1], sys.argv[2]
     run = subprocess.run([exe] + sys.argv[3:], capture_output=True, text=True, timeout=280)
