@@ -74,6 +74,26 @@ def check_sft(out):
     assert re.search(r"^summary: ", out, re.M), "no summary"
 
 
+def check_prompt_distillation(out):
+    rows = re.findall(r"^step +\d+ +student logprob per token of the teacher's replies +([0-9.eE+-]+) +agreement "
+                      r"([0-9.]+)$", out, re.M)
+    assert len(rows) >= 6, f"expected a line per step, got {len(rows)}"
+    logprob = [float(r[0]) for r in rows]
+    agreement = [float(r[1]) for r in rows]
+    # The teacher's behaviour must come from the system prompt: it cries with it and not without it,
+    # and the student, a copy of the teacher, does not agree with it before distillation.
+    setup = re.search(r"^setup: the teacher's replies with the system prompt: (\d+)% cries; without it: (\d+)% cries",
+                      out, re.M)
+    assert setup, "no line on the teacher's replies with and without the system prompt"
+    assert int(setup[1]) >= 80 and int(setup[2]) <= 20, f"the system prompt does not set the teacher's style: {setup[0]}"
+    assert agreement[0] <= 0.2, f"the student agreed with the teacher before distillation: {agreement}"
+    # The student moves towards the teacher: the teacher's replies become likely under the student
+    # and most of the student's own replies are ones the teacher gave.
+    assert logprob[-1] >= logprob[0] + 1.0, f"the logprob of the teacher's replies did not rise by 1 nat: {logprob}"
+    assert sum(agreement[-2:]) / 2 >= agreement[0] + 0.5, f"the agreement did not rise by 0.5: {agreement}"
+    assert re.search(r"^summary: ", out, re.M), "no summary"
+
+
 def main():
     name, exe = sys.argv[1], sys.argv[2]
     run = subprocess.run([exe] + sys.argv[3:], capture_output=True, text=True, timeout=280)
