@@ -61,6 +61,47 @@ def check_self_play(out):
     assert re.search(r"^summary: ", out, re.M), "no summary"
 
 
+def check_sft(out):
+    train = numbers(r"^epoch +\d+ +step +\d+ +train loss per assistant token ([0-9.eE+-]+)$", out)
+    evals = re.findall(r"^epoch +(\d+) +eval loss per assistant token ([0-9.eE+-]+)(?: +checkpoint (\S+))?", out, re.M)
+    assert len(train) >= 6, f"expected a train loss at every step, got {train}"
+    # Learning the assistant's answers, not noise: the last steps' loss far below the first steps'.
+    first, last = sum(train[:2]) / 2, sum(train[-2:]) / 2
+    assert last < first / 3, f"the train loss did not fall to a third: {train}"
+    # The held-out loss (epoch 0 is before training) falls with the epochs, by a clear margin overall.
+    assert len(evals) >= 3, f"expected a held-out loss before training and after each epoch, got {evals}"
+    held = [float(e[1]) for e in evals]
+    assert held[-1] < held[0] / 3, f"the held-out loss did not fall to a third: {held}"
+    assert held[-1] < 0.6 * held[1], f"the held-out loss did not keep falling after the first epoch: {held}"
+    # A checkpoint per epoch, each with its own path.
+    checkpoints = [e[2] for e in evals[1:]]
+    assert all(c.startswith("tinker://") for c in checkpoints), f"an epoch without a checkpoint: {evals}"
+    assert len(set(checkpoints)) == len(checkpoints), f"epochs share a checkpoint: {checkpoints}"
+    samples = re.findall(r"^sample +user: .* assistant: .*$", out, re.M)
+    assert len(samples) >= 2, f"expected samples from the final weights, got {samples}"
+    assert re.search(r"^summary: ", out, re.M), "no summary"
+
+
+def check_prompt_distillation(out):
+    rows = re.findall(r"^step +\d+ +student logprob per token of the teacher's replies +([0-9.eE+-]+) +agreement "
+                      r"([0-9.]+)$", out, re.M)
+    assert len(rows) >= 6, f"expected a line per step, got {len(rows)}"
+    logprob = [float(r[0]) for r in rows]
+    agreement = [float(r[1]) for r in rows]
+    # The teacher's behaviour must come from the system prompt: it cries with it and not without it,
+    # and the student, a copy of the teacher, does not agree with it before distillation.
+    setup = re.search(r"^setup: the teacher's replies with the system prompt: (\d+)% cries; without it: (\d+)% cries",
+                      out, re.M)
+    assert setup, "no line on the teacher's replies with and without the system prompt"
+    assert int(setup[1]) >= 80 and int(setup[2]) <= 20, f"the system prompt does not set the teacher's style: {setup[0]}"
+    assert agreement[0] <= 0.2, f"the student agreed with the teacher before distillation: {agreement}"
+    # The student moves towards the teacher: the teacher's replies become likely under the student
+    # and most of the student's own replies are ones the teacher gave.
+    assert logprob[-1] >= logprob[0] + 1.0, f"the logprob of the teacher's replies did not rise by 1 nat: {logprob}"
+    assert sum(agreement[-2:]) / 2 >= agreement[0] + 0.5, f"the agreement did not rise by 0.5: {agreement}"
+    assert re.search(r"^summary: ", out, re.M), "no summary"
+
+
 def check_reward_server(out):
     m = re.search(r"^summary: (\d+) requests from (\d+) connections in ([0-9.]+) s, ([0-9.]+) requests/s; "
                   r"latency p50 ([0-9.]+) ms p90 ([0-9.]+) ms p99 ([0-9.]+) ms; server: (\d+) requests in flight "
