@@ -102,21 +102,6 @@ asio::awaitable<double> mean_logprob(tinker::sampling_client& sampler) {
   co_return sum / static_cast<double>(logprobs.size() - 1);
 }
 
-/// Bytes as printable text: anything else as \xNN.
-std::string printable(const std::vector<token_id>& tokens) {
-  std::string out;
-  for (const auto t : tokens) {
-    if (t >= 0x20 && t < 0x7f && t != '\\') {
-      out += static_cast<char>(t);
-    } else {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned>(t & 0xff));
-      out += hex;
-    }
-  }
-  return out;
-}
-
 // --- Checkpoints ----------------------------------------------------------------------------------
 
 std::string expiry(const std::optional<tinker::timestamp>& t) {
@@ -231,7 +216,7 @@ asio::awaitable<void> run(const config& cfg, const example::server& server) {
   std::printf("7. sampled from %s: mean logprob of the text %.3f (base model %.3f)\n", sampler_path.c_str(),
               trained_logprob, base_logprob);
   for (std::size_t i = 0; i < samples.sequences.size(); ++i)
-    std::printf("   sample %zu: \"ch%s\"\n", i + 1, printable(samples.sequences[i].tokens).c_str());
+    std::printf("   sample %zu: \"ch%s\"\n", i + 1, example::printable(samples.sequences[i].tokens).c_str());
 
   // 8-9. List: the run's checkpoints, and all of the user's (newest first, paged).
   const auto run_list = co_await rest.list_checkpoints(run_id);

@@ -95,27 +95,6 @@ tinker::sampling_params reply_params(std::uint64_t seed) {
   return tinker::sampling_params(40).with_stop(std::vector<token_id>{'\n'}).with_seed(seed);
 }
 
-std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
-  std::uint64_t z = a * 0x9e3779b97f4a7c15ull + b + 0x632be59bd9b4e019ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-/// A reply as text to print and compare: without the newline that ends it, and with any byte that
-/// is not printable ASCII (an untrained model writes many) spelled \xNN.
-std::string shown(const tinker::byte_tokenizer& tok, const std::vector<token_id>& reply) {
-  auto bytes = tok.decode(reply);
-  if (!bytes.empty() && bytes.back() == '\n') bytes.pop_back();
-  std::string s;
-  for (const unsigned char c : bytes) {
-    char escaped[8];
-    std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
-    s += c >= 0x20 && c < 0x7f && c != '\\' ? std::string(1, static_cast<char>(c)) : std::string(escaped);
-  }
-  return s;
-}
-
 /// Replies to each question: [question][reply] -> tokens.
 using replies_by_question = std::vector<std::vector<std::vector<token_id>>>;
 
@@ -126,7 +105,7 @@ asio::awaitable<replies_by_question> sample_all(tinker::sampling_client& sampler
   std::vector<tinker::api_future<tinker::sample_response>> futures;
   for (std::size_t i = 0; i < qs.size(); ++i) {
     auto prompt = tinker::model_input::from_ints(prompt_for(tok, qs[i], with_system_prompt));
-    futures.push_back(sampler.submit_sample(std::move(prompt), replies, reply_params(mix(seed, i))));
+    futures.push_back(sampler.submit_sample(std::move(prompt), replies, reply_params(example::mix(seed, i))));
   }
   auto responses = co_await tinker::gather(std::move(futures));
   replies_by_question out;
@@ -200,7 +179,7 @@ asio::awaitable<void> run(const config& cfg, const example::server& server) {
       for (std::size_t i = 0; i < qs.size(); ++i)
         for (const auto& x : r[i]) {
           ++n;
-          yes += is(i, shown(tok, x));
+          yes += is(i, example::printable(x));
         }
       return static_cast<double>(yes) / static_cast<double>(n);
     };
@@ -214,7 +193,7 @@ asio::awaitable<void> run(const config& cfg, const example::server& server) {
         100 * share(with, cry), 100 * share(without, cry), 100 * share(without, plain));
     const auto& q = qs[4];
     std::printf("setup: e.g. to '%s' the teacher replies '%s' with the system prompt, '%s' without it\n",
-                q.text.c_str(), shown(tok, with[4][0]).c_str(), shown(tok, without[4][0]).c_str());
+                q.text.c_str(), example::printable(with[4][0]).c_str(), example::printable(without[4][0]).c_str());
   }
 
   // The student starts as a copy of the teacher and never sees the system prompt.
@@ -233,8 +212,9 @@ asio::awaitable<void> run(const config& cfg, const example::server& server) {
     live.show("step %d/%d  sampling teacher and student  samples/s %.0f", step + 1, common.steps,
               speed.per_second(static_cast<double>(sampled)));
     auto student_sampler = co_await student.save_weights_and_get_sampling_client();
-    auto teacher_replies = co_await sample_all(teacher, tok, qs, true, cfg.replies, mix(seed, 2 * step + 1));
-    student_replies = co_await sample_all(student_sampler, tok, qs, false, cfg.replies, mix(seed, 2 * step + 2));
+    auto teacher_replies = co_await sample_all(teacher, tok, qs, true, cfg.replies, example::mix(seed, 2 * step + 1));
+    student_replies =
+        co_await sample_all(student_sampler, tok, qs, false, cfg.replies, example::mix(seed, 2 * step + 2));
     sampled += 2 * qs.size() * static_cast<std::size_t>(cfg.replies);
 
     // Agreement: the student's replies (no system prompt) that the teacher gave to the same question.
@@ -274,7 +254,7 @@ asio::awaitable<void> run(const config& cfg, const example::server& server) {
 
   for (std::size_t i : {std::size_t{4}, qs.size() - 3})
     std::printf("student to '%s' without the system prompt: '%s'\n", qs[i].text.c_str(),
-                shown(tok, student_replies[i][0]).c_str());
+                example::printable(student_replies[i][0]).c_str());
   std::printf(
       "summary: %d steps, %zu samples in %.1f s; student logprob per token of the teacher's replies %.3f -> %.3f, "
       "agreement with the teacher %.3f -> %.3f\n",

@@ -89,13 +89,6 @@ struct arena {
   std::size_t in_flight = 0, peak_in_flight = 0, samples = 0;
 };
 
-std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
-  std::uint64_t z = a * 0x9e3779b97f4a7c15ull + b + 0x632be59bd9b4e019ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 asio::awaitable<game_record> play(arena& a, game_kind kind, std::uint64_t game_seed) {
   game_record g;
   g.kind = kind;
@@ -111,7 +104,7 @@ asio::awaitable<game_record> play(arena& a, game_kind kind, std::uint64_t game_s
       continue;
     }
     auto prompt = prompt_for(pile);
-    auto params = tinker::sampling_params(1).with_seed(mix(game_seed, static_cast<std::uint64_t>(turn)));
+    auto params = tinker::sampling_params(1).with_seed(example::mix(game_seed, static_cast<std::uint64_t>(turn)));
     ++a.samples;
     a.peak_in_flight = std::max(a.peak_in_flight, ++a.in_flight);
     struct leave {
@@ -221,7 +214,7 @@ asio::awaitable<void> run(const config& cfg, const example::server& server) {
   for (int it = 0; it < common.steps; ++it) {
     arena a;
     a.sampler = co_await training.save_weights_and_get_sampling_client();
-    a.seed = mix(static_cast<std::uint64_t>(common.seed), static_cast<std::uint64_t>(it));
+    a.seed = example::mix(static_cast<std::uint64_t>(common.seed), static_cast<std::uint64_t>(it));
 
     // Every game is a coroutine; all of them run at once, their sample calls interleaved.
     std::vector<asio::awaitable<game_record>> games;
@@ -229,7 +222,7 @@ asio::awaitable<void> run(const config& cfg, const example::server& server) {
       const auto kind = i % 2 == 0   ? game_kind::self_play
                         : i % 4 == 1 ? game_kind::policy_first
                                      : game_kind::policy_second;
-      games.push_back(play(a, kind, mix(a.seed, static_cast<std::uint64_t>(i))));
+      games.push_back(play(a, kind, example::mix(a.seed, static_cast<std::uint64_t>(i))));
     }
     const auto play_start = clock::now();
     example::rate sample_rate;

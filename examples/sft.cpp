@@ -157,19 +157,6 @@ weighted_batch make_batch(const tinker::byte_tokenizer& tok, const std::vector<c
   return b;
 }
 
-/// `text` without the newline that ends a turn, and with any byte that is not printable ASCII (an
-/// untrained model writes many) spelled \xNN.
-std::string printable(std::string text) {
-  if (!text.empty() && text.back() == '\n') text.pop_back();
-  std::string out;
-  for (const unsigned char c : text) {
-    char escaped[8];
-    std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
-    out += c >= 0x20 && c < 0x7f && c != '\\' ? std::string(1, static_cast<char>(c)) : std::string(escaped);
-  }
-  return out;
-}
-
 // --- Training -------------------------------------------------------------------------------------
 
 /// The held-out loss per assistant token: a forward pass only, nothing is trained.
@@ -268,7 +255,7 @@ asio::awaitable<void> run(const config& cfg, const example::server& server) {
   const auto responses = co_await tinker::gather(std::move(answers));
   for (std::size_t i = 0; i < shown; ++i) {
     const auto& c = conversations[eval_ids[i]];
-    const auto answer = printable(tok.decode(responses[i].sequences.at(0).tokens));
+    const auto answer = example::printable(tok.decode(responses[i].sequences.at(0).tokens));
     std::string question, reference;
     for (const auto& m : c.messages) (m.role == "assistant" ? reference : question) = m.content;
     std::printf("sample  user: %-28s assistant: %-28s (held-out answer: %s)\n", question.c_str(), answer.c_str(),

@@ -270,6 +270,42 @@ private:
   std::ofstream out_;
 };
 
+// --- Small helpers --------------------------------------------------------------------------------
+
+/// Mixes two numbers into a well-spread seed (splitmix64's finaliser): distinct seeds per
+/// iteration, game or request from one --seed, so runs are reproducible.
+inline std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t z = a * 0x9e3779b97f4a7c15ull + b + 0x632be59bd9b4e019ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/// Bytes as text fit to print: printable ASCII as is, anything else (an untrained model writes
+/// many) spelled \xNN, and a trailing newline dropped.
+inline std::string printable(std::string_view bytes) {
+  if (!bytes.empty() && bytes.back() == '\n') bytes.remove_suffix(1);
+  std::string out;
+  for (const unsigned char c : bytes) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+      out += escaped;
+    }
+  }
+  return out;
+}
+
+/// Sampled tokens as text fit to print (see above); BOS and EOS are not text and are left out.
+inline std::string printable(const std::vector<tinker::token_id>& tokens) {
+  std::string bytes;
+  for (const auto t : tokens)
+    if (t >= 0 && t <= 255) bytes += static_cast<char>(t);
+  return printable(std::string_view(bytes));
+}
+
 // --- main -----------------------------------------------------------------------------------------
 
 /// Parses the flags, starts the server (see `server`) and runs `body(server)`, an awaitable<void>,
