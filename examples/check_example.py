@@ -61,6 +61,32 @@ def check_self_play(out):
     assert re.search(r"^summary: ", out, re.M), "no summary"
 
 
+def check_rl_async(out):
+    header = re.search(r"groups more than (\d+) versions old dropped$", out, re.M)
+    assert header, "no first line naming max_steps_off_policy"
+    max_off = int(header.group(1))
+    rows = re.findall(r"^step +\d+ +reward ([0-9.]+) +staleness mean ([0-9.]+) max (\d+) +dropped (\d+) "
+                      r"+samples/s (\d+) +queue (\d+)/(\d+) +sampling (\d+) +waiting (\d+)$", out, re.M)
+    assert len(rows) >= 10, f"expected a line per step, got {len(rows)}"
+    reward = [float(r[0]) for r in rows]
+    stale_mean = [float(r[1]) for r in rows]
+    stale_max = [int(r[2]) for r in rows]
+    # Off-policy for real: the workers kept sampling while the trainer trained, so groups sampled
+    # with older weights were trained on, in most steps; but never one older than the limit.
+    assert sum(m > 0 for m in stale_mean) >= len(rows) // 2, f"too few steps trained on stale groups: {stale_mean}"
+    assert max(stale_max) <= max_off, f"a group more than {max_off} versions old was used: {stale_max}"
+    # The bounded queue never held more than its capacity.
+    assert all(int(r[5]) <= int(r[6]) for r in rows), "the queue outgrew its capacity"
+    # Learning despite the staleness: the last steps' reward well above the first steps'.
+    first, last = sum(reward[:3]) / 3, sum(reward[-3:]) / 3
+    assert last >= first + 0.25, f"the reward did not rise by 0.25: {reward}"
+    summary = re.search(r"^summary: .*staleness mean ([0-9.]+) max (\d+);.*workers stopped (\d+)/(\d+)$", out, re.M)
+    assert summary, "no summary"
+    assert int(summary.group(2)) <= max_off, f"summary: staleness max {summary.group(2)} > {max_off}"
+    # A clean shutdown: every worker returned (and the program exited, or this would not run).
+    assert summary.group(3) == summary.group(4), f"workers stopped {summary.group(3)}/{summary.group(4)}"
+
+
 def check_sft(out):
     train = numbers(r"^epoch +\d+ +step +\d+ +train loss per assistant token ([0-9.eE+-]+)$", out)
     evals = re.findall(r"^epoch +(\d+) +eval loss per assistant token ([0-9.eE+-]+)(?: +checkpoint (\S+))?", out, re.M)
