@@ -23,13 +23,12 @@
 // "waiting" in the step lines).
 #include "support/example.hpp"
 
-#include <tinker/detail/async_event.hpp>
+#include <boost/asio/experimental/channel.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <deque>
 #include <exception>
 #include <numeric>
 #include <optional>
@@ -56,52 +55,51 @@ struct config {
 
 // --- A bounded queue between coroutines ---------------------------------------------------------
 
-/// A FIFO of at most `capacity` items between coroutines on one thread. push waits while it is full
-/// (the producers' back-pressure), pop waits while it is empty. close() ends it: waiting and later
-/// pushes fail, pop hands out what is left and then nothing. Built on the library's async_event, a
-/// condition variable for coroutines: every change that can unblock someone notifies one waiter,
-/// who checks its condition again when it runs.
+/// A FIFO of at most `capacity` items between coroutines on one thread, on an Asio channel: push
+/// waits while it is full (the producers' back-pressure), pop waits while it is empty. close() ends
+/// it: waiting and later pushes and pops fail. (Boost 1.81's channel::close() completes waiting
+/// receivers only, so close() also cancels, which completes waiting senders.)
 template <class T>
 class bounded_queue {
 public:
-  explicit bounded_queue(std::size_t capacity) : capacity_(capacity) {}
+  bounded_queue(asio::any_io_executor ex, std::size_t capacity)
+      : channel_(std::move(ex), capacity), capacity_(capacity) {}
 
   /// Waits for room and adds `item`; false once the queue is closed (the item is dropped).
   asio::awaitable<bool> push(T item) {
-    while (!closed_ && items_.size() >= capacity_) co_await not_full_.wait();
-    if (closed_) co_return false;
-    items_.push_back(std::move(item));
-    not_empty_.notify_one();
+    ++blocked_producers_;
+    auto [error] =
+        co_await channel_.async_send(boost::system::error_code(), std::move(item), asio::as_tuple(asio::use_awaitable));
+    --blocked_producers_;
+    if (error) co_return false;
+    ++pushed_;
     co_return true;
   }
 
-  /// Waits for an item; nullopt once the queue is closed and empty.
+  /// Waits for an item; nullopt once the queue is closed.
   asio::awaitable<std::optional<T>> pop() {
-    while (items_.empty() && !closed_) co_await not_empty_.wait();
-    std::optional<T> item;
-    if (items_.empty()) co_return item;
-    item.emplace(std::move(items_.front()));
-    items_.pop_front();
-    not_full_.notify_one();
-    co_return item;
+    auto [error, item] = co_await channel_.async_receive(asio::as_tuple(asio::use_awaitable));
+    std::optional<T> out;
+    if (error) co_return out;
+    ++popped_;
+    out.emplace(std::move(item));
+    co_return out;
   }
 
   void close() {
-    closed_ = true;
-    not_full_.notify_all();
-    not_empty_.notify_all();
+    channel_.close();
+    channel_.cancel();
   }
 
-  std::size_t size() const { return items_.size(); }
+  /// Items in the queue. (A push handed straight to a waiting pop may complete after that pop.)
+  std::size_t size() const { return pushed_ > popped_ ? pushed_ - popped_ : 0; }
   std::size_t capacity() const { return capacity_; }
-  /// Producers waiting for room right now.
-  std::size_t blocked_producers() const { return not_full_.size(); }
+  /// Producers waiting for room right now (or, for an instant, handing an item over).
+  std::size_t blocked_producers() const { return blocked_producers_; }
 
 private:
-  std::size_t capacity_;
-  bool closed_ = false;
-  std::deque<T> items_;
-  tinker::detail::async_event not_full_, not_empty_;
+  asio::experimental::channel<void(boost::system::error_code, T)> channel_;
+  std::size_t capacity_, pushed_ = 0, popped_ = 0, blocked_producers_ = 0;
 };
 
 // --- Rollouts -------------------------------------------------------------------------------------
@@ -121,23 +119,20 @@ struct group {
 
 /// What the workers and the trainer share (all on the one io_context thread).
 struct rollouts {
-  explicit rollouts(const config& c) : cfg(c), queue(static_cast<std::size_t>(c.queue_capacity)) {}
+  rollouts(const config& c, const asio::any_io_executor& ex)
+      : cfg(c),
+        queue(ex, static_cast<std::size_t>(c.queue_capacity)),
+        stopped(ex, static_cast<std::size_t>(c.workers)) {}
 
   const config& cfg;
   bounded_queue<group> queue;
   policy latest;
   std::size_t samples = 0, in_flight = 0, peak_in_flight = 0;
   int running = 0;  // workers not yet finished
-  tinker::detail::async_event all_stopped;
+  // One message per worker that has finished (room for all of them, so sending never waits).
+  asio::experimental::channel<void(boost::system::error_code)> stopped;
   std::exception_ptr failure;  // the first worker's that failed
 };
-
-std::uint64_t mix(std::uint64_t a, std::uint64_t b) {
-  std::uint64_t z = a * 0x9e3779b97f4a7c15ull + b + 0x632be59bd9b4e019ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
 
 /// BOS and one of four start bytes: a few different prompts, each learnable by a model that sees
 /// only the last two tokens.
@@ -170,11 +165,11 @@ group make_group(const tinker::model_input& prompt, const tinker::sample_respons
 
 /// A rollout worker: samples groups with the newest weights until the queue is closed.
 asio::awaitable<void> rollout_worker(rollouts& r, int id) {
-  const auto worker_seed = mix(static_cast<std::uint64_t>(r.cfg.common.seed), static_cast<std::uint64_t>(id));
+  const auto worker_seed = example::mix(static_cast<std::uint64_t>(r.cfg.common.seed), static_cast<std::uint64_t>(id));
   for (std::uint64_t n = 0;; ++n) {
     // A copy: the trainer may publish newer weights while this group is being sampled.
     policy p = r.latest;
-    const auto seed = mix(worker_seed, n);
+    const auto seed = example::mix(worker_seed, n);
     auto prompt = prompt_for(seed);
     auto params = tinker::sampling_params(r.cfg.max_tokens).with_seed(seed);
     tinker::sample_response response;
@@ -201,7 +196,8 @@ void spawn_workers(rollouts& r, const asio::any_io_executor& ex) {
         if (!r.failure) r.failure = e;
         r.queue.close();
       }
-      if (--r.running == 0) r.all_stopped.notify_all();
+      --r.running;
+      r.stopped.try_send(boost::system::error_code());
     });
   }
 }
@@ -324,7 +320,7 @@ asio::awaitable<void> run(const config& cfg, const example::server& server) {
       cfg.groups_per_batch, cfg.group_size, cfg.workers, cfg.queue_capacity, cfg.max_steps_off_policy);
   std::fflush(stdout);
 
-  rollouts r(cfg);
+  rollouts r(cfg, ex);
   r.latest.sampler = co_await training.save_weights_and_get_sampling_client();
   example::rate elapsed;
   spawn_workers(r, ex);
@@ -340,7 +336,7 @@ asio::awaitable<void> run(const config& cfg, const example::server& server) {
   // middle of a sample call finishes it first). `r` must outlive them, so wait for all of them.
   const std::size_t left_in_queue = r.queue.size();
   r.queue.close();
-  while (r.running > 0) co_await r.all_stopped.wait();
+  for (int i = 0; i < cfg.workers; ++i) co_await r.stopped.async_receive(asio::use_awaitable);
   if (failure) std::rethrow_exception(failure);
 
   const auto k = std::min<std::size_t>(3, t.rewards.size());
