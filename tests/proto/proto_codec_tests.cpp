@@ -210,6 +210,16 @@ TEST_SUITE("proto") {
     CHECK(records == 5);  // [0,2) [2,3) [3,4) [4,6) [6,7)
   }
 
+  TEST_CASE("ForwardBackwardOutput: an empty record with no type name decodes as what it re-encodes to (fuzz)") {
+    // Found by fuzz/fuzz_proto: an empty loss_fn_outputs record and an empty type name decoded as
+    // type "", but our encoding of that (no record for zero datums) decoded as "ArrayRecord".
+    const std::string wire("\x12\x00\x0a\x00", 4);  // loss_fn_outputs[0] = {}, loss_fn_output_type = ""
+    const auto out = proto::decode_forward_backward_output(wire);
+    CHECK(out.loss_fn_output_type == "ArrayRecord");
+    CHECK(out.loss_fn_outputs.empty());
+    CHECK(proto::decode_forward_backward_output(proto::encode(out)) == out);
+  }
+
   TEST_CASE("ForwardBackwardOutput: shapes are always explicit after decoding, sparse outputs are expanded") {
     forward_backward_output out;
     out.loss_fn_outputs.push_back({{"a", tensor_data{1.0f, 2.0f}}});  // no shape: 1-D
@@ -223,6 +233,12 @@ TEST_SUITE("proto") {
     forward_backward_output none;
     CHECK(proto::encode(none).empty());
     CHECK(proto::decode_forward_backward_output("").loss_fn_output_type == "ArrayRecord");
+    // Found by fuzz_proto: an empty record (field 2, length 0) and no type describe no datums, as
+    // no record at all does, and must decode the same: decode(encode(decode(x))) == decode(x).
+    const auto empty_record = proto::decode_forward_backward_output(std::string_view("\x12\x00", 2));
+    CHECK(empty_record.loss_fn_output_type == "ArrayRecord");
+    CHECK(empty_record.loss_fn_outputs.empty());
+    CHECK(proto::decode_forward_backward_output(proto::encode(empty_record)) == empty_record);
   }
 
   TEST_CASE("SampleResponse round trip: NaN prompt logprobs, top-k sentinels, absent logprobs") {

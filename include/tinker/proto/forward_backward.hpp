@@ -456,10 +456,6 @@ inline forward_backward_output read_output(reader r) {
     }
   }
 
-  // The SDK keeps the class name after the last ':' ("module:ClassName").
-  if (const auto colon = output_type.rfind(':'); colon != std::string_view::npos) output_type.remove_prefix(colon + 1);
-  out.loss_fn_output_type = records.empty() && output_type.empty() ? "ArrayRecord" : std::string(output_type);
-
   // num_datums is authoritative; only when every record leaves it at 0 does the count come from
   // the first field's offsets (encoders that predate num_datums).
   std::uint64_t total = 0;
@@ -484,6 +480,12 @@ inline forward_backward_output read_output(reader r) {
     fail("loss_fn_outputs",
          "the offsets describe more than " + std::to_string(max_output_datums) +
              " datums, the most one answer may describe (the SDK sends at most 1024 per request chunk)");
+
+  // The SDK keeps the class name after the last ':' ("module:ClassName"). An empty name with no
+  // datums reads as ArrayRecord whether or not empty records were sent: our encoder writes no
+  // record for zero datums, so deciding on the records would make decoding depend on who encoded.
+  if (const auto colon = output_type.rfind(':'); colon != std::string_view::npos) output_type.remove_prefix(colon + 1);
+  out.loss_fn_output_type = total == 0 && output_type.empty() ? "ArrayRecord" : std::string(output_type);
 
   out.loss_fn_outputs.resize(static_cast<std::size_t>(total));
   std::size_t base = 0;

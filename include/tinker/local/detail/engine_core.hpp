@@ -117,9 +117,11 @@ public:
         throw tinker::invalid_argument(std::string("engine_options.") + name + " must be in (0, 30 days], got " +
                                        std::to_string(lifetime.count()) + " ms");
     const auto models = default_base_models();
-    for (const auto& [alias, target] : o.model_aliases)
-      if (std::none_of(models.begin(), models.end(), [&](const auto& m) { return m.name == target; }))
-        throw tinker::invalid_argument("model alias '" + alias + "' maps to unknown engine model '" + target + "'");
+    // (No structured binding here: Clang before 16 cannot capture one in a lambda.)
+    for (const auto& alias : o.model_aliases)
+      if (std::none_of(models.begin(), models.end(), [&](const auto& m) { return m.name == alias.second; }))
+        throw tinker::invalid_argument("model alias '" + alias.first + "' maps to unknown engine model '" +
+                                       alias.second + "'");
     return o;
   }
 
