@@ -15,6 +15,7 @@ packages=(
   bsdutils                                 # script(1): a pseudo-terminal for the CLI progress bar test
   gnuplot-nox                              # the demo's plot (scripts/plot_metrics.py)
   clang-format                             # the format check (tests/format)
+  clang libclang-rt-14-dev                 # libFuzzer for the fuzz targets (scripts/fuzz.sh)
 )
 if [[ ${1:-} == --python-sdk ]]; then
   # The SDK's own dependencies as Debian packages. It also needs typing_extensions >= 4.10 and
